@@ -1,0 +1,101 @@
+#include "agent/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "common/duration.h"
+
+namespace herd::agent {
+namespace {
+
+Status At(const std::string& source, const YAML::Mark& m, const std::string& msg) {
+  std::ostringstream os;
+  os << source;
+  if (m.line >= 0) os << ":" << m.line + 1 << ":" << m.column + 1;
+  os << ": " << msg;
+  return Status::Invalid(os.str());
+}
+
+Status CheckKeys(const std::string& source, const YAML::Node& node,
+                 const std::set<std::string>& known, const std::string& where) {
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    auto key = it->first.as<std::string>();
+    if (!known.count(key)) return At(source, it->first.Mark(), "unknown key '" + key + "'" + where);
+  }
+  return Status::Ok();
+}
+
+Status Duration(const std::string& source, const YAML::Node& n, std::chrono::milliseconds* out) {
+  if (!n) return Status::Ok();
+  auto d = ParseDuration(n.as<std::string>());
+  if (!d.ok()) return At(source, n.Mark(), d.status().message());
+  *out = *d;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string& source) {
+  AgentConfig c;
+  try {
+    YAML::Node root = YAML::Load(text);
+    if (!root || root.IsNull()) return c;
+    if (!root.IsMap()) return At(source, root.Mark(), "agent config must be a mapping");
+    Status s = CheckKeys(source, root,
+                         {"name", "listen", "metrics_listen", "state_dir", "labels", "log",
+                          "exec", "ready_file"},
+                         "");
+    if (!s.ok()) return s;
+    if (root["name"]) c.name = root["name"].as<std::string>();
+    if (root["listen"]) c.listen = root["listen"].as<std::string>();
+    if (root["metrics_listen"]) c.metrics_listen = root["metrics_listen"].as<std::string>();
+    if (root["state_dir"]) c.state_dir = root["state_dir"].as<std::string>();
+    if (root["ready_file"]) c.ready_file = root["ready_file"].as<std::string>();
+    if (auto labels = root["labels"]) {
+      if (!labels.IsMap()) return At(source, labels.Mark(), "'labels' must be a map");
+      for (auto it = labels.begin(); it != labels.end(); ++it) {
+        c.labels[it->first.as<std::string>()] = it->second.as<std::string>();
+      }
+    }
+    if (auto log = root["log"]) {
+      s = CheckKeys(source, log, {"format", "level"}, " in 'log'");
+      if (!s.ok()) return s;
+      if (log["format"]) c.log_format = log["format"].as<std::string>();
+      if (log["level"]) c.log_level = log["level"].as<std::string>();
+      if (c.log_format != "text" && c.log_format != "json") {
+        return At(source, log["format"].Mark(), "log.format must be 'text' or 'json'");
+      }
+    }
+    if (auto exec = root["exec"]) {
+      s = CheckKeys(source, exec,
+                    {"default_timeout", "kill_grace", "max_output_bytes", "max_concurrent"},
+                    " in 'exec'");
+      if (!s.ok()) return s;
+      if (!(s = Duration(source, exec["default_timeout"], &c.exec.default_timeout)).ok()) return s;
+      if (!(s = Duration(source, exec["kill_grace"], &c.exec.kill_grace)).ok()) return s;
+      if (exec["max_output_bytes"]) c.exec.max_output_bytes = exec["max_output_bytes"].as<uint64_t>();
+      if (exec["max_concurrent"]) c.exec.max_concurrent = exec["max_concurrent"].as<int>();
+      if (c.exec.max_concurrent < 1) {
+        return At(source, exec["max_concurrent"].Mark(), "exec.max_concurrent must be >= 1");
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    return At(source, e.mark, e.msg);
+  }
+  return c;
+}
+
+Result<AgentConfig> LoadAgentConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::NotFound("cannot read config " + path + ": " + std::strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseAgentConfig(ss.str(), path);
+}
+
+}  // namespace herd::agent

@@ -1,0 +1,285 @@
+#include "agent/service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <deque>
+#include <mutex>
+
+#include "agent/file_writer.h"
+#include "agent/host_info.h"
+
+namespace herd::agent {
+
+grpc::Status ToGrpc(const Status& s) {
+  grpc::StatusCode c;
+  switch (s.code()) {
+    case StatusCode::kOk: return grpc::Status::OK;
+    case StatusCode::kInvalidArgument: c = grpc::StatusCode::INVALID_ARGUMENT; break;
+    case StatusCode::kNotFound: c = grpc::StatusCode::NOT_FOUND; break;
+    case StatusCode::kAlreadyExists: c = grpc::StatusCode::ALREADY_EXISTS; break;
+    case StatusCode::kPermissionDenied: c = grpc::StatusCode::PERMISSION_DENIED; break;
+    case StatusCode::kFailedPrecondition: c = grpc::StatusCode::FAILED_PRECONDITION; break;
+    case StatusCode::kResourceExhausted: c = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
+    case StatusCode::kUnavailable: c = grpc::StatusCode::UNAVAILABLE; break;
+    case StatusCode::kDeadlineExceeded: c = grpc::StatusCode::DEADLINE_EXCEEDED; break;
+    default: c = grpc::StatusCode::INTERNAL; break;
+  }
+  return grpc::Status(c, s.message());
+}
+
+namespace {
+
+std::string Peer(grpc::CallbackServerContext* ctx) { return ctx->peer(); }
+
+// Streams one command's output, then its result. Deleted in OnDone, which
+// cannot happen before the runner's final callback: Finish is only called
+// after it (or when the command never started).
+class ExecReactor : public grpc::ServerWriteReactor<v1::ExecEvent> {
+ public:
+  ExecReactor(ExecRunner& runner, AgentMetrics& metrics) : runner_(runner), metrics_(metrics) {}
+
+  void Start(ExecSpec spec) {
+    auto id = runner_.Start(
+        std::move(spec),
+        [this](bool is_err, std::string data) {
+          v1::ExecEvent ev;
+          if (is_err) {
+            ev.set_err(std::move(data));
+          } else {
+            ev.set_out(std::move(data));
+          }
+          Push(std::move(ev));
+        },
+        [this](ExecOutcome o) { OnExecDone(std::move(o)); });
+    if (!id.ok()) {
+      spdlog::warn("exec refused: {}", id.status().message());
+      Finish(ToGrpc(id.status()));
+      return;
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    id_ = *id;
+    if (cancelled_) runner_.Cancel(id_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> l(mu_);
+    queue_.pop_front();
+    if (!ok) {
+      cancelled_ = true;
+      queue_.clear();
+    }
+    writing_ = false;
+    Pump();
+  }
+
+  void OnCancel() override {
+    std::lock_guard<std::mutex> l(mu_);
+    cancelled_ = true;
+    if (id_) runner_.Cancel(id_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Push(v1::ExecEvent ev) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (cancelled_) return;
+    queue_.push_back(std::move(ev));
+    Pump();
+  }
+
+  void OnExecDone(ExecOutcome o) {
+    const char* result = !o.error.empty()      ? "error"
+                         : o.timed_out         ? "timeout"
+                         : (o.exit_code == 0 && o.signal == 0) ? "ok"
+                                                              : "failed";
+    metrics_.RecordExec(result, o.duration.count() / 1000.0);
+    spdlog::debug("exec done: {} exit={} signal={} {} ms", result, o.exit_code, o.signal,
+                  o.duration.count());
+    v1::ExecEvent ev;
+    auto* r = ev.mutable_result();
+    r->set_exit_code(o.exit_code);
+    r->set_signal(o.signal);
+    r->set_timed_out(o.timed_out);
+    r->set_output_truncated(o.truncated);
+    r->set_duration_ms(o.duration.count());
+    r->set_error(o.error);
+    std::lock_guard<std::mutex> l(mu_);
+    done_ = true;
+    if (!cancelled_) queue_.push_back(std::move(ev));
+    Pump();
+  }
+
+  // Starts the next write, or finishes once the command is done and every
+  // queued event is written. Called with mu_ held.
+  void Pump() {
+    if (writing_ || finished_) return;
+    if (!queue_.empty()) {
+      writing_ = true;
+      StartWrite(&queue_.front());
+      return;
+    }
+    if (done_) {
+      finished_ = true;
+      Finish(cancelled_ ? grpc::Status::CANCELLED : grpc::Status::OK);
+    }
+  }
+
+  ExecRunner& runner_;
+  AgentMetrics& metrics_;
+  std::mutex mu_;  // guards everything below
+  std::deque<v1::ExecEvent> queue_;  // front is being written while writing_
+  uint64_t id_ = 0;
+  bool writing_ = false, done_ = false, cancelled_ = false, finished_ = false;
+};
+
+class PutFileReactor : public grpc::ServerReadReactor<v1::PutFileMessage> {
+ public:
+  PutFileReactor(v1::PutFileReply* reply, std::string peer) : reply_(reply), peer_(std::move(peer)) {
+    StartRead(&msg_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return Complete();
+    if (msg_.has_header()) {
+      if (writer_) return Fail(Status::Invalid("header sent twice"));
+      const auto& h = msg_.header();
+      auto w = AtomicFileWriter::Open(h.path(), h.mode(), h.size(), h.sha256());
+      if (!w.ok()) return Fail(w.status());
+      writer_ = std::move(*w);
+    } else if (msg_.has_chunk()) {
+      if (!writer_) return Fail(Status::Invalid("data before the header"));
+      Status s = writer_->Write(msg_.chunk());
+      if (!s.ok()) return Fail(s);
+    }
+    StartRead(&msg_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Complete() {
+    if (!writer_) return Fail(Status::Invalid("no header received"));
+    Status s = writer_->Commit();
+    if (!s.ok()) return Fail(s);
+    spdlog::info("put file {} ({} bytes) from {}", writer_->path(), writer_->written(), peer_);
+    reply_->set_bytes_written(writer_->written());
+    reply_->set_sha256(writer_->sha256());
+    Finish(grpc::Status::OK);
+  }
+  void Fail(const Status& s) {
+    spdlog::warn("put file {} failed: {}", writer_ ? writer_->path() : "?", s.message());
+    writer_.reset();  // removes the temporary
+    Finish(ToGrpc(s));
+  }
+
+  v1::PutFileReply* reply_;
+  std::string peer_;
+  v1::PutFileMessage msg_;
+  std::unique_ptr<AtomicFileWriter> writer_;
+};
+
+template <typename Fn>
+grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, Fn&& fn) {
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(fn());
+  return reactor;
+}
+
+}  // namespace
+
+AgentService::AgentService(const AgentConfig& config, ExecRunner& runner, AgentMetrics& metrics)
+    : config_(config), runner_(runner), metrics_(metrics) {}
+
+grpc::ServerUnaryReactor* AgentService::Info(grpc::CallbackServerContext* ctx,
+                                             const v1::InfoRequest*, v1::InfoReply* reply) {
+  return Unary(ctx, [&] {
+    HostFacts f = ReadHostFacts(config_.state_dir);
+    reply->set_hostname(f.hostname);
+    reply->set_agent_version(HERD_VERSION);
+    reply->set_name(config_.name);
+    reply->set_uptime_seconds(std::chrono::duration_cast<std::chrono::seconds>(
+                                  std::chrono::steady_clock::now() - started_)
+                                  .count());
+    for (const auto& [k, v] : config_.labels) (*reply->mutable_labels())[k] = v;
+    return grpc::Status::OK;
+  });
+}
+
+grpc::ServerUnaryReactor* AgentService::Facts(grpc::CallbackServerContext* ctx,
+                                              const v1::FactsRequest*, v1::FactsReply* reply) {
+  return Unary(ctx, [&] {
+    HostFacts f = ReadHostFacts(config_.state_dir);
+    reply->set_hostname(f.hostname);
+    reply->set_os(f.os);
+    reply->set_kernel(f.kernel);
+    reply->set_arch(f.arch);
+    reply->set_cpus(f.cpus);
+    reply->set_memory_total_bytes(f.mem_total);
+    reply->set_memory_available_bytes(f.mem_available);
+    reply->set_disk_total_bytes(f.disk_total);
+    reply->set_disk_available_bytes(f.disk_available);
+    reply->set_uptime_seconds(static_cast<int64_t>(f.uptime));
+    reply->set_load1(f.load1);
+    reply->set_agent_version(HERD_VERSION);
+    reply->set_name(config_.name);
+    for (const auto& [k, v] : config_.labels) (*reply->mutable_labels())[k] = v;
+    return grpc::Status::OK;
+  });
+}
+
+grpc::ServerUnaryReactor* AgentService::Health(grpc::CallbackServerContext* ctx,
+                                               const v1::HealthRequest*, v1::HealthReply* reply) {
+  return Unary(ctx, [&] {
+    bool ok = true;
+    for (const auto& c : RunHealthChecks(config_.state_dir)) {
+      auto* hc = reply->add_checks();
+      hc->set_name(c.name);
+      hc->set_ok(c.ok);
+      hc->set_detail(c.detail);
+      ok = ok && c.ok;
+    }
+    reply->set_ok(ok);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::ServerWriteReactor<v1::ExecEvent>* AgentService::Exec(grpc::CallbackServerContext* ctx,
+                                                            const v1::ExecRequest* req) {
+  auto* reactor = new ExecReactor(runner_, metrics_);
+  if (req->argv_size() == 0 && req->shell().empty()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no command given"));
+    return reactor;
+  }
+  if (req->argv_size() > 0 && !req->shell().empty()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 "give either argv or shell, not both"));
+    return reactor;
+  }
+  ExecSpec spec;
+  spec.argv.assign(req->argv().begin(), req->argv().end());
+  spec.shell = req->shell();
+  for (const auto& [k, v] : req->env()) spec.env[k] = v;
+  spec.cwd = req->working_dir().empty() ? config_.state_dir : req->working_dir();
+  spec.stdin_data = req->stdin_data();
+  spec.timeout = req->timeout_ms() ? std::chrono::milliseconds(req->timeout_ms())
+                                   : config_.exec.default_timeout;
+  spec.kill_grace = config_.exec.kill_grace;
+  spec.max_output_bytes = req->max_output_bytes() ? req->max_output_bytes()
+                                                  : config_.exec.max_output_bytes;
+  spec.max_output_bytes = std::min(spec.max_output_bytes, config_.exec.max_output_bytes_limit);
+  spdlog::info("exec {} from {}",
+               spec.shell.empty() ? fmt::format("argv[0]={} ({} args)", spec.argv[0],
+                                                spec.argv.size())
+                                  : std::string("shell"),
+               Peer(ctx));
+  reactor->Start(std::move(spec));
+  return reactor;
+}
+
+grpc::ServerReadReactor<v1::PutFileMessage>* AgentService::PutFile(grpc::CallbackServerContext* ctx,
+                                                                   v1::PutFileReply* reply) {
+  return new PutFileReactor(reply, Peer(ctx));
+}
+
+}  // namespace herd::agent

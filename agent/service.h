@@ -1,0 +1,39 @@
+// AgentService: the herd.v1.Agent gRPC service. A thin adapter: validates
+// requests, hands work to gRPC-free classes (ExecRunner, AtomicFileWriter,
+// host_info) and finishes reactors. Commands run on ExecRunner's workers,
+// never on gRPC threads. Thread-safe; one instance per server.
+#pragma once
+
+#include "agent/config.h"
+#include "agent/exec_runner.h"
+#include "agent/metrics.h"
+#include "herd/v1/agent.grpc.pb.h"
+
+namespace herd::agent {
+
+class AgentService final : public v1::Agent::CallbackService {
+ public:
+  AgentService(const AgentConfig& config, ExecRunner& runner, AgentMetrics& metrics);
+
+  grpc::ServerUnaryReactor* Info(grpc::CallbackServerContext* ctx, const v1::InfoRequest* req,
+                                 v1::InfoReply* reply) override;
+  grpc::ServerUnaryReactor* Facts(grpc::CallbackServerContext* ctx, const v1::FactsRequest* req,
+                                  v1::FactsReply* reply) override;
+  grpc::ServerUnaryReactor* Health(grpc::CallbackServerContext* ctx, const v1::HealthRequest* req,
+                                   v1::HealthReply* reply) override;
+  grpc::ServerWriteReactor<v1::ExecEvent>* Exec(grpc::CallbackServerContext* ctx,
+                                                const v1::ExecRequest* req) override;
+  grpc::ServerReadReactor<v1::PutFileMessage>* PutFile(grpc::CallbackServerContext* ctx,
+                                                       v1::PutFileReply* reply) override;
+
+ private:
+  const AgentConfig& config_;
+  ExecRunner& runner_;
+  AgentMetrics& metrics_;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+// The one mapping from herd::Status to grpc::Status on the agent side.
+grpc::Status ToGrpc(const Status& s);
+
+}  // namespace herd::agent

@@ -1,0 +1,258 @@
+// herd: the fleet CLI. Parses flags, loads the inventory, calls control/, and
+// maps the results to an exit code. Nothing else lives here.
+#include <CLI/CLI.hpp>
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "common/duration.h"
+#include "control/fanout.h"
+#include "control/host_result.h"
+#include "control/inventory.h"
+#include "control/output.h"
+#include "control/selector.h"
+#include "control/targets.h"
+#include "control/tasks.h"
+
+namespace {
+
+using herd::control::ExitCode;
+namespace hc = herd::control;
+
+std::atomic<bool> g_interrupted{false};
+
+void OnSigint(int) {
+  g_interrupted.store(true);
+  ::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends herd at once
+}
+
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "herd: error: %s\n", msg.c_str());
+  return static_cast<int>(ExitCode::kHerdError);
+}
+
+void RaiseFdLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+struct Globals {
+  std::string inventory;
+  std::string output = "text";
+  bool fold = false;
+  size_t forks = 256;
+  std::string timeout;
+  bool allow_empty = false;
+  bool no_progress = false;
+  bool quiet = false;
+};
+
+const char* kSelectorHelp = R"(TARGET selects hosts from the inventory:
+  all                every host           node*, web-?    name globs
+  node[01-05,09]     numeric ranges       @web            a group
+  role=web           label equals         zone!=eu        label differs (values may glob)
+  A,B  union         A+B  intersection    A~B  A except B
+  '+' binds tighter than ',', which binds tighter than '~'; ( ) group.
+  Quote globs and parentheses for the shell: herd run 'node*~node03' -- uptime)";
+
+const char* kExitHelp = R"(Exit codes: 0 all hosts ok, 1 herd's own error (flags, inventory, selector),
+2 some host failed, 4 some host unreachable, 6 both, 130 interrupted.)";
+
+class Cli {
+ public:
+  int Main(int argc, char** argv) {
+    CLI::App app{"herd: fan commands out across a fleet of herdd agents.", "herd"};
+    app.footer(std::string("\n") + kSelectorHelp + "\n\n" + kExitHelp +
+               "\n\nInventory: -i FILE, else $HERD_INVENTORY, else "
+               "~/.config/herd/inventory.yaml. See README.md.");
+    app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("herd ") + HERD_VERSION);
+    app.add_option("-i,--inventory", g_.inventory, "Inventory YAML file")->envname("HERD_INVENTORY");
+    app.add_option("-o,--output", g_.output, "Output format: text or json (JSON Lines)")
+        ->check(CLI::IsMember({"text", "json"}));
+    app.add_flag("--fold", g_.fold, "Group hosts with identical output: node[01-05,09]");
+    app.add_option("-f,--forks", g_.forks, "Hosts contacted at once (default 256)")
+        ->check(CLI::Range(1, 100000));
+    app.add_option("-t,--timeout", g_.timeout,
+                   "Deadline per host, e.g. 500ms, 10s, 2m (default 10s; run and copy 60s)");
+    app.add_flag("--allow-empty", g_.allow_empty, "A TARGET that matches no host is not an error");
+    app.add_flag("--no-progress", g_.no_progress, "No live progress line on stderr");
+    app.add_flag("-q,--quiet", g_.quiet, "No summary line at the end");
+
+    auto* ping = app.add_subcommand("ping", "Check that agents answer (round trip, version)");
+    ping->add_option("target", target_, "Hosts to ping (see TARGET below)")->required();
+
+    auto* run = app.add_subcommand("run", "Run a command on hosts: herd run TARGET -- CMD ARGS...");
+    run->add_option("target", target_, "Hosts to run on")->required();
+    run->add_option("command", command_, "Command and arguments, after --; run directly, no shell");
+    run->add_option("--shell", shell_, "Run this pipeline with /bin/sh -c instead of CMD");
+    run->add_option("-e,--env", env_, "Set an environment variable KEY=VALUE (repeatable)");
+    run->add_option("--cwd", cwd_, "Working directory on the host (default: agent state dir)");
+    run->add_option("--max-output", max_output_, "Bytes of stdout and of stderr kept per host "
+                                                 "(default 1048576; the rest is dropped)");
+    run->footer("Examples:\n  herd run all -- uptime\n  herd run @web --fold -- cat /etc/os-release"
+                "\n  herd run 'role=db' --shell 'df -h / | tail -1'");
+
+    auto* facts = app.add_subcommand("facts", "Show host facts: OS, kernel, CPUs, memory, disk");
+    facts->add_option("target", target_, "Hosts")->required();
+
+    auto* health = app.add_subcommand("health", "Run the agents' health checks");
+    health->add_option("target", target_, "Hosts")->required();
+
+    auto* copy = app.add_subcommand("copy", "Copy a local file to hosts (checksummed, atomic)");
+    copy->add_option("target", target_, "Hosts")->required();
+    copy->add_option("src", src_, "Local file")->required();
+    copy->add_option("dst", dst_, "Absolute destination path on each host")->required();
+    copy->add_option("--mode", mode_, "Permission bits in octal, e.g. 0644 (default: SRC's)");
+
+    auto* inv = app.add_subcommand("inventory", "List the hosts a TARGET selects");
+    inv->add_option("target", target_, "Hosts (default: all)");
+
+    auto* targets = app.add_subcommand("targets", "Print Prometheus file_sd JSON for TARGET");
+    targets->add_option("target", target_, "Hosts (default: all)");
+    targets->add_option("-w,--write", write_, "Write atomically to this file instead of stdout");
+
+    for (auto* sub : app.get_subcommands({})) sub->fallthrough();
+
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      int rc = app.exit(e);
+      return rc == 0 ? 0 : static_cast<int>(ExitCode::kHerdError);
+    }
+
+    auto path = hc::ResolveInventoryPath(g_.inventory);
+    auto inventory = hc::LoadInventory(path);
+    if (!inventory.ok()) return Fail(inventory.status().message());
+    if (target_.empty()) target_ = "all";
+    auto hosts = hc::SelectHosts(*inventory, target_, g_.allow_empty);
+    if (!hosts.ok()) return Fail(hosts.status().message());
+
+    if (*inv) return ListInventory(*hosts);
+    if (*targets) return WriteTargets(*hosts);
+
+    std::chrono::milliseconds timeout{(*run || *copy) ? 60'000 : 10'000};
+    if (!g_.timeout.empty()) {
+      auto t = herd::ParseDuration(g_.timeout);
+      if (!t.ok()) return Fail("--timeout: " + t.status().message());
+      if (t->count() <= 0) return Fail("--timeout must be positive");
+      timeout = *t;
+    }
+
+    hc::HostTask task;
+    size_t collect = 0;
+    if (*ping) task = hc::PingTask();
+    if (*facts) task = hc::FactsTask();
+    if (*health) task = hc::HealthTask();
+    if (*run) {
+      if (command_.empty() == shell_.empty()) {
+        return Fail("run needs either a command after -- or --shell 'pipeline' (not both)");
+      }
+      herd::v1::ExecRequest req;
+      for (const auto& a : command_) req.add_argv(a);
+      req.set_shell(shell_);
+      for (const auto& kv : env_) {
+        auto eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0) return Fail("--env expects KEY=VALUE, got '" + kv + "'");
+        (*req.mutable_env())[kv.substr(0, eq)] = kv.substr(eq + 1);
+      }
+      req.set_working_dir(cwd_);
+      req.set_timeout_ms(hc::AgentTimeoutMs(timeout));
+      req.set_max_output_bytes(max_output_);
+      task = hc::ExecTask(std::move(req));
+      collect = max_output_;
+    }
+    if (*copy) {
+      if (dst_.empty() || dst_[0] != '/') return Fail("copy: DST must be an absolute path");
+      auto source = hc::ReadCopySource(src_);
+      if (!source.ok()) return Fail(source.status().message());
+      if (!mode_.empty()) {
+        char* end = nullptr;
+        unsigned long m = std::strtoul(mode_.c_str(), &end, 8);
+        if (*end || m > 07777) return Fail("--mode expects octal permission bits, e.g. 0644");
+        source->mode = static_cast<uint32_t>(m);
+      }
+      task = hc::CopyTask(std::move(*source), dst_);
+    }
+
+    RaiseFdLimit();
+    ::signal(SIGINT, OnSigint);
+    ::signal(SIGPIPE, SIG_IGN);
+
+    hc::OutputOptions out;
+    out.format = g_.output == "json" ? hc::OutputFormat::kJson
+                 : g_.fold           ? hc::OutputFormat::kFold
+                                     : hc::OutputFormat::kText;
+    out.progress = !g_.no_progress && ::isatty(STDERR_FILENO);
+    out.summary = !g_.quiet;
+    auto reporter = hc::MakeReporter(out);
+
+    hc::FanOutOptions fo;
+    fo.forks = g_.forks;
+    fo.timeout = timeout;
+    fo.interrupted = &g_interrupted;
+    fo.collect_output_bytes = out.format == hc::OutputFormat::kText ? 0 : collect;
+    auto factory = hc::MakeGrpcClientFactory(hc::TransportOptions{});
+    hc::FanOut engine(*factory, fo);
+    auto results = engine.Run(*hosts, task, *reporter);
+    return static_cast<int>(hc::ComputeExitCode(results));
+  }
+
+ private:
+  int ListInventory(const std::vector<const hc::Host*>& hosts) {
+    for (const auto* h : hosts) {
+      if (g_.output == "json") {
+        nlohmann::json j = {{"name", h->name}, {"address", h->address}, {"metrics", h->metrics},
+                            {"labels", h->labels}};
+        std::printf("%s\n", j.dump().c_str());
+      } else {
+        std::string labels;
+        for (const auto& [k, v] : h->labels) labels += (labels.empty() ? "" : " ") + k + "=" + v;
+        std::printf("%-16s %-22s %s\n", h->name.c_str(), h->address.c_str(), labels.c_str());
+      }
+    }
+    return 0;
+  }
+
+  int WriteTargets(const std::vector<const hc::Host*>& hosts) {
+    std::string text = hc::FileSdTargets(hosts).dump(2) + "\n";
+    if (write_.empty()) {
+      std::fputs(text.c_str(), stdout);
+      return 0;
+    }
+    std::string tmp = write_ + ".tmp";
+    {
+      std::ofstream f(tmp, std::ios::trunc);
+      f << text;
+      if (!f.flush()) return Fail("cannot write " + tmp);
+    }
+    if (std::rename(tmp.c_str(), write_.c_str()) != 0) return Fail("cannot rename to " + write_);
+    std::fprintf(stderr, "herd: wrote %zu targets to %s\n", hosts.size(), write_.c_str());
+    return 0;
+  }
+
+  Globals g_;
+  std::string target_;
+  std::vector<std::string> command_;
+  std::string shell_;
+  std::vector<std::string> env_;
+  std::string cwd_;
+  size_t max_output_ = 1 << 20;
+  std::string src_, dst_, mode_;
+  std::string write_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Cli cli;
+  return cli.Main(argc, argv);
+}

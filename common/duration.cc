@@ -1,0 +1,49 @@
+#include "common/duration.h"
+
+#include <cctype>
+#include <string>
+
+namespace herd {
+
+Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
+  size_t i = 0;
+  double value = 0;
+  bool digits = false, dot = false;
+  double scale = 0.1;
+  for (; i < text.size(); ++i) {
+    char c = text[i];
+    if (std::isdigit(static_cast<unsigned char>(c))) {
+      digits = true;
+      if (dot) {
+        value += (c - '0') * scale;
+        scale /= 10;
+      } else {
+        value = value * 10 + (c - '0');
+      }
+    } else if (c == '.' && !dot) {
+      dot = true;
+    } else {
+      break;
+    }
+  }
+  std::string_view unit = text.substr(i);
+  double ms_per_unit;
+  if (unit.empty() || unit == "s") {
+    ms_per_unit = 1000;
+  } else if (unit == "ms") {
+    ms_per_unit = 1;
+  } else if (unit == "m") {
+    ms_per_unit = 60'000;
+  } else if (unit == "h") {
+    ms_per_unit = 3'600'000;
+  } else {
+    digits = false;
+  }
+  if (!digits) {
+    return Status::Invalid("invalid duration '" + std::string(text) +
+                           "' (expected e.g. 500ms, 30s, 2m, 1h)");
+  }
+  return std::chrono::milliseconds(static_cast<long long>(value * ms_per_unit + 0.5));
+}
+
+}  // namespace herd

@@ -1,0 +1,66 @@
+// AgentClient: one host's management API, asynchronous, behind a herd
+// interface so the fan-out engine never sees gRPC (and so relays or fakes can
+// stand in for it).
+//
+// Callback contract: every method calls `done` exactly once, on an arbitrary
+// thread owned by the transport (never the caller's thread re-entrantly), and
+// never after the client is destroyed... callers keep the client alive until
+// `done` has fired. `on_output` callbacks of one call are serialised and all
+// happen before that call's `done`. Callbacks must not block.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "herd/v1/agent.pb.h"
+
+namespace herd::control {
+
+struct CallOptions {
+  std::chrono::system_clock::time_point deadline;
+};
+
+// Error Statuses use kUnavailable for "could not reach the agent",
+// kDeadlineExceeded for "no complete answer in time"; anything else means the
+// agent answered with an error.
+class AgentClient {
+ public:
+  virtual ~AgentClient() = default;
+
+  template <typename T>
+  using Done = std::function<void(Result<T>)>;
+
+  virtual void Info(const CallOptions& opts, Done<v1::InfoReply> done) = 0;
+  virtual void Facts(const CallOptions& opts, Done<v1::FactsReply> done) = 0;
+  virtual void Health(const CallOptions& opts, Done<v1::HealthReply> done) = 0;
+  // `answered` in the result is implied: if any ExecEvent arrived before an
+  // error, the error Status message is prefixed with "answered: ".
+  virtual void Exec(const v1::ExecRequest& req, const CallOptions& opts,
+                    std::function<void(const v1::ExecEvent&)> on_output,
+                    Done<v1::ExecResult> done) = 0;
+  // Streams `content` (shared, not copied) in chunks after `header`.
+  virtual void PutFile(const v1::PutFileHeader& header,
+                       std::shared_ptr<const std::string> content, const CallOptions& opts,
+                       Done<v1::PutFileReply> done) = 0;
+  // Best-effort cancel of every call in flight; their `done` still fires.
+  virtual void CancelAll() = 0;
+};
+
+// Settings for how the CLI reaches agents. Security (mTLS) plugs in here and
+// nowhere else.
+struct TransportOptions {
+  bool plaintext = true;
+};
+
+class AgentClientFactory {
+ public:
+  virtual ~AgentClientFactory() = default;
+  virtual std::unique_ptr<AgentClient> Connect(const std::string& address) = 0;
+};
+
+std::unique_ptr<AgentClientFactory> MakeGrpcClientFactory(const TransportOptions& opts);
+
+}  // namespace herd::control

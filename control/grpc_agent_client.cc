@@ -1,0 +1,259 @@
+// GrpcAgentClient: AgentClient over the generated stub's callback API. One
+// channel per client (per host); one heap-allocated call object per RPC owns
+// its ClientContext and deletes itself after `done` has fired.
+#include <grpcpp/grpcpp.h>
+
+#include <mutex>
+#include <set>
+
+#include "control/agent_client.h"
+#include "herd/v1/agent.grpc.pb.h"
+
+namespace herd::control {
+namespace {
+
+// The one place where gRPC status becomes a herd Status.
+Status FromGrpc(const grpc::Status& s) {
+  if (s.ok()) return Status::Ok();
+  StatusCode code;
+  switch (s.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE: code = StatusCode::kUnavailable; break;
+    case grpc::StatusCode::DEADLINE_EXCEEDED: code = StatusCode::kDeadlineExceeded; break;
+    case grpc::StatusCode::INVALID_ARGUMENT: code = StatusCode::kInvalidArgument; break;
+    case grpc::StatusCode::NOT_FOUND: code = StatusCode::kNotFound; break;
+    case grpc::StatusCode::ALREADY_EXISTS: code = StatusCode::kAlreadyExists; break;
+    case grpc::StatusCode::PERMISSION_DENIED:
+    case grpc::StatusCode::UNAUTHENTICATED: code = StatusCode::kPermissionDenied; break;
+    case grpc::StatusCode::FAILED_PRECONDITION: code = StatusCode::kFailedPrecondition; break;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: code = StatusCode::kResourceExhausted; break;
+    default: code = StatusCode::kInternal; break;
+  }
+  std::string msg = s.error_message();
+  if (msg.empty()) msg = "gRPC status " + std::to_string(static_cast<int>(s.error_code()));
+  return Status(code, msg);
+}
+
+// The one place where channels and their credentials are made.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
+                                           const TransportOptions& opts) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 64 << 20);
+  // Each host gets its own channel and connection; don't share subchannels
+  // through the global pool (it only adds locking at 1000s of hosts).
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  (void)opts;
+  return grpc::CreateCustomChannel(address, creds, args);
+}
+
+class GrpcAgentClient;
+
+// Tracks live contexts so CancelAll can reach them.
+class ContextRegistry {
+ public:
+  void Add(grpc::ClientContext* c) {
+    std::lock_guard<std::mutex> l(mu_);
+    live_.insert(c);
+  }
+  void Remove(grpc::ClientContext* c) {
+    std::lock_guard<std::mutex> l(mu_);
+    live_.erase(c);
+  }
+  void CancelAll() {
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto* c : live_) c->TryCancel();
+  }
+
+ private:
+  std::mutex mu_;  // guards live_
+  std::set<grpc::ClientContext*> live_;
+};
+
+template <typename Req, typename Reply>
+struct UnaryCall {
+  grpc::ClientContext ctx;
+  Req req;  // must outlive the call: gRPC serialises it lazily
+  Reply reply;
+  AgentClient::Done<Reply> done;
+};
+
+class ExecReactor : public grpc::ClientReadReactor<v1::ExecEvent> {
+ public:
+  ExecReactor(std::shared_ptr<ContextRegistry> reg, std::function<void(const v1::ExecEvent&)> out,
+              AgentClient::Done<v1::ExecResult> done)
+      : reg_(std::move(reg)), on_output_(std::move(out)), done_(std::move(done)) {}
+
+  grpc::ClientContext ctx;
+  v1::ExecRequest req;  // must outlive the call: gRPC serialises it lazily
+
+  void Begin() {
+    StartRead(&event_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows with the status
+    answered_ = true;
+    if (event_.has_result()) {
+      result_ = event_.result();
+      have_result_ = true;
+    } else {
+      on_output_(event_);
+    }
+    StartRead(&event_);
+  }
+  void OnDone(const grpc::Status& s) override {
+    reg_->Remove(&ctx);
+    if (s.ok() && have_result_) {
+      done_(std::move(result_));
+    } else if (s.ok()) {
+      done_(Status::Internal("agent ended Exec without a result"));
+    } else {
+      Status st = FromGrpc(s);
+      if (answered_) st = Status(st.code(), "answered: " + st.message());
+      done_(st);
+    }
+    delete this;
+  }
+
+ private:
+  std::shared_ptr<ContextRegistry> reg_;
+  std::function<void(const v1::ExecEvent&)> on_output_;
+  AgentClient::Done<v1::ExecResult> done_;
+  v1::ExecEvent event_;
+  v1::ExecResult result_;
+  bool answered_ = false, have_result_ = false;
+};
+
+class PutFileReactor : public grpc::ClientWriteReactor<v1::PutFileMessage> {
+ public:
+  static constexpr size_t kChunk = 256 * 1024;
+
+  PutFileReactor(std::shared_ptr<ContextRegistry> reg, const v1::PutFileHeader& header,
+                 std::shared_ptr<const std::string> content, AgentClient::Done<v1::PutFileReply> d)
+      : reg_(std::move(reg)), content_(std::move(content)), done_(std::move(d)) {
+    *msg_.mutable_header() = header;
+  }
+
+  grpc::ClientContext ctx;
+  v1::PutFileReply reply;
+
+  void Begin() {
+    StartWrite(&msg_);
+    StartCall();
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) return;  // stream broken: OnDone reports the status
+    if (offset_ >= content_->size()) {
+      StartWritesDone();
+      return;
+    }
+    size_t n = std::min(kChunk, content_->size() - offset_);
+    msg_.set_chunk(content_->data() + offset_, n);
+    offset_ += n;
+    StartWrite(&msg_);
+  }
+  void OnDone(const grpc::Status& s) override {
+    reg_->Remove(&ctx);
+    if (s.ok()) {
+      done_(std::move(reply));
+    } else {
+      done_(FromGrpc(s));
+    }
+    delete this;
+  }
+
+ private:
+  std::shared_ptr<ContextRegistry> reg_;
+  std::shared_ptr<const std::string> content_;
+  AgentClient::Done<v1::PutFileReply> done_;
+  v1::PutFileMessage msg_;
+  size_t offset_ = 0;
+};
+
+class GrpcAgentClient : public AgentClient {
+ public:
+  explicit GrpcAgentClient(std::shared_ptr<grpc::Channel> channel)
+      : channel_(channel), stub_(v1::Agent::NewStub(channel)),
+        registry_(std::make_shared<ContextRegistry>()) {}
+
+  void Info(const CallOptions& o, Done<v1::InfoReply> done) override {
+    Unary<v1::InfoRequest, v1::InfoReply>(o, std::move(done), [this](auto... a) {
+      stub_->async()->Info(a...);
+    });
+  }
+  void Facts(const CallOptions& o, Done<v1::FactsReply> done) override {
+    Unary<v1::FactsRequest, v1::FactsReply>(o, std::move(done), [this](auto... a) {
+      stub_->async()->Facts(a...);
+    });
+  }
+  void Health(const CallOptions& o, Done<v1::HealthReply> done) override {
+    Unary<v1::HealthRequest, v1::HealthReply>(o, std::move(done), [this](auto... a) {
+      stub_->async()->Health(a...);
+    });
+  }
+
+  void Exec(const v1::ExecRequest& req, const CallOptions& o,
+            std::function<void(const v1::ExecEvent&)> on_output,
+            Done<v1::ExecResult> done) override {
+    auto* r = new ExecReactor(registry_, std::move(on_output), std::move(done));
+    r->req = req;
+    r->ctx.set_deadline(o.deadline);
+    registry_->Add(&r->ctx);
+    stub_->async()->Exec(&r->ctx, &r->req, r);
+    r->Begin();
+  }
+
+  void PutFile(const v1::PutFileHeader& header, std::shared_ptr<const std::string> content,
+               const CallOptions& o, Done<v1::PutFileReply> done) override {
+    auto* r = new PutFileReactor(registry_, header, std::move(content), std::move(done));
+    r->ctx.set_deadline(o.deadline);
+    registry_->Add(&r->ctx);
+    stub_->async()->PutFile(&r->ctx, &r->reply, r);
+    r->Begin();
+  }
+
+  void CancelAll() override { registry_->CancelAll(); }
+
+ private:
+  template <typename Req, typename Reply, typename Method>
+  void Unary(const CallOptions& o, Done<Reply> done, Method method) {
+    auto* call = new UnaryCall<Req, Reply>();
+    call->done = std::move(done);
+    call->ctx.set_deadline(o.deadline);
+    registry_->Add(&call->ctx);
+    auto reg = registry_;
+    method(&call->ctx, &call->req, &call->reply, std::function<void(grpc::Status)>([call, reg](grpc::Status s) {
+      reg->Remove(&call->ctx);
+      if (s.ok()) {
+        call->done(std::move(call->reply));
+      } else {
+        call->done(FromGrpc(s));
+      }
+      delete call;
+    }));
+  }
+
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Agent::Stub> stub_;
+  std::shared_ptr<ContextRegistry> registry_;
+};
+
+class GrpcClientFactory : public AgentClientFactory {
+ public:
+  explicit GrpcClientFactory(TransportOptions opts) : opts_(std::move(opts)) {}
+  std::unique_ptr<AgentClient> Connect(const std::string& address) override {
+    return std::make_unique<GrpcAgentClient>(MakeChannel(address, opts_));
+  }
+
+ private:
+  TransportOptions opts_;
+};
+
+}  // namespace
+
+std::unique_ptr<AgentClientFactory> MakeGrpcClientFactory(const TransportOptions& opts) {
+  return std::make_unique<GrpcClientFactory>(opts);
+}
+
+}  // namespace herd::control

@@ -1,0 +1,64 @@
+// One host's result from a fan-out, and the mapping of a whole run to an exit
+// code. Plain values; safe to copy between threads.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace herd::control {
+
+enum class Outcome {
+  kOk,             // the host answered and the operation succeeded
+  kCommandFailed,  // the host ran it and it failed (non-zero exit, signal, bad file)
+  kRejected,       // the agent refused the request (invalid, permission, not found)
+  kUnreachable,    // no answer: refused, reset, or nothing within the deadline
+  kTimeout,        // the host answered but the command ran out of time
+  kCancelled,      // interrupted by the operator (Ctrl-C)
+  kSkipped,        // never attempted
+};
+
+const char* OutcomeName(Outcome o);
+// Failed = answered with a failure; unreachable = no answer. Used by exit codes.
+bool IsFailure(Outcome o);
+bool IsUnreachable(Outcome o);
+
+struct HostResult {
+  std::string host;
+  std::string address;
+  Outcome outcome = Outcome::kSkipped;
+  int grpc_code = 0;
+  std::string message;             // error text, empty on success
+  bool command = false;            // true for exec: exit_code/signal/output are meaningful
+  int exit_code = 0;               // commands only
+  int signal = 0;
+  bool output_truncated = false;
+  std::string stdout_data;         // collected output (bounded by the collector's cap)
+  std::string stderr_data;
+  std::chrono::milliseconds duration{0};
+  int attempts = 0;
+  std::string summary;             // one-line text for people ("pong 0.4 ms")
+  nlohmann::json data;             // structured payload for -o json (facts, health, ...)
+};
+
+// Exit codes are a contract with scripts and CI.
+enum class ExitCode : int {
+  kOk = 0,
+  kHerdError = 1,
+  kHostFailed = 2,
+  kHostUnreachable = 4,
+  kFailedAndUnreachable = 6,
+  kInterrupted = 130,
+};
+
+ExitCode ComputeExitCode(const std::vector<HostResult>& results);
+
+struct Tally {
+  size_t ok = 0, failed = 0, unreachable = 0, cancelled = 0;
+};
+Tally Count(const std::vector<HostResult>& results);
+
+}  // namespace herd::control

@@ -1,0 +1,270 @@
+#include "control/inventory.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "control/selector.h"
+
+namespace herd::control {
+
+const Host* Inventory::FindHost(const std::string& name) const {
+  int i = IndexOf(name);
+  return i < 0 ? nullptr : &hosts[i];
+}
+
+int Inventory::IndexOf(const std::string& name) const {
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    if (hosts[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+namespace {
+
+bool ValidName(const std::string& s) {
+  if (s.empty() || s.size() > 253) return false;
+  for (char c : s) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool ValidLabelKey(const std::string& s) {
+  if (s.empty() || s.size() > 63) return false;
+  for (char c : s) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.' &&
+        c != '/') {
+      return false;
+    }
+  }
+  return true;
+}
+
+class Loader {
+ public:
+  explicit Loader(std::string source) : source_(std::move(source)) {}
+
+  Status Error(const YAML::Node& node, const std::string& msg) const {
+    const YAML::Mark m = node.Mark();
+    std::ostringstream os;
+    os << source_;
+    if (m.line >= 0) os << ":" << m.line + 1 << ":" << m.column + 1;
+    os << ": " << msg;
+    return Status::Invalid(os.str());
+  }
+  int Line(const YAML::Node& node) const { return node.Mark().line + 1; }
+
+  Result<Inventory> Load(const YAML::Node& root) {
+    Inventory inv;
+    inv.source = source_;
+    if (!root || root.IsNull()) return inv;  // empty file: empty inventory
+    if (!root.IsMap()) return Error(root, "inventory must be a mapping with 'hosts' and 'groups'");
+    for (auto it = root.begin(); it != root.end(); ++it) {
+      const std::string key = it->first.as<std::string>();
+      if (key != "hosts" && key != "groups") {
+        return Error(it->first, "unknown key '" + key + "' (expected 'hosts' or 'groups')");
+      }
+    }
+    if (auto hosts = root["hosts"]) {
+      if (!hosts.IsSequence() && !hosts.IsNull()) {
+        return Error(hosts, "'hosts' must be a list of {name, address, labels}");
+      }
+      std::map<std::string, int> seen;
+      for (const auto& h : hosts) {
+        auto host = LoadHost(h);
+        if (!host.ok()) return host.status();
+        auto [it, fresh] = seen.emplace(host->name, Line(h));
+        if (!fresh) {
+          return Error(h, "duplicate host '" + host->name + "' (first at line " +
+                              std::to_string(it->second) + ")");
+        }
+        inv.hosts.push_back(std::move(*host));
+      }
+    }
+    if (auto groups = root["groups"]) {
+      if (!groups.IsMap() && !groups.IsNull()) {
+        return Error(groups, "'groups' must map group names to a host list or {selector: ...}");
+      }
+      for (auto it = groups.begin(); it != groups.end(); ++it) {
+        Group g;
+        g.name = it->first.as<std::string>();
+        g.line = Line(it->first);
+        if (!ValidName(g.name)) return Error(it->first, "invalid group name '" + g.name + "'");
+        if (inv.groups.count(g.name)) {
+          return Error(it->first, "duplicate group '" + g.name + "'");
+        }
+        const YAML::Node& v = it->second;
+        if (v.IsSequence()) {
+          for (const auto& m : v) {
+            if (!m.IsScalar()) return Error(m, "group '" + g.name + "': members are host names");
+            std::string name = m.as<std::string>();
+            if (inv.IndexOf(name) < 0) {
+              return Error(m, "group '" + g.name + "': unknown host '" + name + "'");
+            }
+            g.members.push_back(name);
+          }
+        } else if (v.IsMap() && v["selector"] && v.size() == 1) {
+          g.selector = v["selector"].as<std::string>();
+          auto parsed = ParseSelector(g.selector);
+          if (!parsed.ok()) {
+            return Error(v["selector"], "group '" + g.name + "': " + parsed.status().message());
+          }
+        } else {
+          return Error(v, "group '" + g.name +
+                              "' must be a list of host names or {selector: \"...\"}");
+        }
+        inv.groups.emplace(g.name, std::move(g));
+      }
+    }
+    return inv;
+  }
+
+ private:
+  Result<Host> LoadHost(const YAML::Node& h) {
+    if (!h.IsMap()) return Error(h, "each host must be a mapping with 'name' and 'address'");
+    Host host;
+    for (auto it = h.begin(); it != h.end(); ++it) {
+      const std::string key = it->first.as<std::string>();
+      if (key != "name" && key != "address" && key != "labels" && key != "metrics") {
+        return Error(it->first,
+                     "unknown host key '" + key + "' (expected name, address, labels, metrics)");
+      }
+    }
+    if (!h["name"] || !h["name"].IsScalar()) return Error(h, "host without a 'name'");
+    host.name = h["name"].as<std::string>();
+    if (!ValidName(host.name)) {
+      return Error(h["name"], "invalid host name '" + host.name +
+                                  "' (letters, digits, '-', '_', '.')");
+    }
+    if (!h["address"] || !h["address"].IsScalar()) {
+      return Error(h, "host '" + host.name + "' has no 'address'");
+    }
+    auto addr = NormaliseAddress(h["address"].as<std::string>());
+    if (!addr.ok()) {
+      return Error(h["address"], "host '" + host.name + "': " + addr.status().message());
+    }
+    host.address = *addr;
+    std::string metrics = host.address.substr(0, host.address.rfind(':'));
+    if (auto m = h["metrics"]) {
+      if (!m.IsScalar()) return Error(m, "host '" + host.name + "': metrics must be host:port");
+      metrics = m.as<std::string>();
+    }
+    auto maddr = NormaliseAddress(metrics, kDefaultMetricsPort);
+    if (!maddr.ok()) {
+      return Error(h["metrics"] ? h["metrics"] : h,
+                   "host '" + host.name + "': metrics " + maddr.status().message());
+    }
+    host.metrics = *maddr;
+    if (auto labels = h["labels"]) {
+      if (!labels.IsMap()) return Error(labels, "host '" + host.name + "': labels must be a map");
+      for (auto it = labels.begin(); it != labels.end(); ++it) {
+        std::string k = it->first.as<std::string>();
+        if (!ValidLabelKey(k)) {
+          return Error(it->first, "host '" + host.name + "': invalid label key '" + k + "'");
+        }
+        if (!it->second.IsScalar()) {
+          return Error(it->second, "host '" + host.name + "': label '" + k + "' must be a string");
+        }
+        host.labels[k] = it->second.as<std::string>();
+      }
+    }
+    return host;
+  }
+
+  std::string source_;
+};
+
+}  // namespace
+
+Result<std::string> NormaliseAddress(const std::string& text, int default_port) {
+  std::string host, port;
+  if (text.empty()) return Status::Invalid("empty address");
+  if (text[0] == '[') {
+    size_t close = text.find(']');
+    if (close == std::string::npos) return Status::Invalid("address '" + text + "': missing ']'");
+    host = text.substr(1, close - 1);
+    std::string rest = text.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest[0] != ':') return Status::Invalid("address '" + text + "': expected ':' after ']'");
+      port = rest.substr(1);
+    }
+    if (host.empty() || host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) {
+      return Status::Invalid("address '" + text + "': bad IPv6 literal");
+    }
+    host = "[" + host + "]";
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon != std::string::npos && text.find(':') != colon) {
+      return Status::Invalid("address '" + text + "': IPv6 addresses need brackets, e.g. [::1]:7420");
+    }
+    host = text.substr(0, colon);
+    if (colon != std::string::npos) port = text.substr(colon + 1);
+    static const std::regex kHost("^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$");
+    if (!std::regex_match(host, kHost)) {
+      return Status::Invalid("address '" + text + "': '" + host + "' is not a valid host name or IP");
+    }
+  }
+  if (port.empty()) {
+    port = std::to_string(default_port);
+  } else {
+    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(port) < 1 || std::stoi(port) > 65535) {
+      return Status::Invalid("address '" + text + "': port '" + port + "' is not 1-65535");
+    }
+  }
+  return host + ":" + port;
+}
+
+Result<Inventory> ParseInventory(const std::string& yaml_text, const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    std::ostringstream os;
+    os << source;
+    if (e.mark.line >= 0) os << ":" << e.mark.line + 1 << ":" << e.mark.column + 1;
+    os << ": " << e.msg;
+    return Status::Invalid(os.str());
+  }
+  try {
+    return Loader(source).Load(root);
+  } catch (const YAML::Exception& e) {
+    std::ostringstream os;
+    os << source;
+    if (e.mark.line >= 0) os << ":" << e.mark.line + 1 << ":" << e.mark.column + 1;
+    os << ": " << e.msg;
+    return Status::Invalid(os.str());
+  }
+}
+
+Result<Inventory> LoadInventory(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return Status::NotFound("cannot read inventory " + path + ": " + std::strerror(errno) +
+                            " (use -i FILE or set HERD_INVENTORY)");
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseInventory(ss.str(), path);
+}
+
+std::string ResolveInventoryPath(const std::string& explicit_path) {
+  if (!explicit_path.empty()) return explicit_path;
+  if (const char* env = std::getenv("HERD_INVENTORY"); env && *env) return env;
+  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg && *xdg) {
+    return std::string(xdg) + "/herd/inventory.yaml";
+  }
+  const char* home = std::getenv("HOME");
+  return std::string(home ? home : ".") + "/.config/herd/inventory.yaml";
+}
+
+}  // namespace herd::control

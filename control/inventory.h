@@ -1,0 +1,52 @@
+// The fleet inventory: hosts (name, address, labels) and groups, loaded from
+// YAML. Immutable once loaded; safe to share between threads for reading.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace herd::control {
+
+inline constexpr int kDefaultAgentPort = 7420;
+inline constexpr int kDefaultMetricsPort = 9420;
+
+struct Host {
+  std::string name;
+  std::string address;  // host:port, ready for gRPC ("[::1]:7420" for IPv6)
+  std::map<std::string, std::string> labels;
+  std::string metrics;  // host:port of /metrics; default: the address's host on 9420
+};
+
+struct Group {
+  std::string name;
+  std::vector<std::string> members;  // explicit host names, or...
+  std::string selector;              // ...a selector (exactly one of the two is used)
+  int line = 0;                      // 1-based line in the inventory file, for errors
+};
+
+struct Inventory {
+  std::string source;               // file it came from, for messages
+  std::vector<Host> hosts;          // in file order
+  std::map<std::string, Group> groups;
+
+  const Host* FindHost(const std::string& name) const;
+  int IndexOf(const std::string& name) const;  // -1 if absent
+};
+
+// Parses inventory YAML text. `source` names the file in error messages, which
+// look like "inventory.yaml:12:5: duplicate host 'node01' (first at line 3)".
+Result<Inventory> ParseInventory(const std::string& yaml_text, const std::string& source);
+Result<Inventory> LoadInventory(const std::string& path);
+
+// Where the CLI looks: the explicit path if non-empty, else $HERD_INVENTORY,
+// else $XDG_CONFIG_HOME/herd/inventory.yaml (~/.config/herd/inventory.yaml).
+std::string ResolveInventoryPath(const std::string& explicit_path);
+
+// Normalises "host", "host:port", "[v6]:port" into host:port, filling in
+// `default_port` when none is given. Errors say why.
+Result<std::string> NormaliseAddress(const std::string& text, int default_port = kDefaultAgentPort);
+
+}  // namespace herd::control

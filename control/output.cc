@@ -1,0 +1,228 @@
+#include "control/output.h"
+
+#include <fmt/format.h>
+
+#include <map>
+
+#include "control/hostlist.h"
+
+namespace herd::control {
+namespace {
+
+std::string Dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string FailureText(const HostResult& r) {
+  switch (r.outcome) {
+    case Outcome::kOk: return "ok";
+    case Outcome::kCommandFailed:
+      if (!r.message.empty()) return r.message;
+      if (r.signal) return fmt::format("killed by signal {}", r.signal);
+      return fmt::format("exit {}", r.exit_code);
+    case Outcome::kTimeout: return r.message.empty() ? "timed out" : r.message;
+    default: return r.message;
+  }
+}
+
+// Progress on a terminal: "\r[herd] 340/1000 done, 64 running, 2 failed".
+class ProgressLine {
+ public:
+  ProgressLine(std::FILE* err, bool enabled) : err_(err), enabled_(enabled) {}
+  void Show(const Progress& p) {
+    if (!enabled_) return;
+    std::string line = fmt::format("[herd] {}/{} done, {} running", p.done, p.total, p.in_flight);
+    if (p.failed) line += fmt::format(", {} failed", p.failed);
+    if (p.unreachable) line += fmt::format(", {} unreachable", p.unreachable);
+    line += fmt::format(" ({:.1f} s)", p.elapsed.count() / 1000.0);
+    std::fprintf(err_, "\r\033[K%s", line.c_str());
+    std::fflush(err_);
+    shown_ = true;
+  }
+  void Clear() {
+    if (!shown_) return;
+    std::fprintf(err_, "\r\033[K");
+    std::fflush(err_);
+    shown_ = false;
+  }
+
+ private:
+  std::FILE* err_;
+  bool enabled_;
+  bool shown_ = false;
+};
+
+class TextReporter : public Reporter {
+ public:
+  explicit TextReporter(const OutputOptions& o) : o_(o), progress_(o.err, o.progress) {}
+
+  void OnOutput(const Host& host, bool is_stderr, std::string_view data) override {
+    progress_.Clear();
+    std::string& partial = partial_[{host.name, is_stderr}];
+    partial.append(data.data(), data.size());
+    size_t start = 0, nl;
+    std::FILE* f = is_stderr ? o_.err : o_.out;
+    while ((nl = partial.find('\n', start)) != std::string::npos) {
+      std::fprintf(f, "%s: %.*s\n", host.name.c_str(), static_cast<int>(nl - start),
+                   partial.data() + start);
+      start = nl + 1;
+    }
+    partial.erase(0, start);
+    std::fflush(f);
+  }
+
+  void OnResult(const HostResult& r) override {
+    progress_.Clear();
+    for (bool is_err : {false, true}) {
+      auto it = partial_.find({r.host, is_err});
+      if (it == partial_.end()) continue;
+      if (!it->second.empty()) {
+        std::fprintf(is_err ? o_.err : o_.out, "%s: %s\n", r.host.c_str(), it->second.c_str());
+      }
+      partial_.erase(it);
+    }
+    if (r.output_truncated) {
+      std::fprintf(o_.err, "%s: [output truncated]\n", r.host.c_str());
+    }
+    if (r.outcome == Outcome::kOk) {
+      if (!r.summary.empty()) std::fprintf(o_.out, "%s: %s\n", r.host.c_str(), r.summary.c_str());
+    } else {
+      std::fprintf(o_.err, "%s: [%s] %s\n", r.host.c_str(), OutcomeName(r.outcome),
+                   FailureText(r).c_str());
+    }
+    std::fflush(o_.out);
+  }
+
+  void OnProgress(const Progress& p) override { progress_.Show(p); }
+
+  void OnFinish(const std::vector<HostResult>& results,
+                std::chrono::milliseconds elapsed) override {
+    progress_.Clear();
+    if (o_.summary) std::fprintf(o_.err, "herd: %s\n", SummaryLine(results, elapsed).c_str());
+  }
+
+ protected:
+  OutputOptions o_;
+  ProgressLine progress_;
+  std::map<std::pair<std::string, bool>, std::string> partial_;
+};
+
+// Groups hosts whose outcome and output are identical.
+class FoldReporter : public Reporter {
+ public:
+  explicit FoldReporter(const OutputOptions& o) : o_(o), progress_(o.err, o.progress) {}
+
+  void OnResult(const HostResult&) override {}
+  void OnProgress(const Progress& p) override { progress_.Show(p); }
+
+  void OnFinish(const std::vector<HostResult>& results,
+                std::chrono::milliseconds elapsed) override {
+    progress_.Clear();
+    struct Fold {
+      std::vector<std::string> hosts;
+      const HostResult* first;
+    };
+    std::map<std::string, size_t> index;  // key -> position in folds
+    std::vector<Fold> folds;
+    for (const auto& r : results) {
+      std::string status = r.outcome == Outcome::kOk ? "" : FailureText(r);
+      std::string body = r.stdout_data + r.stderr_data;
+      if (body.empty() && r.outcome == Outcome::kOk) body = r.summary;
+      std::string key = status + '\0' + body;
+      auto [it, fresh] = index.emplace(key, folds.size());
+      if (fresh) folds.push_back({{}, &r});
+      folds[it->second].hosts.push_back(r.host);
+    }
+    for (const auto& f : folds) {
+      const HostResult& r = *f.first;
+      std::string header = fmt::format("{} ({} host{})", FoldHosts(f.hosts), f.hosts.size(),
+                                       f.hosts.size() == 1 ? "" : "s");
+      if (r.outcome != Outcome::kOk) {
+        header += fmt::format(": [{}] {}", OutcomeName(r.outcome), FailureText(r));
+      }
+      std::fprintf(o_.out, "==== %s ====\n", header.c_str());
+      std::string body = r.stdout_data + r.stderr_data;
+      if (body.empty() && r.outcome == Outcome::kOk) body = r.summary;
+      if (!body.empty()) {
+        std::fputs(body.c_str(), o_.out);
+        if (body.back() != '\n') std::fputc('\n', o_.out);
+      }
+    }
+    std::fflush(o_.out);
+    if (o_.summary) std::fprintf(o_.err, "herd: %s\n", SummaryLine(results, elapsed).c_str());
+  }
+
+ private:
+  OutputOptions o_;
+  ProgressLine progress_;
+};
+
+class JsonReporter : public Reporter {
+ public:
+  explicit JsonReporter(const OutputOptions& o) : o_(o) {}
+
+  void OnResult(const HostResult& r) override {
+    std::fprintf(o_.out, "%s\n", Dump(HostResultJson(r)).c_str());
+    std::fflush(o_.out);
+  }
+
+  void OnFinish(const std::vector<HostResult>& results,
+                std::chrono::milliseconds elapsed) override {
+    Tally t = Count(results);
+    nlohmann::json j = {{"type", "summary"},
+                        {"total", results.size()},
+                        {"ok", t.ok},
+                        {"failed", t.failed},
+                        {"unreachable", t.unreachable},
+                        {"cancelled", t.cancelled},
+                        {"elapsed_ms", elapsed.count()},
+                        {"exit_code", static_cast<int>(ComputeExitCode(results))}};
+    std::fprintf(o_.out, "%s\n", Dump(j).c_str());
+    std::fflush(o_.out);
+  }
+
+ private:
+  OutputOptions o_;
+};
+
+}  // namespace
+
+nlohmann::json HostResultJson(const HostResult& r) {
+  nlohmann::json j = {{"type", "host"},
+                      {"host", r.host},
+                      {"address", r.address},
+                      {"outcome", OutcomeName(r.outcome)},
+                      {"ok", r.outcome == Outcome::kOk},
+                      {"duration_ms", r.duration.count()}};
+  if (r.command) {
+    j["exit_code"] = r.exit_code;
+    j["signal"] = r.signal;
+    j["stdout"] = r.stdout_data;
+    j["stderr"] = r.stderr_data;
+    j["truncated"] = r.output_truncated;
+  }
+  if (!r.message.empty()) j["error"] = r.message;
+  if (r.grpc_code) j["grpc_code"] = r.grpc_code;
+  if (!r.data.is_null()) j["data"] = r.data;
+  return j;
+}
+
+std::string SummaryLine(const std::vector<HostResult>& results, std::chrono::milliseconds elapsed) {
+  Tally t = Count(results);
+  std::string s = fmt::format("{} host{}: {} ok, {} failed, {} unreachable", results.size(),
+                              results.size() == 1 ? "" : "s", t.ok, t.failed, t.unreachable);
+  if (t.cancelled) s += fmt::format(", {} cancelled", t.cancelled);
+  s += fmt::format(" in {:.2f} s", elapsed.count() / 1000.0);
+  return s;
+}
+
+std::unique_ptr<Reporter> MakeReporter(const OutputOptions& opts) {
+  switch (opts.format) {
+    case OutputFormat::kFold: return std::make_unique<FoldReporter>(opts);
+    case OutputFormat::kJson: return std::make_unique<JsonReporter>(opts);
+    case OutputFormat::kText: break;
+  }
+  return std::make_unique<TextReporter>(opts);
+}
+
+}  // namespace herd::control

@@ -1,0 +1,231 @@
+#include "control/tasks.h"
+
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "common/hash.h"
+
+namespace herd::control {
+namespace {
+
+HostResult ErrorResult(const Status& s) {
+  HostResult r;
+  r.outcome = OutcomeForError(s);
+  r.message = s.message();
+  if (r.message.rfind("answered: ", 0) == 0) r.message = r.message.substr(10);
+  r.grpc_code = static_cast<int>(s.code());
+  // gRPC's connection errors are long and repetitive; say what happened.
+  if (r.outcome == Outcome::kUnreachable) {
+    if (r.message.find("Connection refused") != std::string::npos) {
+      r.message = "connection refused (is herdd running there?)";
+    } else if (s.code() == StatusCode::kDeadlineExceeded) {
+      r.message = "no answer before the deadline (--timeout)";
+    }
+  }
+  return r;
+}
+
+std::string Bytes(uint64_t b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(b);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  return fmt::format("{:.1f} {}", v, units[u]);
+}
+
+std::string Uptime(int64_t s) {
+  if (s >= 86400) return fmt::format("{}d{}h", s / 86400, (s % 86400) / 3600);
+  if (s >= 3600) return fmt::format("{}h{}m", s / 3600, (s % 3600) / 60);
+  if (s >= 60) return fmt::format("{}m{}s", s / 60, s % 60);
+  return fmt::format("{}s", s);
+}
+
+nlohmann::json Labels(const google::protobuf::Map<std::string, std::string>& m) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : m) j[k] = v;
+  return j;
+}
+
+}  // namespace
+
+Outcome OutcomeForError(const Status& s) {
+  const bool answered = s.message().rfind("answered: ", 0) == 0;
+  switch (s.code()) {
+    case StatusCode::kOk: return Outcome::kOk;
+    case StatusCode::kUnavailable: return answered ? Outcome::kCommandFailed : Outcome::kUnreachable;
+    case StatusCode::kDeadlineExceeded: return answered ? Outcome::kTimeout : Outcome::kUnreachable;
+    default: return Outcome::kRejected;
+  }
+}
+
+uint32_t AgentTimeoutMs(std::chrono::milliseconds host_timeout) {
+  auto ms = host_timeout.count();
+  auto margin = std::min<long long>(1000, ms / 5);
+  return static_cast<uint32_t>(std::max<long long>(1, ms - margin));
+}
+
+HostTask PingTask() {
+  return [](const Host&, AgentClient& c, const CallOptions& o, std::shared_ptr<HostSink> sink) {
+    auto t0 = std::chrono::steady_clock::now();
+    c.Info(o, [sink, t0](Result<v1::InfoReply> res) {
+      if (!res.ok()) return sink->Finish(ErrorResult(res.status()));
+      auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::steady_clock::now() - t0)
+                    .count();
+      HostResult r;
+      r.outcome = Outcome::kOk;
+      r.summary = fmt::format("pong {:.1f} ms (herdd {}, up {})", us / 1000.0,
+                              res->agent_version(), Uptime(res->uptime_seconds()));
+      r.data = {{"hostname", res->hostname()},
+                {"agent_version", res->agent_version()},
+                {"uptime_seconds", res->uptime_seconds()},
+                {"rtt_ms", us / 1000.0},
+                {"labels", Labels(res->labels())}};
+      sink->Finish(std::move(r));
+    });
+  };
+}
+
+HostTask FactsTask() {
+  return [](const Host&, AgentClient& c, const CallOptions& o, std::shared_ptr<HostSink> sink) {
+    c.Facts(o, [sink](Result<v1::FactsReply> res) {
+      if (!res.ok()) return sink->Finish(ErrorResult(res.status()));
+      const auto& f = *res;
+      HostResult r;
+      r.outcome = Outcome::kOk;
+      r.summary = fmt::format("{}, kernel {}, {}, {} CPU, mem {} free of {}, disk {} free of {}, up {}",
+                              f.os(), f.kernel(), f.arch(), f.cpus(),
+                              Bytes(f.memory_available_bytes()), Bytes(f.memory_total_bytes()),
+                              Bytes(f.disk_available_bytes()), Bytes(f.disk_total_bytes()),
+                              Uptime(f.uptime_seconds()));
+      r.data = {{"hostname", f.hostname()},
+                {"os", f.os()},
+                {"kernel", f.kernel()},
+                {"arch", f.arch()},
+                {"cpus", f.cpus()},
+                {"memory_total_bytes", f.memory_total_bytes()},
+                {"memory_available_bytes", f.memory_available_bytes()},
+                {"disk_total_bytes", f.disk_total_bytes()},
+                {"disk_available_bytes", f.disk_available_bytes()},
+                {"uptime_seconds", f.uptime_seconds()},
+                {"load1", f.load1()},
+                {"agent_version", f.agent_version()},
+                {"labels", Labels(f.labels())}};
+      sink->Finish(std::move(r));
+    });
+  };
+}
+
+HostTask HealthTask() {
+  return [](const Host&, AgentClient& c, const CallOptions& o, std::shared_ptr<HostSink> sink) {
+    c.Health(o, [sink](Result<v1::HealthReply> res) {
+      if (!res.ok()) return sink->Finish(ErrorResult(res.status()));
+      HostResult r;
+      r.outcome = res->ok() ? Outcome::kOk : Outcome::kCommandFailed;
+      nlohmann::json checks = nlohmann::json::array();
+      std::string bad;
+      for (const auto& c : res->checks()) {
+        checks.push_back({{"name", c.name()}, {"ok", c.ok()}, {"detail", c.detail()}});
+        if (!c.ok()) bad += (bad.empty() ? "" : "; ") + c.name() + ": " + c.detail();
+      }
+      r.data = {{"healthy", res->ok()}, {"checks", checks}};
+      if (res->ok()) {
+        r.summary = fmt::format("healthy ({} checks)", res->checks_size());
+      } else {
+        r.message = "unhealthy: " + bad;
+      }
+      sink->Finish(std::move(r));
+    });
+  };
+}
+
+HostTask ExecTask(v1::ExecRequest request) {
+  auto req = std::make_shared<const v1::ExecRequest>(std::move(request));
+  return [req](const Host&, AgentClient& c, const CallOptions& o, std::shared_ptr<HostSink> sink) {
+    c.Exec(
+        *req, o,
+        [sink](const v1::ExecEvent& ev) {
+          if (ev.has_out()) sink->Output(false, ev.out());
+          if (ev.has_err()) sink->Output(true, ev.err());
+        },
+        [sink](Result<v1::ExecResult> res) {
+          if (!res.ok()) {
+            HostResult r = ErrorResult(res.status());
+            r.command = true;
+            r.exit_code = -1;
+            return sink->Finish(std::move(r));
+          }
+          const auto& e = *res;
+          HostResult r;
+          r.command = true;
+          r.exit_code = e.exit_code();
+          r.signal = e.signal();
+          r.output_truncated = e.output_truncated();
+          r.data = {{"duration_ms", e.duration_ms()}};
+          if (!e.error().empty()) {
+            r.outcome = Outcome::kCommandFailed;
+            r.message = e.error();
+          } else if (e.timed_out()) {
+            r.outcome = Outcome::kTimeout;
+            r.message = fmt::format("timed out after {:.1f} s, killed", e.duration_ms() / 1000.0);
+          } else if (e.exit_code() == 0 && e.signal() == 0) {
+            r.outcome = Outcome::kOk;
+          } else {
+            r.outcome = Outcome::kCommandFailed;
+          }
+          sink->Finish(std::move(r));
+        });
+  };
+}
+
+Result<CopySource> ReadCopySource(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return Status::NotFound(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) return Status::Invalid(path + " is not a regular file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::NotFound(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  CopySource src;
+  auto content = std::make_shared<std::string>(ss.str());
+  src.sha256 = Sha256Hex(*content);
+  src.content = std::move(content);
+  src.mode = st.st_mode & 07777;
+  return src;
+}
+
+HostTask CopyTask(CopySource source, std::string dest_path) {
+  v1::PutFileHeader header;
+  header.set_path(dest_path);
+  header.set_mode(source.mode);
+  header.set_size(source.content->size());
+  header.set_sha256(source.sha256);
+  auto content = source.content;
+  return [header, content](const Host&, AgentClient& c, const CallOptions& o,
+                           std::shared_ptr<HostSink> sink) {
+    c.PutFile(header, content, o, [sink, header](Result<v1::PutFileReply> res) {
+      if (!res.ok()) return sink->Finish(ErrorResult(res.status()));
+      HostResult r;
+      r.outcome = Outcome::kOk;
+      r.summary = fmt::format("wrote {} ({} bytes, sha256 {}…)", header.path(),
+                              res->bytes_written(), res->sha256().substr(0, 12));
+      r.data = {{"path", header.path()},
+                {"bytes", res->bytes_written()},
+                {"sha256", res->sha256()},
+                {"mode", fmt::format("{:04o}", header.mode())}};
+      sink->Finish(std::move(r));
+    });
+  };
+}
+
+}  // namespace herd::control
