@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <deque>
 #include <mutex>
 
@@ -194,8 +196,9 @@ AgentService::AgentService(const AgentConfig& config, ExecRunner& runner, AgentM
 grpc::ServerUnaryReactor* AgentService::Info(grpc::CallbackServerContext* ctx,
                                              const v1::InfoRequest*, v1::InfoReply* reply) {
   return Unary(ctx, [&] {
-    HostFacts f = ReadHostFacts(config_.state_dir);
-    reply->set_hostname(f.hostname);
+    char host[256] = {};
+    ::gethostname(host, sizeof(host) - 1);
+    reply->set_hostname(host);
     reply->set_agent_version(HERD_VERSION);
     reply->set_name(config_.name);
     reply->set_uptime_seconds(std::chrono::duration_cast<std::chrono::seconds>(

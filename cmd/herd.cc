@@ -18,6 +18,7 @@
 #include "control/selector.h"
 #include "control/targets.h"
 #include "control/tasks.h"
+#include "grpc_runtime.h"
 
 namespace {
 
@@ -183,6 +184,7 @@ class Cli {
       task = hc::CopyTask(std::move(*source), dst_);
     }
 
+    herd::InitGrpcRuntime();
     RaiseFdLimit();
     ::signal(SIGINT, OnSigint);
     ::signal(SIGPIPE, SIG_IGN);

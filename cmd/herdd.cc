@@ -9,6 +9,7 @@
 #include "agent/config.h"
 #include "agent/logging.h"
 #include "agent/server.h"
+#include "grpc_runtime.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"herdd: the herd agent. Serves gRPC management and Prometheus metrics.", "herdd"};
@@ -71,6 +72,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
+  herd::InitGrpcRuntime();
   herd::agent::AgentServer server(config);
   if (auto s = server.Start(); !s.ok()) {
     spdlog::error("{}", s.message());

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Local fleet: N herdd agents on loopback, each with its own state directory,
+# and the matching inventory. Used by the demo, the tests and the benchmarks.
+#
+#   scripts/fleet.sh up N      start N agents, write DIR/inventory.yaml
+#   scripts/fleet.sh down      stop every agent of DIR (TERM, then KILL), verify none is left
+#   scripts/fleet.sh status    how many agents of DIR are alive
+#
+# Environment: HERD_FLEET_DIR (default: <repo>/.fleet), HERDD (agent binary,
+# default <repo>/build/cmd/herdd). Ports are picked by the kernel (127.0.0.1:0)
+# and read back from each agent's ready file; nothing is guessed.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+dir=${HERD_FLEET_DIR:-$repo/.fleet}
+herdd=${HERDD:-$repo/build/cmd/herdd}
+
+usage() {
+  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  exit "${1:-0}"
+}
+
+alive_pids() {
+  [[ -d $dir ]] || return 0
+  local f pid
+  for f in "$dir"/*/pid; do
+    [[ -f $f ]] || continue
+    pid=$(<"$f")
+    if kill -0 "$pid" 2>/dev/null && grep -q herdd "/proc/$pid/comm" 2>/dev/null; then
+      echo "$pid"
+    fi
+  done
+}
+
+cmd_down() {
+  local pids
+  pids=$(alive_pids)
+  if [[ -n $pids ]]; then
+    # shellcheck disable=SC2086
+    kill -TERM $pids 2>/dev/null || true
+    local i
+    for ((i = 0; i < 100; i++)); do   # up to 10 s for a clean stop
+      pids=$(alive_pids)
+      [[ -z $pids ]] && break
+      sleep 0.1
+    done
+    if [[ -n $pids ]]; then
+      echo "fleet: $(wc -w <<<"$pids") agent(s) ignored SIGTERM; sending SIGKILL" >&2
+      # shellcheck disable=SC2086
+      kill -KILL $pids 2>/dev/null || true
+    fi
+  fi
+  rm -rf "$dir"
+  echo "fleet: down (no agents left in $dir)"
+}
+
+cmd_up() {
+  local n=${1:-}
+  [[ $n =~ ^[0-9]+$ && $n -ge 1 ]] || { echo "fleet: up needs a count, e.g. 'up 20'" >&2; exit 1; }
+  [[ -x $herdd ]] || { echo "fleet: $herdd not built (run scripts/build.sh)" >&2; exit 1; }
+  if [[ -n $(alive_pids) ]]; then
+    echo "fleet: agents already running in $dir; 'scripts/fleet.sh down' first" >&2
+    exit 1
+  fi
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  local width=${#n}
+  ((width < 2)) && width=2
+  local roles=(web web db cache) zones=(a b)
+  local i name
+  for ((i = 1; i <= n; i++)); do
+    printf -v name "node%0${width}d" "$i"
+    mkdir -p "$dir/$name"
+    "$herdd" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+      --state-dir "$dir/$name/state" --ready-file "$dir/$name/ready" --name "$name" \
+      --label "role=${roles[$(((i - 1) % 4))]}" --label "zone=${zones[$(((i - 1) % 2))]}" \
+      >"$dir/$name/log" 2>&1 &
+    echo $! >"$dir/$name/pid"
+  done
+  # Wait for every ready file, bounded: 30 s plus 50 ms per agent.
+  local deadline=$((SECONDS + 30 + n / 20)) ready=0
+  while ((SECONDS < deadline)); do
+    ready=$(find "$dir" -mindepth 2 -maxdepth 2 -name ready | wc -l)
+    ((ready == n)) && break
+    sleep 0.1
+  done
+  if ((ready != n)); then
+    echo "fleet: only $ready of $n agents became ready; see $dir/*/log" >&2
+    exit 1
+  fi
+  {
+    echo "# Local fleet of $n agents written by scripts/fleet.sh; removed by 'fleet.sh down'."
+    echo "hosts:"
+    for ((i = 1; i <= n; i++)); do
+      printf -v name "node%0${width}d" "$i"
+      local grpc metrics
+      grpc=$(sed -n 's/^grpc=//p' "$dir/$name/ready")
+      metrics=$(sed -n 's/^metrics=//p' "$dir/$name/ready")
+      echo "  - name: $name"
+      echo "    address: $grpc"
+      echo "    metrics: $metrics"
+      echo "    labels: {role: ${roles[$(((i - 1) % 4))]}, zone: ${zones[$(((i - 1) % 2))]}}"
+    done
+    echo "groups:"
+    echo "  web: {selector: \"role=web\"}"
+    echo "  db: {selector: \"role=db\"}"
+    echo "  cache: {selector: \"role=cache\"}"
+    echo "  zone-a: {selector: \"zone=a\"}"
+  } >"$dir/inventory.yaml.tmp"
+  mv "$dir/inventory.yaml.tmp" "$dir/inventory.yaml"
+  echo "fleet: $n agents up; inventory: $dir/inventory.yaml"
+  echo "       export HERD_INVENTORY=$dir/inventory.yaml"
+}
+
+case "${1:-}" in
+  up) shift; cmd_up "$@" ;;
+  down) cmd_down ;;
+  status)
+    echo "fleet: $(alive_pids | wc -l) agent(s) alive in $dir" ;;
+  -h | --help | help) usage 0 ;;
+  *) usage 1 ;;
+esac
