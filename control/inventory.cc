@@ -187,6 +187,7 @@ class Loader {
 
 Result<std::string> NormaliseAddress(const std::string& text, int default_port) {
   std::string host, port;
+  bool has_port = false;
   if (text.empty()) return Status::Invalid("empty address");
   if (text[0] == '[') {
     size_t close = text.find(']');
@@ -196,6 +197,7 @@ Result<std::string> NormaliseAddress(const std::string& text, int default_port) 
     if (!rest.empty()) {
       if (rest[0] != ':') return Status::Invalid("address '" + text + "': expected ':' after ']'");
       port = rest.substr(1);
+      has_port = true;
     }
     if (host.empty() || host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) {
       return Status::Invalid("address '" + text + "': bad IPv6 literal");
@@ -207,16 +209,19 @@ Result<std::string> NormaliseAddress(const std::string& text, int default_port) 
       return Status::Invalid("address '" + text + "': IPv6 addresses need brackets, e.g. [::1]:7420");
     }
     host = text.substr(0, colon);
-    if (colon != std::string::npos) port = text.substr(colon + 1);
+    if (colon != std::string::npos) {
+      port = text.substr(colon + 1);
+      has_port = true;
+    }
     static const std::regex kHost("^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$");
     if (!std::regex_match(host, kHost)) {
       return Status::Invalid("address '" + text + "': '" + host + "' is not a valid host name or IP");
     }
   }
-  if (port.empty()) {
+  if (!has_port) {
     port = std::to_string(default_port);
   } else {
-    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
         std::stoi(port) < 1 || std::stoi(port) > 65535) {
       return Status::Invalid("address '" + text + "': port '" + port + "' is not 1-65535");
     }

@@ -1,0 +1,36 @@
+#include <catch2/catch.hpp>
+
+#include "agent/config.h"
+#include "control/inventory.h"
+#include "tests/support/test_support.h"
+
+using herd::testing::SourceDir;
+
+TEST_CASE("the sample agent config loads", "[agent][config][configs]") {
+  auto c = herd::agent::LoadAgentConfig(SourceDir() + "/configs/agent.yaml");
+  REQUIRE(c.ok());
+  CHECK(c->listen == "127.0.0.1:7420");
+  CHECK(c->labels.at("role") == "web");
+  CHECK(c->exec.kill_grace.count() == 2000);
+  CHECK(c->exec.max_concurrent == 64);
+}
+
+TEST_CASE("the sample inventory loads", "[control][inventory][configs]") {
+  auto inv = herd::control::LoadInventory(SourceDir() + "/configs/inventory.yaml");
+  REQUIRE(inv.ok());
+  CHECK(inv->hosts.size() == 4);
+  CHECK(inv->groups.count("not-db") == 1);
+}
+
+TEST_CASE("bad agent configs name file, line and key", "[agent][config]") {
+  using herd::agent::ParseAgentConfig;
+  CHECK_THAT(ParseAgentConfig("listen: [\n", "a.yaml").status().message(),
+             Catch::Contains("a.yaml:"));
+  CHECK_THAT(ParseAgentConfig("lisen: x\n", "a.yaml").status().message(),
+             Catch::Contains("a.yaml:1:1: unknown key 'lisen'"));
+  CHECK_THAT(ParseAgentConfig("exec:\n  kill_grace: soon\n", "a.yaml").status().message(),
+             Catch::Contains("a.yaml:2:15: invalid duration 'soon'"));
+  CHECK_THAT(ParseAgentConfig("log:\n  format: xml\n", "a.yaml").status().message(),
+             Catch::Contains("log.format"));
+  CHECK(ParseAgentConfig("", "a.yaml").ok());
+}

@@ -1,0 +1,80 @@
+#include <catch2/catch.hpp>
+
+#include "control/inventory.h"
+
+using herd::control::NormaliseAddress;
+using herd::control::ParseInventory;
+
+namespace {
+const char* kGood = R"(hosts:
+  - name: node01
+    address: 10.0.0.1:7420
+    labels: {role: web, zone: eu}
+  - name: node02
+    address: node02.example.net
+    metrics: 10.0.0.2:9100
+  - name: v6
+    address: "[::1]:7500"
+groups:
+  web: [node01]
+  eu: {selector: "zone=eu"}
+)";
+}
+
+TEST_CASE("inventory parses hosts, labels and groups", "[control][inventory]") {
+  auto inv = ParseInventory(kGood, "inv.yaml");
+  REQUIRE(inv.ok());
+  REQUIRE(inv->hosts.size() == 3);
+  CHECK(inv->hosts[0].address == "10.0.0.1:7420");
+  CHECK(inv->hosts[0].labels.at("zone") == "eu");
+  CHECK(inv->hosts[0].metrics == "10.0.0.1:9420");
+  CHECK(inv->hosts[1].address == "node02.example.net:7420");
+  CHECK(inv->hosts[1].metrics == "10.0.0.2:9100");
+  CHECK(inv->hosts[2].address == "[::1]:7500");
+  CHECK(inv->groups.at("web").members == std::vector<std::string>{"node01"});
+  CHECK(inv->groups.at("eu").selector == "zone=eu");
+}
+
+TEST_CASE("empty inventory is valid and empty", "[control][inventory]") {
+  auto inv = ParseInventory("", "empty.yaml");
+  REQUIRE(inv.ok());
+  CHECK(inv->hosts.empty());
+}
+
+TEST_CASE("malformed inventories name file, line and problem", "[control][inventory]") {
+  struct Case {
+    const char* yaml;
+    const char* expect;
+  } cases[] = {
+      {"hosts: [\n  - name: a\n", "bad.yaml:"},
+      {"hosts:\n  - name: a\n    address: 1.2.3.4\n  - name: a\n    address: 1.2.3.5\n",
+       "bad.yaml:4:5: duplicate host 'a' (first at line 2)"},
+      {"hosts:\n  - name: a\n    address: 'not an address'\n", "bad.yaml:3:14: host 'a'"},
+      {"hosts:\n  - name: a\n    address: 1.2.3.4:99999\n", "port '99999' is not 1-65535"},
+      {"hosts:\n  - name: a\n    address: ::1\n", "IPv6 addresses need brackets"},
+      {"hosts:\n  - name: a\n", "bad.yaml:2:5: host 'a' has no 'address'"},
+      {"hosts:\n  - name: a\n    address: h\n    colour: red\n", "unknown host key 'colour'"},
+      {"hostz: []\n", "bad.yaml:1:1: unknown key 'hostz'"},
+      {"hosts:\n  - name: a\n    address: h\ngroups:\n  g: [b]\n",
+       "bad.yaml:5:7: group 'g': unknown host 'b'"},
+      {"hosts: []\ngroups:\n  g: {selector: 'role~=x'}\n", "unknown label operator '~='"},
+      {"hosts:\n  - name: 'bad name'\n    address: h\n", "invalid host name 'bad name'"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.yaml);
+    auto inv = ParseInventory(c.yaml, "bad.yaml");
+    REQUIRE_FALSE(inv.ok());
+    CHECK_THAT(inv.status().message(), Catch::Contains(c.expect));
+  }
+}
+
+TEST_CASE("addresses normalise with a default port", "[control][inventory]") {
+  CHECK(*NormaliseAddress("h") == "h:7420");
+  CHECK(*NormaliseAddress("127.0.0.1:1") == "127.0.0.1:1");
+  CHECK(*NormaliseAddress("[fe80::1]") == "[fe80::1]:7420");
+  CHECK_FALSE(NormaliseAddress("").ok());
+  CHECK_FALSE(NormaliseAddress("h:").ok());
+  CHECK_FALSE(NormaliseAddress("h:0").ok());
+  CHECK_FALSE(NormaliseAddress("[::1").ok());
+  CHECK_FALSE(NormaliseAddress("-bad-:1").ok());
+}

@@ -1,0 +1,103 @@
+#include <catch2/catch.hpp>
+
+#include "control/inventory.h"
+#include "control/selector.h"
+
+using namespace herd::control;
+
+namespace {
+
+Inventory Fleet() {
+  auto inv = ParseInventory(R"(hosts:
+  - {name: node01, address: h1, labels: {role: web, zone: eu}}
+  - {name: node02, address: h2, labels: {role: web, zone: us}}
+  - {name: node03, address: h3, labels: {role: db, zone: eu}}
+  - {name: node04, address: h4, labels: {role: db, zone: us-east}}
+  - {name: gw, address: h5}
+groups:
+  web: [node01, node02]
+  eu: {selector: "zone=eu"}
+  loop1: {selector: "@loop2"}
+  loop2: {selector: "@loop1"}
+)",
+                            "fleet.yaml");
+  REQUIRE(inv.ok());
+  return *inv;
+}
+
+std::vector<std::string> Names(const std::string& sel) {
+  static Inventory inv = Fleet();
+  auto hosts = SelectHosts(inv, sel, true);
+  INFO(sel);
+  REQUIRE(hosts.ok());
+  std::vector<std::string> out;
+  for (const auto* h : *hosts) out.push_back(h->name);
+  return out;
+}
+
+std::string Error(const std::string& sel) {
+  static Inventory inv = Fleet();
+  auto hosts = SelectHosts(inv, sel, false);
+  INFO(sel);
+  REQUIRE_FALSE(hosts.ok());
+  return hosts.status().message();
+}
+
+using V = std::vector<std::string>;
+
+}  // namespace
+
+TEST_CASE("selector terms pick hosts", "[control][selector]") {
+  CHECK(Names("all") == V{"node01", "node02", "node03", "node04", "gw"});
+  CHECK(Names("node*") == V{"node01", "node02", "node03", "node04"});
+  CHECK(Names("node0?") == V{"node01", "node02", "node03", "node04"});
+  CHECK(Names("node[02-03]") == V{"node02", "node03"});
+  CHECK(Names("gw") == V{"gw"});
+  CHECK(Names("@web") == V{"node01", "node02"});
+  CHECK(Names("@eu") == V{"node01", "node03"});
+  CHECK(Names("role=db") == V{"node03", "node04"});
+  CHECK(Names("zone!=eu") == V{"node02", "node04", "gw"});
+  CHECK(Names("zone=us*") == V{"node02", "node04"});
+}
+
+TEST_CASE("selector operators combine sets with precedence", "[control][selector]") {
+  CHECK(Names("@web,role=db") == V{"node01", "node02", "node03", "node04"});
+  CHECK(Names("role=web+zone=eu") == V{"node01"});
+  CHECK(Names("all~node*") == V{"gw"});
+  CHECK(Names("node*~@web") == V{"node03", "node04"});
+  // '+' binds tighter than ',', ',' tighter than '~'
+  CHECK(Names("role=db+zone=eu,gw") == V{"node03", "gw"});
+  CHECK(Names("node*,gw~role=web") == V{"node03", "node04", "gw"});
+  CHECK(Names("(@web,gw)+zone=eu") == V{"node01"});
+  CHECK(Names(" @web , gw ") == V{"node01", "node02", "gw"});
+  CHECK(Names("node[01-02,04]") == V{"node01", "node02", "node04"});
+}
+
+TEST_CASE("bad selectors point at the offending character", "[control][selector]") {
+  CHECK_THAT(Error("@web,,db"), Catch::Contains("position 5"));
+  CHECK_THAT(Error("role==web"), Catch::Contains("position 4: unknown label operator '=='"));
+  CHECK_THAT(Error("role~=web"), Catch::Contains("unknown label operator '~='"));
+  CHECK_THAT(Error("role<3"), Catch::Contains("unknown label operator '<'"));
+  CHECK_THAT(Error("@nope"), Catch::Contains("unknown group 'nope'"));
+  CHECK_THAT(Error("node99"), Catch::Contains("no host named 'node99'"));
+  CHECK_THAT(Error("(@web"), Catch::Contains("unclosed '('"));
+  CHECK_THAT(Error("@web)"), Catch::Contains("unmatched ')'"));
+  CHECK_THAT(Error("web$"), Catch::Contains("unexpected character '$'"));
+  CHECK_THAT(Error("!node01"), Catch::Contains("exclude hosts with A~B"));
+  CHECK_THAT(Error("node[3-1]"), Catch::Contains("descending"));
+  CHECK_THAT(Error("@loop1"), Catch::Contains("refers to itself"));
+  CHECK_THAT(Error(""), Catch::Contains("expected a host name"));
+  // the caret line sits under the position
+  CHECK_THAT(Error("@web,,db"), Catch::Contains("\n  @web,,db\n       ^"));
+}
+
+TEST_CASE("an empty selection is an error unless allowed", "[control][selector]") {
+  Inventory inv = Fleet();
+  auto none = SelectHosts(inv, "role=cache", false);
+  REQUIRE_FALSE(none.ok());
+  CHECK_THAT(none.status().message(), Catch::Contains("matches no host"));
+  CHECK_THAT(none.status().message(), Catch::Contains("--allow-empty"));
+  auto allowed = SelectHosts(inv, "role=cache", true);
+  REQUIRE(allowed.ok());
+  CHECK(allowed->empty());
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The local fleet script: up brings N agents and an inventory, down leaves no
+# process behind. Driven with the real CLI.
+set -euo pipefail
+herd=$1
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+export HERD_FLEET_DIR
+HERD_FLEET_DIR=$(mktemp -d)
+export HERDD=$2
+trap '"$repo/scripts/fleet.sh" down >/dev/null 2>&1 || true; rm -rf "$HERD_FLEET_DIR"' EXIT
+
+"$repo/scripts/fleet.sh" up 4
+pids=$(cat "$HERD_FLEET_DIR"/*/pid)
+[[ $(wc -w <<<"$pids") -eq 4 ]] || { echo "FAIL: expected 4 pids"; exit 1; }
+out=$("$herd" -i "$HERD_FLEET_DIR/inventory.yaml" --no-progress run @web --fold -- echo hi 2>&1)
+grep -q "node0\[1-2\],node05\|node\[01-02\] (2 hosts)" <<<"$out" || { echo "FAIL: fold output: $out"; exit 1; }
+"$repo/scripts/fleet.sh" status | grep -q "4 agent(s) alive"
+if "$repo/scripts/fleet.sh" up 2 2>/dev/null; then echo "FAIL: second up should refuse"; exit 1; fi
+"$repo/scripts/fleet.sh" down
+for p in $pids; do
+  if kill -0 "$p" 2>/dev/null; then echo "FAIL: agent $p still running after down"; exit 1; fi
+done
+echo "fleet test: 1 passed, 0 failed"

@@ -1,0 +1,205 @@
+// Real herdd processes on loopback driven by the real herd CLI.
+#include <catch2/catch.hpp>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/support/test_support.h"
+
+using namespace herd::testing;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+struct Fleet {
+  explicit Fleet(int n, const std::string& extra_hosts = "") {
+    for (int i = 1; i <= n; ++i) {
+      agents.push_back(std::make_unique<AgentProcess>("node" + std::to_string(i)));
+      REQUIRE(agents.back()->ready());
+    }
+    std::vector<const AgentProcess*> ptrs;
+    for (auto& a : agents) ptrs.push_back(a.get());
+    inventory = WriteInventory(dir, ptrs, extra_hosts);
+  }
+  CliResult Herd(std::vector<std::string> args, std::chrono::milliseconds limit = 60s) {
+    args.insert(args.begin(), {"-i", inventory, "--no-progress"});
+    return RunHerd(args, limit);
+  }
+  ScopedTempDir dir;
+  std::vector<std::unique_ptr<AgentProcess>> agents;
+  std::string inventory;
+};
+
+std::vector<json> JsonLines(const std::string& out) {
+  std::vector<json> v;
+  for (const auto& l : Lines(out)) v.push_back(json::parse(l));
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("run prints each host's output and exits 0", "[integration][run]") {
+  Fleet f(3);
+  auto r = f.Herd({"run", "all", "--", "echo", "hello world"});
+  CHECK(r.exit_code == 0);
+  for (int i = 1; i <= 3; ++i) {
+    CHECK_THAT(r.out, Catch::Contains("node" + std::to_string(i) + ": hello world\n"));
+  }
+  CHECK_THAT(r.err, Catch::Contains("3 hosts: 3 ok, 0 failed, 0 unreachable"));
+}
+
+TEST_CASE("run --fold groups identical output under a folded host list", "[integration][run]") {
+  Fleet f(3);
+  auto r = f.Herd({"run", "all", "--fold", "--shell", "echo same; test $(hostname) = never"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.out, Catch::Contains("==== node[1-3] (3 hosts): [failed] exit 1 ====\nsame\n"));
+}
+
+TEST_CASE("run -o json prints one object per host and a summary", "[integration][run]") {
+  Fleet f(2);
+  auto r = f.Herd({"-o", "json", "run", "all", "--shell", "echo out; echo err >&2; exit 3"});
+  CHECK(r.exit_code == 2);
+  auto lines = JsonLines(r.out);
+  REQUIRE(lines.size() == 3);
+  for (int i = 0; i < 2; ++i) {
+    CHECK(lines[i]["type"] == "host");
+    CHECK(lines[i]["outcome"] == "failed");
+    CHECK(lines[i]["exit_code"] == 3);
+    CHECK(lines[i]["stdout"] == "out\n");
+    CHECK(lines[i]["stderr"] == "err\n");
+  }
+  CHECK(lines[2]["type"] == "summary");
+  CHECK(lines[2]["failed"] == 2);
+  CHECK(lines[2]["exit_code"] == 2);
+}
+
+TEST_CASE("a command past its timeout is killed and reported, within the deadline",
+          "[integration][run]") {
+  Fleet f(1);
+  const std::string pidfile = f.dir / "sleep.pid";
+  auto r = f.Herd({"-o", "json", "-t", "2s", "run", "all", "--shell",
+                   "echo $$ > " + pidfile + "; exec sleep 300"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.elapsed < 15s);
+  auto lines = JsonLines(r.out);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0]["outcome"] == "timeout");
+  pid_t pid = std::stoi(ReadFile(pidfile));
+  CHECK(::kill(pid, 0) != 0);  // the agent reaped it before answering
+}
+
+TEST_CASE("a missing binary is a clear per-host failure", "[integration][run]") {
+  Fleet f(2);
+  auto r = f.Herd({"run", "all", "--", "herd-no-such-binary", "--flag"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("node1: [failed] command not found: herd-no-such-binary"));
+  CHECK_THAT(r.err, Catch::Contains("node2: [failed] command not found"));
+}
+
+TEST_CASE("a 100 MB output flood is capped and the agent stays healthy", "[integration][run]") {
+  Fleet f(1);
+  auto r = f.Herd({"-o", "json", "run", "all", "--max-output", "65536", "--", "head", "-c",
+                   "100000000", "/dev/zero"});
+  CHECK(r.exit_code == 0);
+  auto lines = JsonLines(r.out);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0]["truncated"] == true);
+  CHECK(lines[0]["stdout"].get<std::string>().size() == 65536);
+  CHECK(f.Herd({"ping", "all"}).exit_code == 0);
+}
+
+TEST_CASE("a port with nothing listening is unreachable, the rest still run",
+          "[integration][unreachable]") {
+  Fleet f(2, "  - {name: ghost, address: '127.0.0.1:1'}\n");
+  auto r = f.Herd({"-o", "json", "run", "all", "--", "true"});
+  CHECK(r.exit_code == 4);
+  auto lines = JsonLines(r.out);
+  REQUIRE(lines.size() == 4);
+  int ok = 0;
+  for (auto& l : lines) {
+    if (l["type"] == "host" && l["host"] == "ghost") {
+      CHECK(l["outcome"] == "unreachable");
+      CHECK_THAT(l["error"].get<std::string>(), Catch::Contains("connection refused"));
+    } else if (l["type"] == "host") {
+      ok += l["ok"] == true;
+    }
+  }
+  CHECK(ok == 2);
+  auto mixed = f.Herd({"run", "all", "--", "false"});
+  CHECK(mixed.exit_code == 6);
+}
+
+TEST_CASE("a stopped agent (SIGSTOP) ends as unreachable within the deadline",
+          "[integration][unreachable]") {
+  Fleet f(3);
+  ::kill(f.agents[1]->pid(), SIGSTOP);
+  auto r = f.Herd({"-t", "2s", "ping", "all"}, 30s);
+  ::kill(f.agents[1]->pid(), SIGCONT);
+  CHECK(r.exit_code == 4);
+  CHECK(r.elapsed < 15s);
+  CHECK_THAT(r.err, Catch::Contains("node2: [unreachable]"));
+  CHECK_THAT(r.out, Catch::Contains("node1: pong"));
+  CHECK_THAT(r.out, Catch::Contains("node3: pong"));
+}
+
+TEST_CASE("ping, facts and health answer per host", "[integration][info]") {
+  Fleet f(2);
+  auto ping = f.Herd({"-o", "json", "ping", "@web"});
+  CHECK(ping.exit_code == 0);
+  auto lines = JsonLines(ping.out);
+  REQUIRE(lines.size() == 2);  // node1 only (role=web) + summary
+  CHECK(lines[0]["host"] == "node1");
+  CHECK(lines[0]["data"]["agent_version"] == HERD_VERSION);
+  auto facts = f.Herd({"-o", "json", "facts", "all"});
+  CHECK(facts.exit_code == 0);
+  auto fl = JsonLines(facts.out);
+  CHECK(fl[0]["data"]["cpus"].get<int>() >= 1);
+  CHECK(fl[0]["data"]["memory_total_bytes"].get<uint64_t>() > 0);
+  CHECK_FALSE(fl[0]["data"]["kernel"].get<std::string>().empty());
+  auto health = f.Herd({"health", "all"});
+  CHECK(health.exit_code == 0);
+  CHECK_THAT(health.out, Catch::Contains("node1: healthy"));
+}
+
+TEST_CASE("herd's own errors exit 1 and name the problem", "[integration][cli]") {
+  Fleet f(1);
+  auto sel = f.Herd({"ping", "@nope"});
+  CHECK(sel.exit_code == 1);
+  CHECK_THAT(sel.err, Catch::Contains("unknown group 'nope'"));
+  auto empty = f.Herd({"ping", "role=cache"});
+  CHECK(empty.exit_code == 1);
+  CHECK_THAT(empty.err, Catch::Contains("matches no host"));
+  auto allowed = f.Herd({"--allow-empty", "ping", "role=cache"});
+  CHECK(allowed.exit_code == 0);
+  auto missing = RunHerd({"-i", f.dir / "nope.yaml", "ping", "all"});
+  CHECK(missing.exit_code == 1);
+  CHECK_THAT(missing.err, Catch::Contains("nope.yaml"));
+  WriteFile(f.dir / "bad.yaml", "hosts:\n  - name: a\n    address: 'x y'\n");
+  auto bad = RunHerd({"-i", f.dir / "bad.yaml", "ping", "all"});
+  CHECK(bad.exit_code == 1);
+  CHECK_THAT(bad.err, Catch::Contains("bad.yaml:3:14"));
+  auto env = RunHerd({"inventory", "all"}, 10s, {{"HERD_INVENTORY", f.inventory}});
+  CHECK(env.exit_code == 0);
+  CHECK_THAT(env.out, Catch::Contains("node1"));
+  CHECK(RunHerd({"--help"}).exit_code == 0);
+  CHECK(RunHerd({"run", "--help"}).out.find("--shell") != std::string::npos);
+}
+
+TEST_CASE("SIGTERM stops the agent and the commands it started", "[integration][agent]") {
+  Fleet f(1);
+  const std::string pidfile = f.dir / "sleep.pid";
+  std::thread cli([&] {
+    f.Herd({"run", "all", "--shell", "echo $$ > " + pidfile + "; exec sleep 300"}, 60s);
+  });
+  REQUIRE(WaitFor([&] { return ReadFile(pidfile).size() > 1; }, 20s));
+  pid_t pid = std::stoi(ReadFile(pidfile));
+  int status = f.agents[0]->Stop();
+  cli.join();
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(WaitFor([&] { return ::kill(pid, 0) != 0; }, 10s));
+}

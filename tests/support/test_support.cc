@@ -1,0 +1,244 @@
+#include "tests/support/test_support.h"
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace herd::testing {
+
+using Clock = std::chrono::steady_clock;
+
+std::string HerdBinary() { return HERD_BIN; }
+std::string HerddBinary() { return HERDD_BIN; }
+std::string SourceDir() { return HERD_SOURCE_DIR; }
+
+ScopedTempDir::ScopedTempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/herd-test-XXXXXX";
+  if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+ScopedTempDir::~ScopedTempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds limit) {
+  const auto end = Clock::now() + limit;
+  while (true) {
+    if (cond()) return true;
+    if (Clock::now() >= end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFile(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+namespace {
+
+std::string Field(const std::string& ready, const std::string& key) {
+  for (const auto& line : Lines(ready)) {
+    if (line.rfind(key + "=", 0) == 0) return line.substr(key.size() + 1);
+  }
+  return "";
+}
+
+bool Reap(pid_t pid, std::chrono::milliseconds limit, int* status) {
+  return WaitFor([&] { return ::waitpid(pid, status, WNOHANG) == pid; }, limit);
+}
+
+}  // namespace
+
+AgentProcess::AgentProcess(const std::string& name, std::vector<std::string> extra)
+    : name_(name) {
+  state_dir_ = dir_ / "state";
+  const std::string ready = dir_ / "ready";
+  std::vector<std::string> args = {HerddBinary(),      "--listen",      "127.0.0.1:0",
+                                   "--metrics-listen", "127.0.0.1:0",   "--state-dir",
+                                   state_dir_,         "--ready-file",  ready,
+                                   "--name",           name,            "--log-level",
+                                   "debug"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  const std::string log = dir_ / "log";
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  bool ok = WaitFor(
+      [&] {
+        int st;
+        if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+          pid_ = -1;
+          return true;  // died
+        }
+        return ::access(ready.c_str(), R_OK) == 0;
+      },
+      std::chrono::seconds(30));
+  if (ok && pid_ > 0) {
+    std::string text = ReadFile(ready);
+    grpc_ = Field(text, "grpc");
+    metrics_ = Field(text, "metrics");
+  }
+  if (!this->ready()) std::cerr << "herdd " << name << " failed to start:\n" << this->log() << "\n";
+}
+
+std::string AgentProcess::log() const { return ReadFile(dir_ / "log"); }
+
+int AgentProcess::Stop() {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGCONT);
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  if (!Reap(pid_, std::chrono::seconds(15), &status)) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &status, 0);
+  }
+  pid_ = -1;
+  return status;
+}
+
+AgentProcess::~AgentProcess() { Stop(); }
+
+std::string WriteInventory(const ScopedTempDir& dir, const std::vector<const AgentProcess*>& agents,
+                           const std::string& extra_hosts) {
+  std::ostringstream y;
+  y << "hosts:\n";
+  int i = 0;
+  for (const auto* a : agents) {
+    y << "  - name: " << a->name() << "\n"
+      << "    address: " << a->grpc_address() << "\n"
+      << "    metrics: " << a->metrics_address() << "\n"
+      << "    labels: {role: " << (i % 2 == 0 ? "web" : "db") << ", idx: '" << i << "'}\n";
+    ++i;
+  }
+  y << extra_hosts;
+  y << "groups:\n  web: {selector: \"role=web\"}\n";
+  const std::string path = dir / "inventory.yaml";
+  WriteFile(path, y.str());
+  return path;
+}
+
+CliResult RunProgram(const std::string& program, const std::vector<std::string>& args,
+                     std::chrono::milliseconds limit,
+                     const std::map<std::string, std::string>& env) {
+  CliResult r;
+  int out[2], err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) return r;
+  const auto t0 = Clock::now();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    ::dup2(err[1], 2);
+    ::unsetenv("HERD_INVENTORY");
+    for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
+    std::vector<std::string> all = {program};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  ::close(err[1]);
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  int open_fds = 2;
+  char buf[65536];
+  bool killed = false;
+  while (open_fds > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(t0 + limit - Clock::now());
+    if (left.count() <= 0 && !killed) {
+      ::kill(pid, SIGKILL);
+      killed = true;
+    }
+    int rc = ::poll(fds, 2, killed ? 1000 : static_cast<int>(std::max<long>(1, left.count())));
+    if (rc < 0 && errno != EINTR) break;
+    if (rc == 0 && killed) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !fds[i].revents) continue;
+      ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n <= 0) {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      } else {
+        (i == 0 ? r.out : r.err).append(buf, n);
+      }
+    }
+  }
+  for (auto& f : fds) {
+    if (f.fd >= 0) ::close(f.fd);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  r.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+  r.exit_code = killed ? -9 : (WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
+  return r;
+}
+
+CliResult RunHerd(const std::vector<std::string>& args, std::chrono::milliseconds limit,
+                  const std::map<std::string, std::string>& env) {
+  return RunProgram(HerdBinary(), args, limit, env);
+}
+
+namespace {
+size_t Collect(char* p, size_t size, size_t n, void* user) {
+  static_cast<std::string*>(user)->append(p, size * n);
+  return size * n;
+}
+}  // namespace
+
+std::string HttpGet(const std::string& url, long* code) {
+  std::string body;
+  CURL* c = curl_easy_init();
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, Collect);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  long http = 0;
+  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
+  curl_easy_cleanup(c);
+  if (code) *code = http;
+  return http ? body : "";
+}
+
+}  // namespace herd::testing

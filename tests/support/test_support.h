@@ -1,0 +1,91 @@
+// Test support: temp dirs, real herdd processes, running the real herd CLI,
+// HTTP GET, and bounded polling. Used from the test thread only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace herd::testing {
+
+// A fresh directory under $TMPDIR, removed with its contents on destruction.
+class ScopedTempDir {
+ public:
+  ScopedTempDir();
+  ~ScopedTempDir();
+  ScopedTempDir(const ScopedTempDir&) = delete;
+  ScopedTempDir& operator=(const ScopedTempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Polls `cond` every 20 ms until it holds or `limit` passes.
+bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds limit);
+
+std::string ReadFile(const std::string& path);
+void WriteFile(const std::string& path, const std::string& content);
+
+// A real herdd on 127.0.0.1:0 with its own state dir. The constructor waits
+// (bounded) for the ready file; the destructor sends SIGTERM, waits, then
+// SIGKILL, and reaps. The log is printed if the agent failed to start.
+class AgentProcess {
+ public:
+  explicit AgentProcess(const std::string& name, std::vector<std::string> extra_args = {});
+  ~AgentProcess();
+  AgentProcess(const AgentProcess&) = delete;
+  AgentProcess& operator=(const AgentProcess&) = delete;
+
+  const std::string& name() const { return name_; }
+  const std::string& grpc_address() const { return grpc_; }
+  const std::string& metrics_address() const { return metrics_; }
+  const std::string& state_dir() const { return state_dir_; }
+  std::string log() const;
+  pid_t pid() const { return pid_; }
+  bool ready() const { return !grpc_.empty(); }
+  // Sends SIGTERM and waits (bounded) for exit; returns the exit status.
+  int Stop();
+
+ private:
+  ScopedTempDir dir_;
+  std::string name_, grpc_, metrics_, state_dir_;
+  pid_t pid_ = -1;
+};
+
+// Writes an inventory YAML for `agents` (plus extra raw host entries).
+std::string WriteInventory(const ScopedTempDir& dir, const std::vector<const AgentProcess*>& agents,
+                           const std::string& extra_hosts = "");
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out, err;
+  std::chrono::milliseconds elapsed{0};
+};
+
+// Runs the real herd binary with `args` (and HERD_INVENTORY unset unless
+// given in env); kills it after `limit`.
+CliResult RunHerd(const std::vector<std::string>& args,
+                  std::chrono::milliseconds limit = std::chrono::seconds(60),
+                  const std::map<std::string, std::string>& env = {});
+
+// Runs any program the same way.
+CliResult RunProgram(const std::string& program, const std::vector<std::string>& args,
+                     std::chrono::milliseconds limit, const std::map<std::string, std::string>& env = {});
+
+// HTTP GET via libcurl; returns the body, or "" with *code set (0 on transport error).
+std::string HttpGet(const std::string& url, long* code = nullptr);
+
+// Splits text into lines (without the newline).
+std::vector<std::string> Lines(const std::string& text);
+
+std::string HerdBinary();
+std::string HerddBinary();
+std::string SourceDir();
+
+}  // namespace herd::testing
