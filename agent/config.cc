@@ -46,10 +46,10 @@ Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string&
     YAML::Node root = YAML::Load(text);
     if (!root || root.IsNull()) return c;
     if (!root.IsMap()) return At(source, root.Mark(), "agent config must be a mapping");
-    Status s = CheckKeys(source, root,
-                         {"name", "listen", "metrics_listen", "state_dir", "labels", "log",
-                          "exec", "ready_file"},
-                         "");
+    Status s = CheckKeys(
+        source, root,
+        {"name", "listen", "metrics_listen", "state_dir", "labels", "log", "exec", "ready_file"},
+        "");
     if (!s.ok()) return s;
     if (root["name"]) c.name = root["name"].as<std::string>();
     if (root["listen"]) c.listen = root["listen"].as<std::string>();
@@ -78,7 +78,8 @@ Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string&
       if (!s.ok()) return s;
       if (!(s = Duration(source, exec["default_timeout"], &c.exec.default_timeout)).ok()) return s;
       if (!(s = Duration(source, exec["kill_grace"], &c.exec.kill_grace)).ok()) return s;
-      if (exec["max_output_bytes"]) c.exec.max_output_bytes = exec["max_output_bytes"].as<uint64_t>();
+      if (exec["max_output_bytes"])
+        c.exec.max_output_bytes = exec["max_output_bytes"].as<uint64_t>();
       if (exec["max_concurrent"]) c.exec.max_concurrent = exec["max_concurrent"].as<int>();
       if (c.exec.max_concurrent < 1) {
         return At(source, exec["max_concurrent"].Mark(), "exec.max_concurrent must be >= 1");

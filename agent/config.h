@@ -11,21 +11,21 @@ namespace herd::agent {
 
 struct ExecLimits {
   std::chrono::milliseconds default_timeout{60'000};
-  std::chrono::milliseconds kill_grace{2'000};      // TERM, then KILL after this
-  uint64_t max_output_bytes = 1 << 20;              // per stream, default
-  uint64_t max_output_bytes_limit = 64ull << 20;    // a request may not ask for more
-  int max_concurrent = 64;                          // execs running at once
+  std::chrono::milliseconds kill_grace{2'000};    // TERM, then KILL after this
+  uint64_t max_output_bytes = 1 << 20;            // per stream, default
+  uint64_t max_output_bytes_limit = 64ull << 20;  // a request may not ask for more
+  int max_concurrent = 64;                        // execs running at once
 };
 
 struct AgentConfig {
-  std::string name;                                  // fleet name (optional)
-  std::string listen = "127.0.0.1:7420";             // gRPC
-  std::string metrics_listen = "127.0.0.1:9420";     // Prometheus /metrics; "" disables
+  std::string name;                               // fleet name (optional)
+  std::string listen = "127.0.0.1:7420";          // gRPC
+  std::string metrics_listen = "127.0.0.1:9420";  // Prometheus /metrics; "" disables
   std::string state_dir = "/var/lib/herd";
   std::map<std::string, std::string> labels;
-  std::string log_format = "text";                   // text | json
+  std::string log_format = "text";  // text | json
   std::string log_level = "info";
-  std::string ready_file;                            // written once both ports are bound
+  std::string ready_file;  // written once both ports are bound
   ExecLimits exec;
 };
 

@@ -118,8 +118,7 @@ void ExecRunner::KillAll() {
   idle_.wait(l, [&] { return jobs_.empty(); });
 }
 
-void ExecRunner::Work(std::shared_ptr<Job> job, ExecSpec spec, OutputFn on_output,
-                      DoneFn on_done) {
+void ExecRunner::Work(std::shared_ptr<Job> job, ExecSpec spec, OutputFn on_output, DoneFn on_done) {
   const auto t0 = Clock::now();
   ExecOutcome out;
   auto finish = [&] {
@@ -158,7 +157,7 @@ void ExecRunner::Work(std::shared_ptr<Job> job, ExecSpec spec, OutputFn on_outpu
     sigemptyset(&none);
     sigemptyset(&defaults);
     for (int s : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD}) sigaddset(&defaults, s);
-    posix_spawnattr_setsigmask(&attr, &none);        // the agent blocks TERM/INT; children must not
+    posix_spawnattr_setsigmask(&attr, &none);  // the agent blocks TERM/INT; children must not
     posix_spawnattr_setsigdefault(&attr, &defaults);  // and the agent ignores PIPE
     posix_spawnattr_setpgroup(&attr, 0);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
@@ -172,8 +171,8 @@ void ExecRunner::Work(std::shared_ptr<Job> job, ExecSpec spec, OutputFn on_outpu
     posix_spawnattr_destroy(&attr);
     if (rc != 0) {
       out.exit_code = 127;
-      out.error = rc == ENOENT ? "command not found: " + argv[0]
-                               : argv[0] + ": " + std::strerror(rc);
+      out.error =
+          rc == ENOENT ? "command not found: " + argv[0] : argv[0] + ": " + std::strerror(rc);
       return finish();
     }
     job->pgid = pid;
@@ -259,7 +258,8 @@ void ExecRunner::Work(std::shared_ptr<Job> job, ExecSpec spec, OutputFn on_outpu
     int i_in = in_w.fd >= 0 ? add(in_w.fd, POLLOUT) : -1;
     int i_pid = pidfd.fd >= 0 ? add(pidfd.fd, POLLIN) : -1;
     int i_wake = add(job->wake_fd[0], POLLIN);
-    auto next_event = termed && !killed ? kill_at : (termed ? now + std::chrono::seconds(1) : deadline);
+    auto next_event =
+        termed && !killed ? kill_at : (termed ? now + std::chrono::seconds(1) : deadline);
     if (pidfd.fd < 0) next_event = std::min(next_event, now + std::chrono::milliseconds(20));
     auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(next_event - now).count();
     int rc = ::poll(fds, nfds, static_cast<int>(std::clamp<long long>(wait_ms + 1, 0, 60'000)));
@@ -272,7 +272,8 @@ void ExecRunner::Work(std::shared_ptr<Job> job, ExecSpec spec, OutputFn on_outpu
     if (i_out >= 0 && fds[i_out].revents) read_stream(out_r, false);
     if (i_err >= 0 && fds[i_err].revents) read_stream(err_r, true);
     if (i_in >= 0 && fds[i_in].revents) {
-      ssize_t n = ::write(in_w.fd, spec.stdin_data.data() + in_off, spec.stdin_data.size() - in_off);
+      ssize_t n =
+          ::write(in_w.fd, spec.stdin_data.data() + in_off, spec.stdin_data.size() - in_off);
       if (n > 0) in_off += n;
       if ((n < 0 && errno != EAGAIN) || in_off >= spec.stdin_data.size()) in_w.Close();
     }

@@ -26,7 +26,7 @@ namespace herd::agent {
 
 struct ExecSpec {
   std::vector<std::string> argv;
-  std::string shell;                     // non-empty: /bin/sh -c shell
+  std::string shell;  // non-empty: /bin/sh -c shell
   std::map<std::string, std::string> env;
   std::string cwd;
   std::string stdin_data;

@@ -74,8 +74,8 @@ Status AtomicFileWriter::Write(const std::string& chunk) {
 
 Status AtomicFileWriter::Commit() {
   if (written_ != size_) {
-    return Status::Invalid("received " + std::to_string(written_) + " of " +
-                           std::to_string(size_) + " bytes; " + path_ + " left unchanged");
+    return Status::Invalid("received " + std::to_string(written_) + " of " + std::to_string(size_) +
+                           " bytes; " + path_ + " left unchanged");
   }
   std::string got = hash_.HexDigest();
   if (got != sha256_) {

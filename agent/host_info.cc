@@ -52,8 +52,8 @@ HostFacts ReadHostFacts(const std::string& path) {
 }
 
 std::vector<std::pair<std::string, double>> ReadCpuSeconds() {
-  static const char* kModes[] = {"user", "nice", "system", "idle", "iowait", "irq", "softirq",
-                                 "steal"};
+  static const char* kModes[] = {"user",   "nice", "system",  "idle",
+                                 "iowait", "irq",  "softirq", "steal"};
   std::vector<std::pair<std::string, double>> out;
   std::ifstream stat("/proc/stat");
   std::string cpu;
@@ -88,8 +88,8 @@ std::vector<Check> RunHealthChecks(const std::string& state_dir) {
     double free_pct = 100.0 * f.mem_available / f.mem_total;
     checks.push_back({"memory", free_pct >= 5.0, fmt::format("{:.1f}% available", free_pct)});
   }
-  checks.push_back({"load", f.load5 < 4.0 * f.cpus,
-                    fmt::format("load5 {:.2f} on {} CPUs", f.load5, f.cpus)});
+  checks.push_back(
+      {"load", f.load5 < 4.0 * f.cpus, fmt::format("load5 {:.2f} on {} CPUs", f.load5, f.cpus)});
   return checks;
 }
 

@@ -40,8 +40,8 @@ Status SetupLogging(const std::string& format, const std::string& level) {
   if (lvl == spdlog::level::off && level != "off") {
     return Status::Invalid("unknown log level '" + level + "' (trace, debug, info, warn, error)");
   }
-  auto logger = std::make_shared<spdlog::logger>(
-      "herdd", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger =
+      std::make_shared<spdlog::logger>("herdd", std::make_shared<spdlog::sinks::stderr_sink_mt>());
   if (format == "json") {
     logger->set_formatter(std::make_unique<JsonFormatter>());
   } else if (format == "text") {

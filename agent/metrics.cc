@@ -61,8 +61,7 @@ const char* GrpcCodeName(int code) {
 
 class MetricsInterceptor : public grpc::experimental::Interceptor {
  public:
-  MetricsInterceptor(grpc::experimental::ServerRpcInfo* info, AgentMetrics* m)
-      : metrics_(m) {
+  MetricsInterceptor(grpc::experimental::ServerRpcInfo* info, AgentMetrics* m) : metrics_(m) {
     std::string full = info->method() ? info->method() : "";
     method_ = full.substr(full.rfind('/') + 1);
   }
@@ -109,10 +108,11 @@ class HostCollector : public prometheus::Collectable {
     AddGauge(mem, static_cast<double>(f.mem_total), {{"kind", "total"}});
     AddGauge(mem, static_cast<double>(f.mem_available), {{"kind", "available"}});
     out.push_back(std::move(mem));
-    auto fs = Family("herd_host_filesystem_bytes",
-                     "Filesystem holding the agent state directory", MetricType::Gauge);
+    auto fs = Family("herd_host_filesystem_bytes", "Filesystem holding the agent state directory",
+                     MetricType::Gauge);
     AddGauge(fs, static_cast<double>(f.disk_total), {{"kind", "size"}, {"path", state_dir_}});
-    AddGauge(fs, static_cast<double>(f.disk_available), {{"kind", "available"}, {"path", state_dir_}});
+    AddGauge(fs, static_cast<double>(f.disk_available),
+             {{"kind", "available"}, {"path", state_dir_}});
     out.push_back(std::move(fs));
     auto load = Family("herd_host_load", "Load average", MetricType::Gauge);
     AddGauge(load, f.load1, {{"period", "1m"}});
@@ -130,7 +130,8 @@ class HostCollector : public prometheus::Collectable {
     std::ifstream statm("/proc/self/statm");
     long pages_total = 0, pages_rss = 0;
     statm >> pages_total >> pages_rss;
-    auto rss = Family("herd_agent_resident_memory_bytes", "herdd resident memory", MetricType::Gauge);
+    auto rss =
+        Family("herd_agent_resident_memory_bytes", "herdd resident memory", MetricType::Gauge);
     AddGauge(rss, static_cast<double>(pages_rss) * sysconf(_SC_PAGESIZE));
     out.push_back(std::move(rss));
     std::ifstream stat("/proc/self/stat");
@@ -139,8 +140,8 @@ class HostCollector : public prometheus::Collectable {
     for (int i = 1; i <= 15 && stat >> field; ++i) {
       if (i == 14 || i == 15) ticks += std::stod(field);
     }
-    auto cpu_self = Family("herd_agent_cpu_seconds_total", "herdd CPU time (user+system)",
-                           MetricType::Counter);
+    auto cpu_self =
+        Family("herd_agent_cpu_seconds_total", "herdd CPU time (user+system)", MetricType::Counter);
     AddGauge(cpu_self, ticks / sysconf(_SC_CLK_TCK));
     out.push_back(std::move(cpu_self));
     return out;
@@ -162,9 +163,8 @@ AgentMetrics::AgentMetrics(std::string state_dir)
                     .Name("herd_agent_start_time_seconds")
                     .Help("Unix time herdd started")
                     .Register(*registry_);
-  start.Add({}).Set(std::chrono::duration<double>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count());
+  start.Add({}).Set(
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
   rpcs_ = &prometheus::BuildCounter()
                .Name("herd_grpc_requests_total")
                .Help("gRPC requests handled, by method and status code")
@@ -173,13 +173,13 @@ AgentMetrics::AgentMetrics(std::string state_dir)
                 .Name("herd_exec_total")
                 .Help("Commands run by Exec, by result (ok, failed, timeout, error)")
                 .Register(*registry_);
-  exec_duration_ = &prometheus::BuildHistogram()
-                        .Name("herd_exec_duration_seconds")
-                        .Help("Wall time of commands run by Exec")
-                        .Register(*registry_)
-                        .Add({}, prometheus::Histogram::BucketBoundaries{
-                                     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
-                                     60, 300});
+  exec_duration_ =
+      &prometheus::BuildHistogram()
+           .Name("herd_exec_duration_seconds")
+           .Help("Wall time of commands run by Exec")
+           .Register(*registry_)
+           .Add({}, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                            0.5, 1, 2.5, 5, 10, 30, 60, 300});
 }
 
 AgentMetrics::~AgentMetrics() = default;

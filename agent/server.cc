@@ -22,9 +22,7 @@ std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const AgentConfig&) {
   return grpc::InsecureServerCredentials();
 }
 
-std::string HostPart(const std::string& address) {
-  return address.substr(0, address.rfind(':'));
-}
+std::string HostPart(const std::string& address) { return address.substr(0, address.rfind(':')); }
 
 Status WriteReadyFile(const std::string& path, const std::string& body) {
   std::string tmp = path + ".tmp";
@@ -43,7 +41,9 @@ Status WriteReadyFile(const std::string& path, const std::string& body) {
 
 struct AgentServer::Impl {
   explicit Impl(AgentConfig c)
-      : config(std::move(c)), runner(config.exec.max_concurrent), metrics(config.state_dir),
+      : config(std::move(c)),
+        runner(config.exec.max_concurrent),
+        metrics(config.state_dir),
         service(config, runner, metrics) {}
   AgentConfig config;
   ExecRunner runner;
@@ -61,7 +61,8 @@ Status AgentServer::Start() {
     return Status::Internal("cannot create state dir " + c.state_dir + ": " + std::strerror(errno));
   }
   if (::access(c.state_dir.c_str(), W_OK) != 0) {
-    return Status::Internal("state dir " + c.state_dir + " is not writable: " + std::strerror(errno));
+    return Status::Internal("state dir " + c.state_dir +
+                            " is not writable: " + std::strerror(errno));
   }
   grpc::ServerBuilder builder;
   builder.AddListeningPort(c.listen, ServerCredentials(c), &grpc_port_);

@@ -1,7 +1,6 @@
 #include "agent/service.h"
 
 #include <spdlog/spdlog.h>
-
 #include <unistd.h>
 
 #include <deque>
@@ -15,16 +14,35 @@ namespace herd::agent {
 grpc::Status ToGrpc(const Status& s) {
   grpc::StatusCode c;
   switch (s.code()) {
-    case StatusCode::kOk: return grpc::Status::OK;
-    case StatusCode::kInvalidArgument: c = grpc::StatusCode::INVALID_ARGUMENT; break;
-    case StatusCode::kNotFound: c = grpc::StatusCode::NOT_FOUND; break;
-    case StatusCode::kAlreadyExists: c = grpc::StatusCode::ALREADY_EXISTS; break;
-    case StatusCode::kPermissionDenied: c = grpc::StatusCode::PERMISSION_DENIED; break;
-    case StatusCode::kFailedPrecondition: c = grpc::StatusCode::FAILED_PRECONDITION; break;
-    case StatusCode::kResourceExhausted: c = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
-    case StatusCode::kUnavailable: c = grpc::StatusCode::UNAVAILABLE; break;
-    case StatusCode::kDeadlineExceeded: c = grpc::StatusCode::DEADLINE_EXCEEDED; break;
-    default: c = grpc::StatusCode::INTERNAL; break;
+    case StatusCode::kOk:
+      return grpc::Status::OK;
+    case StatusCode::kInvalidArgument:
+      c = grpc::StatusCode::INVALID_ARGUMENT;
+      break;
+    case StatusCode::kNotFound:
+      c = grpc::StatusCode::NOT_FOUND;
+      break;
+    case StatusCode::kAlreadyExists:
+      c = grpc::StatusCode::ALREADY_EXISTS;
+      break;
+    case StatusCode::kPermissionDenied:
+      c = grpc::StatusCode::PERMISSION_DENIED;
+      break;
+    case StatusCode::kFailedPrecondition:
+      c = grpc::StatusCode::FAILED_PRECONDITION;
+      break;
+    case StatusCode::kResourceExhausted:
+      c = grpc::StatusCode::RESOURCE_EXHAUSTED;
+      break;
+    case StatusCode::kUnavailable:
+      c = grpc::StatusCode::UNAVAILABLE;
+      break;
+    case StatusCode::kDeadlineExceeded:
+      c = grpc::StatusCode::DEADLINE_EXCEEDED;
+      break;
+    default:
+      c = grpc::StatusCode::INTERNAL;
+      break;
   }
   return grpc::Status(c, s.message());
 }
@@ -91,10 +109,10 @@ class ExecReactor : public grpc::ServerWriteReactor<v1::ExecEvent> {
   }
 
   void OnExecDone(ExecOutcome o) {
-    const char* result = !o.error.empty()      ? "error"
-                         : o.timed_out         ? "timeout"
+    const char* result = !o.error.empty()                      ? "error"
+                         : o.timed_out                         ? "timeout"
                          : (o.exit_code == 0 && o.signal == 0) ? "ok"
-                                                              : "failed";
+                                                               : "failed";
     metrics_.RecordExec(result, o.duration.count() / 1000.0);
     spdlog::debug("exec done: {} exit={} signal={} {} ms", result, o.exit_code, o.signal,
                   o.duration.count());
@@ -129,7 +147,7 @@ class ExecReactor : public grpc::ServerWriteReactor<v1::ExecEvent> {
 
   ExecRunner& runner_;
   AgentMetrics& metrics_;
-  std::mutex mu_;  // guards everything below
+  std::mutex mu_;                    // guards everything below
   std::deque<v1::ExecEvent> queue_;  // front is being written while writing_
   uint64_t id_ = 0;
   bool writing_ = false, done_ = false, cancelled_ = false, finished_ = false;
@@ -137,7 +155,8 @@ class ExecReactor : public grpc::ServerWriteReactor<v1::ExecEvent> {
 
 class PutFileReactor : public grpc::ServerReadReactor<v1::PutFileMessage> {
  public:
-  PutFileReactor(v1::PutFileReply* reply, std::string peer) : reply_(reply), peer_(std::move(peer)) {
+  PutFileReactor(v1::PutFileReply* reply, std::string peer)
+      : reply_(reply), peer_(std::move(peer)) {
     StartRead(&msg_);
   }
 
@@ -255,8 +274,8 @@ grpc::ServerWriteReactor<v1::ExecEvent>* AgentService::Exec(grpc::CallbackServer
     return reactor;
   }
   if (req->argv_size() > 0 && !req->shell().empty()) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                 "give either argv or shell, not both"));
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "give either argv or shell, not both"));
     return reactor;
   }
   ExecSpec spec;
@@ -268,13 +287,13 @@ grpc::ServerWriteReactor<v1::ExecEvent>* AgentService::Exec(grpc::CallbackServer
   spec.timeout = req->timeout_ms() ? std::chrono::milliseconds(req->timeout_ms())
                                    : config_.exec.default_timeout;
   spec.kill_grace = config_.exec.kill_grace;
-  spec.max_output_bytes = req->max_output_bytes() ? req->max_output_bytes()
-                                                  : config_.exec.max_output_bytes;
+  spec.max_output_bytes =
+      req->max_output_bytes() ? req->max_output_bytes() : config_.exec.max_output_bytes;
   spec.max_output_bytes = std::min(spec.max_output_bytes, config_.exec.max_output_bytes_limit);
   spdlog::info("exec {} from {}",
-               spec.shell.empty() ? fmt::format("argv[0]={} ({} args)", spec.argv[0],
-                                                spec.argv.size())
-                                  : std::string("shell"),
+               spec.shell.empty()
+                   ? fmt::format("argv[0]={} ({} args)", spec.argv[0], spec.argv.size())
+                   : std::string("shell"),
                Peer(ctx));
   reactor->Start(std::move(spec));
   return reactor;

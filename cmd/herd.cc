@@ -1,10 +1,10 @@
 // herd: the fleet CLI. Parses flags, loads the inventory, calls control/, and
 // maps the results to an exit code. Nothing else lives here.
-#include <CLI/CLI.hpp>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <cstdio>
 #include <fstream>
@@ -64,7 +64,8 @@ const char* kSelectorHelp = R"(TARGET selects hosts from the inventory:
   '+' binds tighter than ',', which binds tighter than '~'; ( ) group.
   Quote globs and parentheses for the shell: herd run 'node*~node03' -- uptime)";
 
-const char* kExitHelp = R"(Exit codes: 0 all hosts ok, 1 herd's own error (flags, inventory, selector),
+const char* kExitHelp =
+    R"(Exit codes: 0 all hosts ok, 1 herd's own error (flags, inventory, selector),
 2 some host failed, 4 some host unreachable, 6 both, 130 interrupted.)";
 
 class Cli {
@@ -76,7 +77,8 @@ class Cli {
                "~/.config/herd/inventory.yaml. See README.md.");
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("herd ") + HERD_VERSION);
-    app.add_option("-i,--inventory", g_.inventory, "Inventory YAML file")->envname("HERD_INVENTORY");
+    app.add_option("-i,--inventory", g_.inventory, "Inventory YAML file")
+        ->envname("HERD_INVENTORY");
     app.add_option("-o,--output", g_.output, "Output format: text or json (JSON Lines)")
         ->check(CLI::IsMember({"text", "json"}));
     app.add_flag("--fold", g_.fold, "Group hosts with identical output: node[01-05,09]");
@@ -97,10 +99,12 @@ class Cli {
     run->add_option("--shell", shell_, "Run this pipeline with /bin/sh -c instead of CMD");
     run->add_option("-e,--env", env_, "Set an environment variable KEY=VALUE (repeatable)");
     run->add_option("--cwd", cwd_, "Working directory on the host (default: agent state dir)");
-    run->add_option("--max-output", max_output_, "Bytes of stdout and of stderr kept per host "
-                                                 "(default 1048576; the rest is dropped)");
-    run->footer("Examples:\n  herd run all -- uptime\n  herd run @web --fold -- cat /etc/os-release"
-                "\n  herd run 'role=db' --shell 'df -h / | tail -1'");
+    run->add_option("--max-output", max_output_,
+                    "Bytes of stdout and of stderr kept per host "
+                    "(default 1048576; the rest is dropped)");
+    run->footer(
+        "Examples:\n  herd run all -- uptime\n  herd run @web --fold -- cat /etc/os-release"
+        "\n  herd run 'role=db' --shell 'df -h / | tail -1'");
 
     auto* facts = app.add_subcommand("facts", "Show host facts: OS, kernel, CPUs, memory, disk");
     facts->add_option("target", target_, "Hosts")->required();
@@ -162,7 +166,8 @@ class Cli {
       req.set_shell(shell_);
       for (const auto& kv : env_) {
         auto eq = kv.find('=');
-        if (eq == std::string::npos || eq == 0) return Fail("--env expects KEY=VALUE, got '" + kv + "'");
+        if (eq == std::string::npos || eq == 0)
+          return Fail("--env expects KEY=VALUE, got '" + kv + "'");
         (*req.mutable_env())[kv.substr(0, eq)] = kv.substr(eq + 1);
       }
       req.set_working_dir(cwd_);
@@ -212,7 +217,9 @@ class Cli {
   int ListInventory(const std::vector<const hc::Host*>& hosts) {
     for (const auto* h : hosts) {
       if (g_.output == "json") {
-        nlohmann::json j = {{"name", h->name}, {"address", h->address}, {"metrics", h->metrics},
+        nlohmann::json j = {{"name", h->name},
+                            {"address", h->address},
+                            {"metrics", h->metrics},
                             {"labels", h->labels}};
         std::printf("%s\n", j.dump().c_str());
       } else {

@@ -1,9 +1,9 @@
 // herdd: the herd agent. Loads its config, applies flag overrides, serves
 // until SIGTERM or SIGINT, then stops what it started.
-#include <CLI/CLI.hpp>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "agent/config.h"
@@ -19,8 +19,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> labels;
   app.add_option("-c,--config", config_path, "YAML config file (see configs/agent.yaml)")
       ->envname("HERDD_CONFIG");
-  app.add_option("--listen", listen, "gRPC address host:port (port 0 picks one; default "
-                                     "127.0.0.1:7420)");
+  app.add_option("--listen", listen,
+                 "gRPC address host:port (port 0 picks one; default "
+                 "127.0.0.1:7420)");
   app.add_option("--metrics-listen", metrics_listen,
                  "Prometheus /metrics address host:port (default 127.0.0.1:9420)");
   app.add_option("--state-dir", state_dir, "State directory (default /var/lib/herd)");
@@ -30,8 +31,9 @@ int main(int argc, char** argv) {
                  "Write grpc=, metrics=, pid= lines here once both ports are bound");
   app.add_option("--log-format", log_format, "text (default) or json");
   app.add_option("--log-level", log_level, "trace, debug, info (default), warn, error");
-  app.footer("Flags override the config file. Stops cleanly on SIGTERM/SIGINT, killing the "
-             "commands it started.");
+  app.footer(
+      "Flags override the config file. Stops cleanly on SIGTERM/SIGINT, killing the "
+      "commands it started.");
   CLI11_PARSE(app, argc, argv);
 
   herd::agent::AgentConfig config;

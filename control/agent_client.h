@@ -42,9 +42,8 @@ class AgentClient {
                     std::function<void(const v1::ExecEvent&)> on_output,
                     Done<v1::ExecResult> done) = 0;
   // Streams `content` (shared, not copied) in chunks after `header`.
-  virtual void PutFile(const v1::PutFileHeader& header,
-                       std::shared_ptr<const std::string> content, const CallOptions& opts,
-                       Done<v1::PutFileReply> done) = 0;
+  virtual void PutFile(const v1::PutFileHeader& header, std::shared_ptr<const std::string> content,
+                       const CallOptions& opts, Done<v1::PutFileReply> done) = 0;
   // Best-effort cancel of every call in flight; their `done` still fires.
   virtual void CancelAll() = 0;
 };

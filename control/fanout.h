@@ -48,13 +48,13 @@ class HostSink {
 
 // Starts one operation for one host on `client`; must not block. The engine
 // fills host, address, duration and attempts in the result.
-using HostTask = std::function<void(const Host& host, AgentClient& client,
-                                    const CallOptions& opts, std::shared_ptr<HostSink> sink)>;
+using HostTask = std::function<void(const Host& host, AgentClient& client, const CallOptions& opts,
+                                    std::shared_ptr<HostSink> sink)>;
 
 struct FanOutOptions {
-  size_t forks = 256;                           // calls in flight at most
-  std::chrono::milliseconds timeout{30'000};    // per host, from its start
-  size_t collect_output_bytes = 0;              // per host and stream kept in the result
+  size_t forks = 256;                              // calls in flight at most
+  std::chrono::milliseconds timeout{30'000};       // per host, from its start
+  size_t collect_output_bytes = 0;                 // per host and stream kept in the result
   const std::atomic<bool>* interrupted = nullptr;  // set by a signal handler
   std::chrono::milliseconds progress_every{250};
 };

@@ -17,16 +17,34 @@ Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return Status::Ok();
   StatusCode code;
   switch (s.error_code()) {
-    case grpc::StatusCode::UNAVAILABLE: code = StatusCode::kUnavailable; break;
-    case grpc::StatusCode::DEADLINE_EXCEEDED: code = StatusCode::kDeadlineExceeded; break;
-    case grpc::StatusCode::INVALID_ARGUMENT: code = StatusCode::kInvalidArgument; break;
-    case grpc::StatusCode::NOT_FOUND: code = StatusCode::kNotFound; break;
-    case grpc::StatusCode::ALREADY_EXISTS: code = StatusCode::kAlreadyExists; break;
+    case grpc::StatusCode::UNAVAILABLE:
+      code = StatusCode::kUnavailable;
+      break;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      code = StatusCode::kDeadlineExceeded;
+      break;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      code = StatusCode::kInvalidArgument;
+      break;
+    case grpc::StatusCode::NOT_FOUND:
+      code = StatusCode::kNotFound;
+      break;
+    case grpc::StatusCode::ALREADY_EXISTS:
+      code = StatusCode::kAlreadyExists;
+      break;
     case grpc::StatusCode::PERMISSION_DENIED:
-    case grpc::StatusCode::UNAUTHENTICATED: code = StatusCode::kPermissionDenied; break;
-    case grpc::StatusCode::FAILED_PRECONDITION: code = StatusCode::kFailedPrecondition; break;
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: code = StatusCode::kResourceExhausted; break;
-    default: code = StatusCode::kInternal; break;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      code = StatusCode::kPermissionDenied;
+      break;
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      code = StatusCode::kFailedPrecondition;
+      break;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      code = StatusCode::kResourceExhausted;
+      break;
+    default:
+      code = StatusCode::kInternal;
+      break;
   }
   std::string msg = s.error_message();
   if (msg.empty()) msg = "gRPC status " + std::to_string(static_cast<int>(s.error_code()));
@@ -185,23 +203,21 @@ class PutFileReactor : public grpc::ClientWriteReactor<v1::PutFileMessage> {
 class GrpcAgentClient : public AgentClient {
  public:
   explicit GrpcAgentClient(std::shared_ptr<grpc::Channel> channel)
-      : channel_(channel), stub_(v1::Agent::NewStub(channel)),
+      : channel_(channel),
+        stub_(v1::Agent::NewStub(channel)),
         registry_(std::make_shared<ContextRegistry>()) {}
 
   void Info(const CallOptions& o, Done<v1::InfoReply> done) override {
-    Unary<v1::InfoRequest, v1::InfoReply>(o, std::move(done), [this](auto... a) {
-      stub_->async()->Info(a...);
-    });
+    Unary<v1::InfoRequest, v1::InfoReply>(o, std::move(done),
+                                          [this](auto... a) { stub_->async()->Info(a...); });
   }
   void Facts(const CallOptions& o, Done<v1::FactsReply> done) override {
-    Unary<v1::FactsRequest, v1::FactsReply>(o, std::move(done), [this](auto... a) {
-      stub_->async()->Facts(a...);
-    });
+    Unary<v1::FactsRequest, v1::FactsReply>(o, std::move(done),
+                                            [this](auto... a) { stub_->async()->Facts(a...); });
   }
   void Health(const CallOptions& o, Done<v1::HealthReply> done) override {
-    Unary<v1::HealthRequest, v1::HealthReply>(o, std::move(done), [this](auto... a) {
-      stub_->async()->Health(a...);
-    });
+    Unary<v1::HealthRequest, v1::HealthReply>(o, std::move(done),
+                                              [this](auto... a) { stub_->async()->Health(a...); });
   }
 
   void Exec(const v1::ExecRequest& req, const CallOptions& o,
@@ -234,15 +250,16 @@ class GrpcAgentClient : public AgentClient {
     call->ctx.set_deadline(o.deadline);
     registry_->Add(&call->ctx);
     auto reg = registry_;
-    method(&call->ctx, &call->req, &call->reply, std::function<void(grpc::Status)>([call, reg](grpc::Status s) {
-      reg->Remove(&call->ctx);
-      if (s.ok()) {
-        call->done(std::move(call->reply));
-      } else {
-        call->done(FromGrpc(s));
-      }
-      delete call;
-    }));
+    method(&call->ctx, &call->req, &call->reply,
+           std::function<void(grpc::Status)>([call, reg](grpc::Status s) {
+             reg->Remove(&call->ctx);
+             if (s.ok()) {
+               call->done(std::move(call->reply));
+             } else {
+               call->done(FromGrpc(s));
+             }
+             delete call;
+           }));
   }
 
   std::shared_ptr<grpc::Channel> channel_;

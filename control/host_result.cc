@@ -4,13 +4,20 @@ namespace herd::control {
 
 const char* OutcomeName(Outcome o) {
   switch (o) {
-    case Outcome::kOk: return "ok";
-    case Outcome::kCommandFailed: return "failed";
-    case Outcome::kRejected: return "rejected";
-    case Outcome::kUnreachable: return "unreachable";
-    case Outcome::kTimeout: return "timeout";
-    case Outcome::kCancelled: return "cancelled";
-    case Outcome::kSkipped: return "skipped";
+    case Outcome::kOk:
+      return "ok";
+    case Outcome::kCommandFailed:
+      return "failed";
+    case Outcome::kRejected:
+      return "rejected";
+    case Outcome::kUnreachable:
+      return "unreachable";
+    case Outcome::kTimeout:
+      return "timeout";
+    case Outcome::kCancelled:
+      return "cancelled";
+    case Outcome::kSkipped:
+      return "skipped";
   }
   return "unknown";
 }
@@ -24,10 +31,14 @@ bool IsUnreachable(Outcome o) { return o == Outcome::kUnreachable; }
 Tally Count(const std::vector<HostResult>& results) {
   Tally t;
   for (const auto& r : results) {
-    if (r.outcome == Outcome::kOk) ++t.ok;
-    else if (IsFailure(r.outcome)) ++t.failed;
-    else if (IsUnreachable(r.outcome)) ++t.unreachable;
-    else ++t.cancelled;
+    if (r.outcome == Outcome::kOk)
+      ++t.ok;
+    else if (IsFailure(r.outcome))
+      ++t.failed;
+    else if (IsUnreachable(r.outcome))
+      ++t.unreachable;
+    else
+      ++t.cancelled;
   }
   return t;
 }

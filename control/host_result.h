@@ -4,10 +4,9 @@
 
 #include <chrono>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace herd::control {
 
@@ -31,17 +30,17 @@ struct HostResult {
   std::string address;
   Outcome outcome = Outcome::kSkipped;
   int grpc_code = 0;
-  std::string message;             // error text, empty on success
-  bool command = false;            // true for exec: exit_code/signal/output are meaningful
-  int exit_code = 0;               // commands only
+  std::string message;   // error text, empty on success
+  bool command = false;  // true for exec: exit_code/signal/output are meaningful
+  int exit_code = 0;     // commands only
   int signal = 0;
   bool output_truncated = false;
-  std::string stdout_data;         // collected output (bounded by the collector's cap)
+  std::string stdout_data;  // collected output (bounded by the collector's cap)
   std::string stderr_data;
   std::chrono::milliseconds duration{0};
   int attempts = 0;
-  std::string summary;             // one-line text for people ("pong 0.4 ms")
-  nlohmann::json data;             // structured payload for -o json (facts, health, ...)
+  std::string summary;  // one-line text for people ("pong 0.4 ms")
+  nlohmann::json data;  // structured payload for -o json (facts, health, ...)
 };
 
 // Exit codes are a contract with scripts and CI.

@@ -121,8 +121,8 @@ Status ExpandInto(std::string_view pattern, std::string_view whole, std::vector<
   size_t pos = 0;
   while (pos <= body.size()) {
     size_t comma = body.find(',', pos);
-    std::string_view item = body.substr(pos, comma == std::string_view::npos ? body.npos
-                                                                            : comma - pos);
+    std::string_view item =
+        body.substr(pos, comma == std::string_view::npos ? body.npos : comma - pos);
     size_t dash = item.find('-');
     std::string_view lo_s = item.substr(0, dash);
     std::string_view hi_s = dash == std::string_view::npos ? lo_s : item.substr(dash + 1);

@@ -119,8 +119,8 @@ class Loader {
             return Error(v["selector"], "group '" + g.name + "': " + parsed.status().message());
           }
         } else {
-          return Error(v, "group '" + g.name +
-                              "' must be a list of host names or {selector: \"...\"}");
+          return Error(
+              v, "group '" + g.name + "' must be a list of host names or {selector: \"...\"}");
         }
         inv.groups.emplace(g.name, std::move(g));
       }
@@ -142,8 +142,8 @@ class Loader {
     if (!h["name"] || !h["name"].IsScalar()) return Error(h, "host without a 'name'");
     host.name = h["name"].as<std::string>();
     if (!ValidName(host.name)) {
-      return Error(h["name"], "invalid host name '" + host.name +
-                                  "' (letters, digits, '-', '_', '.')");
+      return Error(h["name"],
+                   "invalid host name '" + host.name + "' (letters, digits, '-', '_', '.')");
     }
     if (!h["address"] || !h["address"].IsScalar()) {
       return Error(h, "host '" + host.name + "' has no 'address'");
@@ -206,7 +206,8 @@ Result<std::string> NormaliseAddress(const std::string& text, int default_port) 
   } else {
     size_t colon = text.rfind(':');
     if (colon != std::string::npos && text.find(':') != colon) {
-      return Status::Invalid("address '" + text + "': IPv6 addresses need brackets, e.g. [::1]:7420");
+      return Status::Invalid("address '" + text +
+                             "': IPv6 addresses need brackets, e.g. [::1]:7420");
     }
     host = text.substr(0, colon);
     if (colon != std::string::npos) {
@@ -215,14 +216,16 @@ Result<std::string> NormaliseAddress(const std::string& text, int default_port) 
     }
     static const std::regex kHost("^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$");
     if (!std::regex_match(host, kHost)) {
-      return Status::Invalid("address '" + text + "': '" + host + "' is not a valid host name or IP");
+      return Status::Invalid("address '" + text + "': '" + host +
+                             "' is not a valid host name or IP");
     }
   }
   if (!has_port) {
     port = std::to_string(default_port);
   } else {
-    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoi(port) < 1 || std::stoi(port) > 65535) {
+    if (port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) < 1 ||
+        std::stoi(port) > 65535) {
       return Status::Invalid("address '" + text + "': port '" + port + "' is not 1-65535");
     }
   }

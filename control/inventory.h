@@ -28,8 +28,8 @@ struct Group {
 };
 
 struct Inventory {
-  std::string source;               // file it came from, for messages
-  std::vector<Host> hosts;          // in file order
+  std::string source;       // file it came from, for messages
+  std::vector<Host> hosts;  // in file order
   std::map<std::string, Group> groups;
 
   const Host* FindHost(const std::string& name) const;

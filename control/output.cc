@@ -15,13 +15,16 @@ std::string Dump(const nlohmann::json& j) {
 
 std::string FailureText(const HostResult& r) {
   switch (r.outcome) {
-    case Outcome::kOk: return "ok";
+    case Outcome::kOk:
+      return "ok";
     case Outcome::kCommandFailed:
       if (!r.message.empty()) return r.message;
       if (r.signal) return fmt::format("killed by signal {}", r.signal);
       return fmt::format("exit {}", r.exit_code);
-    case Outcome::kTimeout: return r.message.empty() ? "timed out" : r.message;
-    default: return r.message;
+    case Outcome::kTimeout:
+      return r.message.empty() ? "timed out" : r.message;
+    default:
+      return r.message;
   }
 }
 
@@ -218,9 +221,12 @@ std::string SummaryLine(const std::vector<HostResult>& results, std::chrono::mil
 
 std::unique_ptr<Reporter> MakeReporter(const OutputOptions& opts) {
   switch (opts.format) {
-    case OutputFormat::kFold: return std::make_unique<FoldReporter>(opts);
-    case OutputFormat::kJson: return std::make_unique<JsonReporter>(opts);
-    case OutputFormat::kText: break;
+    case OutputFormat::kFold:
+      return std::make_unique<FoldReporter>(opts);
+    case OutputFormat::kJson:
+      return std::make_unique<JsonReporter>(opts);
+    case OutputFormat::kText:
+      break;
   }
   return std::make_unique<TextReporter>(opts);
 }

@@ -12,10 +12,10 @@ namespace herd::control {
 
 struct SelectorNode {
   enum Kind { kAll, kGroup, kLabelEq, kLabelNe, kName, kUnion, kInter, kExcept } kind;
-  std::string a, b;                 // group name / label key+value / name pattern
-  std::vector<std::string> names;   // expanded name patterns (kName)
-  bool exact = false;               // kName without wildcards or ranges
-  size_t pos = 0;                   // position in the selector text, for errors
+  std::string a, b;                // group name / label key+value / name pattern
+  std::vector<std::string> names;  // expanded name patterns (kName)
+  bool exact = false;              // kName without wildcards or ranges
+  size_t pos = 0;                  // position in the selector text, for errors
   std::shared_ptr<const SelectorNode> lhs, rhs;
 };
 
@@ -116,9 +116,9 @@ class Parser {
     }
     std::string term = text_.substr(start, pos_ - start);
     if (term.empty()) {
-      return PositionError(text_, start,
-                           std::string("expected a host name, @group or label before '") +
-                               text_[start] + "'");
+      return PositionError(
+          text_, start,
+          std::string("expected a host name, @group or label before '") + text_[start] + "'");
     }
     // A '~' right before '=' reads as the unknown operator '~=', not "except".
     if (term[0] == '=' && start > 0 && text_[start - 1] == '~') {
@@ -164,9 +164,9 @@ class Parser {
         while (len < rest.size() && std::string("=!<>~").find(rest[len]) != std::string::npos) {
           ++len;
         }
-        return PositionError(text_, start + op,
-                             "unknown label operator '" + rest.substr(0, len) +
-                                 "' (use key=value or key!=value)");
+        return PositionError(
+            text_, start + op,
+            "unknown label operator '" + rest.substr(0, len) + "' (use key=value or key!=value)");
       }
       if (key.empty()) return PositionError(text_, start, "label expression without a key");
       for (size_t i = 0; i < key.size(); ++i) {
@@ -221,8 +221,8 @@ class Evaluator {
       case SelectorNode::kLabelNe:
         for (size_t i = 0; i < inv_.hosts.size(); ++i) {
           auto it = inv_.hosts[i].labels.find(n.a);
-          bool eq = it != inv_.hosts[i].labels.end() &&
-                    fnmatch(n.b.c_str(), it->second.c_str(), 0) == 0;
+          bool eq =
+              it != inv_.hosts[i].labels.end() && fnmatch(n.b.c_str(), it->second.c_str(), 0) == 0;
           out[i] = n.kind == SelectorNode::kLabelEq ? eq : !eq;
         }
         return out;
@@ -250,7 +250,7 @@ class Evaluator {
         if (!r.ok()) return r;
         for (size_t i = 0; i < out.size(); ++i) {
           bool a = (*l)[i], b = (*r)[i];
-          out[i] = n.kind == SelectorNode::kUnion ? (a || b)
+          out[i] = n.kind == SelectorNode::kUnion   ? (a || b)
                    : n.kind == SelectorNode::kInter ? (a && b)
                                                     : (a && !b);
         }
@@ -266,11 +266,11 @@ class Evaluator {
     if (it == inv_.groups.end()) {
       std::string known;
       for (const auto& [name, g] : inv_.groups) known += (known.empty() ? "" : ", ") + name;
-      return PositionError(text_, n.pos,
-                           "unknown group '" + n.a + "' (" +
-                               (known.empty() ? std::string("the inventory defines no groups")
-                                              : "known: " + known) +
-                               ")");
+      return PositionError(
+          text_, n.pos,
+          "unknown group '" + n.a + "' (" +
+              (known.empty() ? std::string("the inventory defines no groups") : "known: " + known) +
+              ")");
     }
     const Group& g = it->second;
     std::vector<bool> out(inv_.hosts.size(), false);

@@ -1,9 +1,8 @@
 // Prometheus file_sd output for `herd targets`. Pure function.
 #pragma once
 
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "control/inventory.h"
 

@@ -59,10 +59,14 @@ nlohmann::json Labels(const google::protobuf::Map<std::string, std::string>& m) 
 Outcome OutcomeForError(const Status& s) {
   const bool answered = s.message().rfind("answered: ", 0) == 0;
   switch (s.code()) {
-    case StatusCode::kOk: return Outcome::kOk;
-    case StatusCode::kUnavailable: return answered ? Outcome::kCommandFailed : Outcome::kUnreachable;
-    case StatusCode::kDeadlineExceeded: return answered ? Outcome::kTimeout : Outcome::kUnreachable;
-    default: return Outcome::kRejected;
+    case StatusCode::kOk:
+      return Outcome::kOk;
+    case StatusCode::kUnavailable:
+      return answered ? Outcome::kCommandFailed : Outcome::kUnreachable;
+    case StatusCode::kDeadlineExceeded:
+      return answered ? Outcome::kTimeout : Outcome::kUnreachable;
+    default:
+      return Outcome::kRejected;
   }
 }
 
@@ -82,8 +86,8 @@ HostTask PingTask() {
                     .count();
       HostResult r;
       r.outcome = Outcome::kOk;
-      r.summary = fmt::format("pong {:.1f} ms (herdd {}, up {})", us / 1000.0,
-                              res->agent_version(), Uptime(res->uptime_seconds()));
+      r.summary = fmt::format("pong {:.1f} ms (herdd {}, up {})", us / 1000.0, res->agent_version(),
+                              Uptime(res->uptime_seconds()));
       r.data = {{"hostname", res->hostname()},
                 {"agent_version", res->agent_version()},
                 {"uptime_seconds", res->uptime_seconds()},
@@ -101,11 +105,11 @@ HostTask FactsTask() {
       const auto& f = *res;
       HostResult r;
       r.outcome = Outcome::kOk;
-      r.summary = fmt::format("{}, kernel {}, {}, {} CPU, mem {} free of {}, disk {} free of {}, up {}",
-                              f.os(), f.kernel(), f.arch(), f.cpus(),
-                              Bytes(f.memory_available_bytes()), Bytes(f.memory_total_bytes()),
-                              Bytes(f.disk_available_bytes()), Bytes(f.disk_total_bytes()),
-                              Uptime(f.uptime_seconds()));
+      r.summary =
+          fmt::format("{}, kernel {}, {}, {} CPU, mem {} free of {}, disk {} free of {}, up {}",
+                      f.os(), f.kernel(), f.arch(), f.cpus(), Bytes(f.memory_available_bytes()),
+                      Bytes(f.memory_total_bytes()), Bytes(f.disk_available_bytes()),
+                      Bytes(f.disk_total_bytes()), Uptime(f.uptime_seconds()));
       r.data = {{"hostname", f.hostname()},
                 {"os", f.os()},
                 {"kernel", f.kernel()},

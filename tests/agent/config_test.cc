@@ -1,6 +1,7 @@
+#include "agent/config.h"
+
 #include <catch2/catch.hpp>
 
-#include "agent/config.h"
 #include "control/inventory.h"
 #include "tests/support/test_support.h"
 

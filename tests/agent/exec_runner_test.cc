@@ -1,9 +1,10 @@
-#include <catch2/catch.hpp>
+#include "agent/exec_runner.h"
+
 #include <signal.h>
 
+#include <catch2/catch.hpp>
 #include <future>
 
-#include "agent/exec_runner.h"
 #include "tests/support/test_support.h"
 
 using namespace herd::agent;
@@ -67,8 +68,7 @@ TEST_CASE("exec reports a missing binary or directory as a clear error", "[agent
   CHECK_THAT(Exec(runner, s).outcome.error, Catch::Contains("/nonexistent/dir"));
 }
 
-TEST_CASE("exec times out with TERM, then KILL for a command that ignores TERM",
-          "[agent][exec]") {
+TEST_CASE("exec times out with TERM, then KILL for a command that ignores TERM", "[agent][exec]") {
   herd::testing::ScopedTempDir dir;
   ExecRunner runner(4);
   ExecSpec s;
@@ -100,11 +100,11 @@ TEST_CASE("exec refuses more than max_concurrent and kills all on shutdown", "[a
   auto fut = done->get_future();
   ExecSpec s;
   s.argv = {"sleep", "300"};
-  auto id = runner.Start(s, [](bool, std::string) {}, [done](ExecOutcome o) {
-    done->set_value(std::move(o));
-  });
+  auto id = runner.Start(
+      s, [](bool, std::string) {}, [done](ExecOutcome o) { done->set_value(std::move(o)); });
   REQUIRE(id.ok());
-  auto second = runner.Start(s, [](bool, std::string) {}, [](ExecOutcome) {});
+  auto second = runner.Start(
+      s, [](bool, std::string) {}, [](ExecOutcome) {});
   CHECK_FALSE(second.ok());
   runner.KillAll();
   REQUIRE(fut.wait_for(10s) == std::future_status::ready);

@@ -1,9 +1,10 @@
-#include <catch2/catch.hpp>
+#include "agent/file_writer.h"
+
 #include <sys/stat.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 
-#include "agent/file_writer.h"
 #include "common/hash.h"
 #include "tests/support/test_support.h"
 

@@ -1,10 +1,11 @@
+#include "control/host_result.h"
+
 #include <catch2/catch.hpp>
 
 #include "common/duration.h"
-#include "control/host_result.h"
 #include "control/output.h"
-#include "control/tasks.h"
 #include "control/targets.h"
+#include "control/tasks.h"
 
 using namespace herd::control;
 
@@ -26,8 +27,7 @@ TEST_CASE("exit codes follow the contract", "[control][exit]") {
   CHECK(ComputeExitCode(With({Outcome::kOk, Outcome::kCommandFailed})) == ExitCode::kHostFailed);
   CHECK(ComputeExitCode(With({Outcome::kTimeout})) == ExitCode::kHostFailed);
   CHECK(ComputeExitCode(With({Outcome::kRejected})) == ExitCode::kHostFailed);
-  CHECK(ComputeExitCode(With({Outcome::kUnreachable, Outcome::kOk})) ==
-        ExitCode::kHostUnreachable);
+  CHECK(ComputeExitCode(With({Outcome::kUnreachable, Outcome::kOk})) == ExitCode::kHostUnreachable);
   CHECK(ComputeExitCode(With({Outcome::kUnreachable, Outcome::kCommandFailed})) ==
         ExitCode::kFailedAndUnreachable);
   CHECK(ComputeExitCode(With({Outcome::kCancelled, Outcome::kOk})) == ExitCode::kInterrupted);

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "control/hostlist.h"
+
+#include <catch2/catch.hpp>
 
 using herd::control::ExpandHosts;
 using herd::control::FoldHosts;
@@ -18,8 +18,7 @@ TEST_CASE("folding keeps padding, prefixes and suffixes apart", "[control][fold]
   CHECK(FoldHosts({"node1", "node01"}) == "node01,node1");
   CHECK(FoldHosts({"a1.eu", "a2.eu", "a1.us"}) == "a1.us,a[1-2].eu");
   CHECK(FoldHosts({"db", "web2", "web1", "cache"}) == "cache,db,web[1-2]");
-  CHECK(FoldHosts({"rack1-node1", "rack1-node2", "rack2-node1"}) ==
-        "rack1-node[1-2],rack2-node1");
+  CHECK(FoldHosts({"rack1-node1", "rack1-node2", "rack2-node1"}) == "rack1-node[1-2],rack2-node1");
 }
 
 TEST_CASE("expansion is the inverse of folding", "[control][fold]") {

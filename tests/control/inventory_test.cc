@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "control/inventory.h"
+
+#include <catch2/catch.hpp>
 
 using herd::control::NormaliseAddress;
 using herd::control::ParseInventory;

@@ -1,7 +1,8 @@
+#include "control/selector.h"
+
 #include <catch2/catch.hpp>
 
 #include "control/inventory.h"
-#include "control/selector.h"
 
 using namespace herd::control;
 

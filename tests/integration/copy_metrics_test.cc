@@ -1,11 +1,10 @@
-#include <catch2/catch.hpp>
 #include <sys/stat.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <filesystem>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "common/hash.h"
 #include "tests/support/test_support.h"
@@ -34,8 +33,8 @@ TEST_CASE("copy delivers the file with checksum and mode to every host", "[integ
   for (size_t i = 0; i < content.size(); i += 4096) content[i] = static_cast<char>(i / 4096);
   WriteFile(dir / "src.bin", content);
   ScopedTempDir dest;  // both loopback agents share this machine's filesystem
-  auto r = RunHerd({"-i", inv, "--no-progress", "copy", "node1", dir / "src.bin",
-                    dest / "out.bin", "--mode", "0640"});
+  auto r = RunHerd({"-i", inv, "--no-progress", "copy", "node1", dir / "src.bin", dest / "out.bin",
+                    "--mode", "0640"});
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains("node1: wrote " + dest / "out.bin"));
   CHECK(herd::Sha256Hex(ReadFile(dest / "out.bin")) == herd::Sha256Hex(content));

@@ -1,16 +1,15 @@
 // A real Prometheus server (Debian's) scrapes a local fleet found through
 // `herd targets` file_sd output.
-#include <catch2/catch.hpp>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
-#include <set>
-
+#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "tests/support/test_support.h"
 
@@ -67,8 +66,8 @@ TEST_CASE("Prometheus discovers a fleet of 5 via file_sd and reports every agent
     ::execlp("prometheus", "prometheus", cfg.c_str(), data.c_str(), web.c_str(), nullptr);
     ::_exit(127);
   }
-  const std::string url = "http://127.0.0.1:" + std::to_string(port) +
-                          "/api/v1/query?query=up%7Bjob%3D%22herd%22%7D";
+  const std::string url =
+      "http://127.0.0.1:" + std::to_string(port) + "/api/v1/query?query=up%7Bjob%3D%22herd%22%7D";
   std::set<std::string> up;
   // file_sd batches updates every 5 s; allow a loaded machine plenty more.
   bool all_up = WaitFor(

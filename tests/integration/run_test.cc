@@ -1,11 +1,10 @@
 // Real herdd processes on loopback driven by the real herd CLI.
-#include <catch2/catch.hpp>
 #include <signal.h>
 #include <sys/wait.h>
 
-#include <thread>
-
+#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "tests/support/test_support.h"
 

@@ -80,14 +80,12 @@ bool Reap(pid_t pid, std::chrono::milliseconds limit, int* status) {
 
 }  // namespace
 
-AgentProcess::AgentProcess(const std::string& name, std::vector<std::string> extra)
-    : name_(name) {
+AgentProcess::AgentProcess(const std::string& name, std::vector<std::string> extra) : name_(name) {
   state_dir_ = dir_ / "state";
   const std::string ready = dir_ / "ready";
-  std::vector<std::string> args = {HerddBinary(),      "--listen",      "127.0.0.1:0",
-                                   "--metrics-listen", "127.0.0.1:0",   "--state-dir",
-                                   state_dir_,         "--ready-file",  ready,
-                                   "--name",           name,            "--log-level",
+  std::vector<std::string> args = {HerddBinary(), "--listen",    "127.0.0.1:0", "--metrics-listen",
+                                   "127.0.0.1:0", "--state-dir", state_dir_,    "--ready-file",
+                                   ready,         "--name",      name,          "--log-level",
                                    "debug"};
   args.insert(args.end(), extra.begin(), extra.end());
   const std::string log = dir_ / "log";

@@ -76,7 +76,8 @@ CliResult RunHerd(const std::vector<std::string>& args,
 
 // Runs any program the same way.
 CliResult RunProgram(const std::string& program, const std::vector<std::string>& args,
-                     std::chrono::milliseconds limit, const std::map<std::string, std::string>& env = {});
+                     std::chrono::milliseconds limit,
+                     const std::map<std::string, std::string>& env = {});
 
 // HTTP GET via libcurl; returns the body, or "" with *code set (0 on transport error).
 std::string HttpGet(const std::string& url, long* code = nullptr);

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The main job, end to end: installs what is missing, builds, starts a local
+# fleet of N agents (default 20) on loopback and drives it with the real CLI:
+# ping, run with --fold, health, a metrics scrape. The fleet stays up
+# afterwards so you can keep going; scripts/fleet.sh down stops it.
+# Usage: scripts/demo.sh [N]
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+n=${1:-20}
+herd=$repo/build/cmd/herd
+
+show() {
+  local shown="" a
+  for a in "$@"; do
+    if [[ $a =~ ^[A-Za-z0-9_./@=:,+-]+$ ]]; then shown+="$a "; else shown+="'$a' "; fi
+  done
+  printf '\n\033[1m$ %s\033[0m\n' "$shown"
+  set +e
+  "$@"
+  local rc=$?
+  set -e
+  printf '(exit code %d)\n' "$rc"
+}
+
+bash scripts/install-deps.sh
+bash scripts/build.sh --no-tests >/dev/null
+echo "demo: built $herd and $repo/build/cmd/herdd"
+
+bash scripts/fleet.sh down >/dev/null
+bash scripts/fleet.sh up "$n"
+export HERD_INVENTORY=$repo/.fleet/inventory.yaml
+export PATH=$repo/build/cmd:$PATH
+
+show herd inventory @web
+show herd ping all
+show herd run all --fold -- uname -sr
+show herd run 'role=db' --shell 'echo "$(hostname) has $(nproc) CPUs"; exit 0'
+show herd run 'node0[1-3]' -o json -- id -un
+show herd health all --fold
+first=$(sed -n 's/^    metrics: //p' "$HERD_INVENTORY" | head -1)
+printf '\n\033[1m$ curl -s http://%s/metrics | grep -E "^herd_(build_info|grpc_requests_total|exec_total|agent_resident)"\033[0m\n' "$first"
+curl -s "http://$first/metrics" | grep -E '^herd_(build_info|grpc_requests_total|exec_total|agent_resident)'
+
+cat <<MSG
+
+demo: the fleet of $n agents is still running. Try:
+  export HERD_INVENTORY=$HERD_INVENTORY PATH=$repo/build/cmd:\$PATH
+  herd run @db~node03 -- uptime        herd facts all -o json
+  herd targets all                     scripts/fleet.sh down   # stop every agent
+MSG
