@@ -46,10 +46,10 @@ Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string&
     YAML::Node root = YAML::Load(text);
     if (!root || root.IsNull()) return c;
     if (!root.IsMap()) return At(source, root.Mark(), "agent config must be a mapping");
-    Status s = CheckKeys(
-        source, root,
-        {"name", "listen", "metrics_listen", "state_dir", "labels", "log", "exec", "ready_file"},
-        "");
+    Status s = CheckKeys(source, root,
+                         {"name", "listen", "metrics_listen", "state_dir", "labels", "log", "exec",
+                          "health", "ready_file"},
+                         "");
     if (!s.ok()) return s;
     if (root["name"]) c.name = root["name"].as<std::string>();
     if (root["listen"]) c.listen = root["listen"].as<std::string>();
@@ -84,6 +84,19 @@ Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string&
       if (c.exec.max_concurrent < 1) {
         return At(source, exec["max_concurrent"].Mark(), "exec.max_concurrent must be >= 1");
       }
+    }
+    if (auto h = root["health"]) {
+      s = CheckKeys(source, h,
+                    {"min_disk_free_percent", "min_memory_available_percent", "max_load_per_cpu"},
+                    " in 'health'");
+      if (!s.ok()) return s;
+      if (h["min_disk_free_percent"]) {
+        c.health.min_disk_free_percent = h["min_disk_free_percent"].as<double>();
+      }
+      if (h["min_memory_available_percent"]) {
+        c.health.min_memory_available_percent = h["min_memory_available_percent"].as<double>();
+      }
+      if (h["max_load_per_cpu"]) c.health.max_load_per_cpu = h["max_load_per_cpu"].as<double>();
     }
   } catch (const YAML::Exception& e) {
     return At(source, e.mark, e.msg);

@@ -17,6 +17,13 @@ struct ExecLimits {
   int max_concurrent = 64;                        // execs running at once
 };
 
+// Thresholds of the Health checks.
+struct HealthLimits {
+  double min_disk_free_percent = 5;  // of the state dir's filesystem
+  double min_memory_available_percent = 5;
+  double max_load_per_cpu = 4;  // 5-minute load average / CPUs
+};
+
 struct AgentConfig {
   std::string name;                               // fleet name (optional)
   std::string listen = "127.0.0.1:7420";          // gRPC
@@ -27,6 +34,7 @@ struct AgentConfig {
   std::string log_level = "info";
   std::string ready_file;  // written once both ports are bound
   ExecLimits exec;
+  HealthLimits health;
 };
 
 // Loads YAML; errors name the file, line and key.

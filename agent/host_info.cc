@@ -68,7 +68,7 @@ std::vector<std::pair<std::string, double>> ReadCpuSeconds() {
   return out;
 }
 
-std::vector<Check> RunHealthChecks(const std::string& state_dir) {
+std::vector<Check> RunHealthChecks(const std::string& state_dir, const HealthLimits& limits) {
   std::vector<Check> checks;
   {
     std::string probe = state_dir + "/.health-probe";
@@ -82,11 +82,15 @@ std::vector<Check> RunHealthChecks(const std::string& state_dir) {
   HostFacts f = ReadHostFacts(state_dir);
   if (f.disk_total > 0) {
     double free_pct = 100.0 * f.disk_available / f.disk_total;
-    checks.push_back({"disk", free_pct >= 5.0, fmt::format("{:.1f}% free", free_pct)});
+    checks.push_back(
+        {"disk", free_pct >= limits.min_disk_free_percent,
+         fmt::format("{:.1f}% free (minimum {}%)", free_pct, limits.min_disk_free_percent)});
   }
   if (f.mem_total > 0) {
     double free_pct = 100.0 * f.mem_available / f.mem_total;
-    checks.push_back({"memory", free_pct >= 5.0, fmt::format("{:.1f}% available", free_pct)});
+    checks.push_back({"memory", free_pct >= limits.min_memory_available_percent,
+                      fmt::format("{:.1f}% available (minimum {}%)", free_pct,
+                                  limits.min_memory_available_percent)});
   }
   checks.push_back(
       {"load", f.load5 < 4.0 * f.cpus, fmt::format("load5 {:.2f} on {} CPUs", f.load5, f.cpus)});

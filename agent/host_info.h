@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "agent/config.h"
+
 namespace herd::agent {
 
 struct HostFacts {
@@ -28,6 +30,6 @@ struct Check {
   std::string detail;
 };
 // Health checks: state dir writable, disk space, memory, load.
-std::vector<Check> RunHealthChecks(const std::string& state_dir);
+std::vector<Check> RunHealthChecks(const std::string& state_dir, const HealthLimits& limits);
 
 }  // namespace herd::agent

@@ -254,7 +254,7 @@ grpc::ServerUnaryReactor* AgentService::Health(grpc::CallbackServerContext* ctx,
                                                const v1::HealthRequest*, v1::HealthReply* reply) {
   return Unary(ctx, [&] {
     bool ok = true;
-    for (const auto& c : RunHealthChecks(config_.state_dir)) {
+    for (const auto& c : RunHealthChecks(config_.state_dir, config_.health)) {
       auto* hc = reply->add_checks();
       hc->set_name(c.name);
       hc->set_ok(c.ok);

@@ -102,7 +102,7 @@ class Loader {
         if (inv.groups.count(g.name)) {
           return Error(it->first, "duplicate group '" + g.name + "'");
         }
-        const YAML::Node& v = it->second;
+        const YAML::Node v = it->second;  // a copy: it-> yields a temporary
         if (v.IsSequence()) {
           for (const auto& m : v) {
             if (!m.IsScalar()) return Error(m, "group '" + g.name + "': members are host names");

@@ -1,0 +1,384 @@
+#!/usr/bin/env bash
+# Fan-out benchmark: herd against pdsh and ansible, side by side in one run.
+# A benchmark, not a test: it prints figures and asserts nothing about them.
+#
+#   bench/fanout.sh [N ...]     fleet sizes to measure (default: 10 100 1000)
+#   bench/fanout.sh --quick     N = 10 100 and RUNS=3
+#
+# Environment:
+#   RUNS=5        runs per measurement; the median is reported (ansible: at most 3)
+#   PEER_MAX=100  pdsh and ansible are measured only for N <= PEER_MAX
+#   SSH_KEX=      KexAlgorithms for the peers' ssh (default: OpenSSH's own,
+#                 sntrup761x25519 first; e.g. SSH_KEX=curve25519-sha256)
+#   HERD, HERDD   binaries (default: build/cmd/herd, build/cmd/herdd)
+#
+# For each N it starts N herdd agents on 127.0.0.1 (scripts/fleet.sh, in a
+# private temporary fleet directory) and measures:
+#   herd run all -- true     wall time, median of RUNS
+#   herd ping all            wall time, median of RUNS
+#   CLI peak RSS             /usr/bin/time -f %M of 'herd run', max of 3 runs
+#   agent idle RSS and PSS   VmRSS (median, max) and Pss (median) over all agents
+#   agent idle CPU           utime+stime over a 10 s window, average per agent
+# and, for N <= PEER_MAX, the peers against one private sshd on 127.0.0.1 with
+# N host names h1..hN: pdsh -R ssh -f 32, ansible -m command and -m raw -f 50.
+# Needs root (creates the unprivileged user 'herdbench' for the sshd peers).
+# Everything it starts is stopped on exit, also on error or Ctrl-C.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+herd=${HERD:-$repo/build/cmd/herd}
+export HERDD=${HERDD:-$repo/build/cmd/herdd}
+
+usage() {
+  sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  exit "${1:-0}"
+}
+
+runs=${RUNS:-5}
+peer_max=${PEER_MAX:-100}
+sizes=()
+for arg in "$@"; do
+  case "$arg" in
+    --quick) sizes=(10 100); runs=3 ;;
+    -h | --help) usage 0 ;;
+    *)
+      [[ $arg =~ ^[0-9]+$ && $arg -ge 1 ]] || { echo "fanout: not a fleet size: $arg" >&2; usage 1; }
+      sizes+=("$arg") ;;
+  esac
+done
+((${#sizes[@]})) || sizes=(10 100 1000)
+[[ $runs =~ ^[0-9]+$ && $runs -ge 1 ]] || { echo "fanout: RUNS must be >= 1" >&2; exit 1; }
+[[ $peer_max =~ ^[0-9]+$ ]] || { echo "fanout: PEER_MAX must be a number" >&2; exit 1; }
+ansible_runs=$((runs > 3 ? 3 : runs))
+
+need_peers=0
+for n in "${sizes[@]}"; do
+  if ((n <= peer_max)); then need_peers=1; fi
+done
+if ((need_peers)) && [[ $(id -u) -ne 0 ]]; then
+  echo "fanout: the pdsh/ansible peers need root (a user and an sshd are set up):" >&2
+  echo "        sudo bash bench/fanout.sh ...   or   PEER_MAX=0 bash bench/fanout.sh ..." >&2
+  exit 1
+fi
+
+bash "$repo/scripts/install-deps.sh" --bench
+for bin in "$herd" "$HERDD"; do
+  [[ -x $bin ]] || { echo "fanout: $bin not built (run scripts/build.sh)" >&2; exit 1; }
+done
+
+# The largest fleet needs a file descriptor per agent connection in the CLI.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+work=$(mktemp -d /tmp/herd-bench.XXXXXX)
+chmod 711 "$work" # the sshd reads authorized_keys as herdbench
+fleet=$work/fleet
+ssh_dir=$work/ssh
+sshd_pid=""
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [[ -d $fleet ]]; then
+    HERD_FLEET_DIR=$fleet bash "$repo/scripts/fleet.sh" down >/dev/null 2>&1 || true
+  fi
+  if [[ -n $sshd_pid ]] && kill -0 "$sshd_pid" 2>/dev/null; then
+    kill -TERM "$sshd_pid" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 50; i++)); do kill -0 "$sshd_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$sshd_pid" 2>/dev/null || true
+  fi
+  # Per-connection sshd children of our sshd exit with their connections; make sure.
+  if [[ -n $sshd_pid ]]; then
+    local child
+    for child in $(pgrep -P "$sshd_pid" || true); do kill -KILL "$child" 2>/dev/null || true; done
+  fi
+  rm -rf "$work"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '[bench] %s\n' "$*"; }
+
+# median of the numbers on stdin
+median() {
+  sort -g | awk '{a[NR] = $1} END {
+    if (NR == 0) { print "nan"; exit }
+    if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+# measure RUNS CMD...: runs CMD RUNS times; REPLY = median wall seconds, or
+# "fail" when any run exits non-zero (the first error lines are shown).
+measure() {
+  local count=$1 i t0 t1 fails=0 times=""
+  shift
+  for ((i = 0; i < count; i++)); do
+    t0=$(date +%s.%N)
+    if "$@" >"$work/out" 2>"$work/err"; then
+      t1=$(date +%s.%N)
+      times+="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')"$'\n'
+    else
+      local rc=$?
+      fails=$((fails + 1))
+      say "  run $((i + 1)) failed (exit $rc): $(cat "$work/err" "$work/out" | head -c 300 | tr '\n' ' ')"
+    fi
+  done
+  if ((fails)); then REPLY=fail; else REPLY=$(printf '%s' "$times" | median); fi
+}
+
+# seconds with 3 decimals; KB as MB with 1 decimal; "-" (not measured) and "fail" pass through
+fmt_s() { awk -v v="$1" 'BEGIN { if (v ~ /^[0-9.]+$/) printf "%.3f", v; else printf "%s", v }'; }
+fmt_mb() { awk -v v="$1" 'BEGIN { if (v ~ /^[0-9.]+$/) printf "%.1f", v / 1024; else printf "%s", v }'; }
+
+# ---------------------------------------------------------------- peers: sshd
+setup_peers() {
+  say "peers: setting up a private sshd on 127.0.0.1 for user herdbench"
+  if ! id herdbench >/dev/null 2>&1; then
+    useradd -m -s /bin/sh herdbench
+  fi
+  # Without PAM, sshd refuses accounts whose password field starts with '!'
+  # (useradd's default); '*' allows key logins and still no password.
+  if [[ $(getent shadow herdbench | cut -d: -f2) == '!'* ]]; then
+    usermod -p '*' herdbench
+  fi
+  mkdir -p "$ssh_dir" /run/sshd
+  chmod 711 "$ssh_dir"
+  ssh-keygen -q -t ed25519 -N '' -C herd-bench-host -f "$ssh_dir/host_key"
+  ssh-keygen -q -t ed25519 -N '' -C herd-bench-client -f "$ssh_dir/client_key"
+  cp "$ssh_dir/client_key.pub" "$ssh_dir/authorized_keys"
+  chmod 644 "$ssh_dir/authorized_keys"
+  local port
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  cat >"$ssh_dir/sshd_config" <<EOF
+ListenAddress 127.0.0.1
+Port $port
+HostKey $ssh_dir/host_key
+PidFile $ssh_dir/sshd.pid
+UsePAM no
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+AuthorizedKeysFile $ssh_dir/authorized_keys
+AllowUsers herdbench
+PermitRootLogin no
+UseDNS no
+MaxStartups 1000:30:1000
+MaxSessions 1000
+LogLevel ERROR
+Subsystem sftp internal-sftp
+EOF
+  /usr/sbin/sshd -t -f "$ssh_dir/sshd_config"
+  /usr/sbin/sshd -f "$ssh_dir/sshd_config" -D -e >"$ssh_dir/sshd.log" 2>&1 &
+  sshd_pid=$!
+  local i ok=0
+  for ((i = 0; i < 100; i++)); do # up to 10 s
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then ok=1; break; fi
+    kill -0 "$sshd_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if ((!ok)); then
+    echo "fanout: sshd did not accept on 127.0.0.1:$port; log:" >&2
+    cat "$ssh_dir/sshd.log" >&2
+    exit 1
+  fi
+  cat >"$ssh_dir/ssh_config" <<EOF
+Host h*
+  HostName 127.0.0.1
+  Port $port
+  User herdbench
+  IdentityFile $ssh_dir/client_key
+  IdentitiesOnly yes
+  StrictHostKeyChecking no
+  UserKnownHostsFile /dev/null
+  LogLevel ERROR
+  BatchMode yes
+EOF
+  if [[ -n ${SSH_KEX:-} ]]; then echo "  KexAlgorithms $SSH_KEX" >>"$ssh_dir/ssh_config"; fi
+
+  # pdsh: the ssh arguments are ours; pdsh substitutes %u (from -l) and %h.
+  export PDSH_SSH_ARGS="-F $ssh_dir/ssh_config -x -l%u %h"
+  export PDSH_RCMD_TYPE=ssh
+  # ansible: isolated from ~/.ansible and any ansible.cfg; every run starts cold
+  # (no ControlPersist master left behind, like pdsh and herd), pipelining on
+  # (one ssh connection per host for -m command), no interpreter discovery.
+  mkdir -p "$work/ansible/home" "$work/ansible/local" "$work/ansible/cp" "$work/ansible/remote"
+  chmod 755 "$work/ansible"
+  chown herdbench "$work/ansible/remote"
+  : >"$work/ansible/ansible.cfg"
+  export ANSIBLE_CONFIG=$work/ansible/ansible.cfg
+  export ANSIBLE_HOME=$work/ansible/home
+  export ANSIBLE_LOCAL_TEMP=$work/ansible/local
+  export ANSIBLE_REMOTE_TEMP=$work/ansible/remote
+  export ANSIBLE_SSH_CONTROL_PATH_DIR=$work/ansible/cp
+  export ANSIBLE_SSH_ARGS="-F $ssh_dir/ssh_config -o ControlMaster=no -o ControlPath=none"
+  export ANSIBLE_HOST_KEY_CHECKING=False
+  export ANSIBLE_PIPELINING=True
+  export ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3
+  export ANSIBLE_NOCOLOR=1 ANSIBLE_DEPRECATION_WARNINGS=False ANSIBLE_RETRY_FILES_ENABLED=False
+
+  say "peers: sshd pid $sshd_pid on 127.0.0.1:$port; smoke test at N=2"
+  local what
+  for what in pdsh ansible-command ansible-raw; do
+    if ! peer_cmd "$what" 2 >"$work/out" 2>&1; then
+      echo "fanout: $what smoke test at N=2 failed:" >&2
+      head -40 "$work/out" >&2
+      exit 1
+    fi
+  done
+}
+
+write_ansible_inventory() {
+  local n=$1 i
+  {
+    echo "[bench]"
+    for ((i = 1; i <= n; i++)); do echo "h$i"; done
+    echo "[bench:vars]"
+    echo "ansible_user=herdbench"
+  } >"$work/ansible/inv-$n.ini"
+}
+
+# peer_cmd WHAT N: one run of a peer against h1..hN
+peer_cmd() {
+  local what=$1 n=$2
+  case "$what" in
+    pdsh) pdsh -S -R ssh -f 32 -l herdbench -w "h[1-$n]" true ;;
+    ansible-command | ansible-raw)
+      [[ -f $work/ansible/inv-$n.ini ]] || write_ansible_inventory "$n"
+      ansible all -i "$work/ansible/inv-$n.ini" -f 50 -m "${what#ansible-}" -a true ;;
+  esac
+}
+
+# ---------------------------------------------------------------- agents
+agent_pids() {
+  local f
+  for f in "$fleet"/*/pid; do
+    if [[ -f $f ]]; then cat "$f"; fi
+  done
+}
+
+# CPU ticks (utime + stime, fields 14 and 15 of /proc/PID/stat) summed over the
+# files given; counted after the ") " that ends the command name they are 12 and 13.
+ticks() { awk '{ sub(/^.*\) /, ""); s += $12 + $13 } END { print s }' "$@"; }
+
+# ---------------------------------------------------------------- main
+declare -A R
+start=$SECONDS
+others=$(($(pgrep -xc herdd || true)))
+say "herd fan-out benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
+say "machine: $(nproc) CPUs, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+say "$("$herd" --version); sizes: ${sizes[*]}; RUNS=$runs (median); PEER_MAX=$peer_max"
+if ((others)); then say "note: $others herdd process(es) not started by this benchmark are running on this machine"; fi
+if ((need_peers)); then
+  say "peers: $(pdsh -V 2>&1 | head -1); $(ansible --version 2>/dev/null | awk 'NR == 1'); $(ssh -V 2>&1)"
+  if ((ansible_runs < runs)); then
+    say "ansible is slow: it gets $ansible_runs runs per figure instead of $runs"
+  fi
+  say "peers: ssh key exchange: ${SSH_KEX:-OpenSSH default ($(ssh -G h1 2>/dev/null | awk '$1 == "kexalgorithms" { sub(/,.*/, "", $2); print $2 }') ...)}"
+  setup_peers
+fi
+clk_tck=$(getconf CLK_TCK)
+
+for n in "${sizes[@]}"; do
+  say "N=$n: starting $n agents"
+  HERD_FLEET_DIR=$fleet bash "$repo/scripts/fleet.sh" up "$n" >/dev/null
+  inv=$fleet/inventory.yaml
+  herd_run=("$herd" -i "$inv" -q --no-progress run all -- true)
+  herd_ping=("$herd" -i "$inv" -q --no-progress ping all)
+
+  # one warm-up, which also checks that the whole fleet answers
+  if ! "${herd_run[@]}" >"$work/out" 2>&1; then
+    echo "fanout: warm-up 'herd run all -- true' at N=$n failed:" >&2
+    head -20 "$work/out" >&2
+    exit 1
+  fi
+  measure "$runs" "${herd_run[@]}"; R[$n,run]=$REPLY
+  measure "$runs" "${herd_ping[@]}"; R[$n,ping]=$REPLY
+  say "N=$n: herd run $(fmt_s "${R[$n,run]}") s, herd ping $(fmt_s "${R[$n,ping]}") s"
+
+  peak=0
+  for ((i = 0; i < 3; i++)); do
+    if /usr/bin/time -f %M -o "$work/time" "${herd_run[@]}" >/dev/null 2>&1; then
+      kb=$(tail -1 "$work/time")
+      if ((kb > peak)); then peak=$kb; fi
+    fi
+  done
+  R[$n,cli_rss]=$peak
+
+  for k in pdsh ansible-command ansible-raw; do R[$n,$k]=-; done
+  if ((n <= peer_max)); then
+    peer_cmd pdsh "$n" >/dev/null 2>&1 || true # warm-up
+    measure "$runs" peer_cmd pdsh "$n"; R[$n,pdsh]=$REPLY
+    say "N=$n: pdsh $(fmt_s "${R[$n,pdsh]}") s"
+    measure "$ansible_runs" peer_cmd ansible-command "$n"; R[$n,ansible-command]=$REPLY
+    say "N=$n: ansible -m command $(fmt_s "${R[$n,ansible-command]}") s"
+    measure "$ansible_runs" peer_cmd ansible-raw "$n"; R[$n,ansible-raw]=$REPLY
+    say "N=$n: ansible -m raw $(fmt_s "${R[$n,ansible-raw]}") s"
+  fi
+
+  # Agents at rest after the runs: memory, then CPU over a 10 s window.
+  mapfile -t pids < <(agent_pids)
+  status_files=() smaps_files=() stat_files=()
+  for p in "${pids[@]}"; do
+    status_files+=("/proc/$p/status")
+    smaps_files+=("/proc/$p/smaps_rollup")
+    stat_files+=("/proc/$p/stat")
+  done
+  rss=$(awk '/^VmRSS:/ { print $2 }' "${status_files[@]}")
+  R[$n,rss_med]=$(median <<<"$rss")
+  R[$n,rss_max]=$(sort -g <<<"$rss" | tail -1)
+  R[$n,pss_med]=$(awk '/^Pss:/ { print $2 }' "${smaps_files[@]}" | median)
+  t0=$(ticks "${stat_files[@]}")
+  sleep 10 # measurement window
+  t1=$(ticks "${stat_files[@]}")
+  R[$n,cpu]=$(awk -v a="$t0" -v b="$t1" -v hz="$clk_tck" -v n="${#pids[@]}" \
+    'BEGIN { printf "%.3f", (b - a) / hz / 10 / n * 100 }')
+  say "N=$n: agent RSS median $(fmt_mb "${R[$n,rss_med]}") MB, PSS median $(fmt_mb "${R[$n,pss_med]}") MB, idle CPU ${R[$n,cpu]} % per agent"
+
+  HERD_FLEET_DIR=$fleet bash "$repo/scripts/fleet.sh" down >/dev/null
+done
+
+# Seconds per host that all peer runs of one N took (pdsh warm-up + RUNS,
+# ansible 2 x its runs), at the largest N they were measured at: used to say
+# what a skipped N would have cost.
+peer_per_host="" peer_n=""
+for n in "${sizes[@]}"; do
+  if ((n <= peer_max)); then
+    peer_per_host=$(awk -v a="${R[$n,pdsh]}" -v b="${R[$n,ansible-command]}" -v c="${R[$n,ansible-raw]}" -v n="$n" \
+      -v r="$runs" -v ar="$ansible_runs" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && c ~ /^[0-9.]+$/)
+        printf "%.4f", (a * (r + 1) + (b + c) * ar) / n }')
+    peer_n=$n
+  fi
+done
+
+echo
+echo "## herd fan-out benchmark — $(date -u '+%Y-%m-%d'), $(nproc) CPUs, RUNS=$runs (median; ansible $ansible_runs)"
+echo
+echo "| N | herd run (s) | herd ping (s) | pdsh (s) | ansible command (s) | ansible raw (s) | pdsh / herd run | CLI peak RSS (MB) | agent RSS median / max (MB) | agent PSS median (MB) | agent idle CPU (% of a core) |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+for n in "${sizes[@]}"; do
+  ratio=-
+  if [[ ${R[$n,pdsh]} != - && ${R[$n,pdsh]} != fail && ${R[$n,run]} != fail ]]; then
+    ratio=$(awk -v p="${R[$n,pdsh]}" -v h="${R[$n,run]}" 'BEGIN { printf "%.1fx", p / h }')
+  fi
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s |\n' "$n" \
+    "$(fmt_s "${R[$n,run]}")" "$(fmt_s "${R[$n,ping]}")" "$(fmt_s "${R[$n,pdsh]}")" \
+    "$(fmt_s "${R[$n,ansible-command]}")" "$(fmt_s "${R[$n,ansible-raw]}")" "$ratio" \
+    "$(fmt_mb "${R[$n,cli_rss]}")" "$(fmt_mb "${R[$n,rss_med]}")" "$(fmt_mb "${R[$n,rss_max]}")" \
+    "$(fmt_mb "${R[$n,pss_med]}")" "${R[$n,cpu]}"
+done
+echo
+echo "herd: one agent per host, forks 256 (default). pdsh -f 32, ansible -f 50, all against one local sshd."
+for n in "${sizes[@]}"; do
+  if ((n > peer_max)); then
+    msg="N=$n: pdsh and ansible not measured (N > PEER_MAX=$peer_max):"
+    if [[ -n $peer_per_host ]]; then
+      msg+=" their runs took $(awk -v s="$peer_per_host" 'BEGIN { printf "%.0f", s * 1000 }') ms per host at N=$peer_n,"
+      msg+=" so at N=$n they would add ~$(awk -v s="$peer_per_host" -v n="$n" 'BEGIN { printf "%.0f", s * n / 60 }') min."
+    else
+      msg+=" SSH fan-out pays tens of ms per host, so large N take minutes per figure."
+    fi
+    echo "$msg PEER_MAX=$n includes them."
+  fi
+done
+echo "Total time: $((SECONDS - start)) s; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
