@@ -68,6 +68,9 @@ Status AgentServer::Start() {
   builder.AddListeningPort(c.listen, ServerCredentials(c), &grpc_port_);
   builder.RegisterService(&impl_->service);
   builder.SetMaxReceiveMessageSize(4 << 20);
+  // Per-connection bookkeeping herdd doesn't use: channelz nodes and BDP pings.
+  builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> icpt;
   icpt.push_back(impl_->metrics.InterceptorFactory());
   builder.experimental().SetInterceptorCreators(std::move(icpt));

@@ -3,6 +3,7 @@
 // its ClientContext and deletes itself after `done` has fired.
 #include <grpcpp/grpcpp.h>
 
+#include <condition_variable>
 #include <mutex>
 #include <set>
 
@@ -71,6 +72,9 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
   // Each host gets its own channel and connection; don't share subchannels
   // through the global pool (it only adds locking at 1000s of hosts).
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // Per-connection bookkeeping herd doesn't use: channelz nodes and BDP pings.
+  args.SetInt(GRPC_ARG_ENABLE_CHANNELZ, 0);
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
   (void)opts;
   return grpc::CreateCustomChannel(ChannelTarget(address), creds, args);
@@ -78,9 +82,35 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
 
 class GrpcAgentClient;
 
-// Tracks live contexts so CancelAll can reach them.
+// Tracks live calls: their contexts, so CancelAll can reach them, and their
+// count, so the client (and its channel) outlives every call object until the
+// last one is fully destroyed -- not merely until its callback has fired.
 class ContextRegistry {
  public:
+  // Held by each call object as its first member, so it is released last.
+  class Token {
+   public:
+    explicit Token(std::shared_ptr<ContextRegistry> r) : r_(std::move(r)) {
+      std::lock_guard<std::mutex> l(r_->mu_);
+      ++r_->calls_;
+    }
+    ~Token() {
+      std::lock_guard<std::mutex> l(r_->mu_);
+      if (--r_->calls_ == 0) r_->idle_.notify_all();
+    }
+    Token(const Token&) = delete;
+    Token& operator=(const Token&) = delete;
+
+   private:
+    std::shared_ptr<ContextRegistry> r_;
+  };
+
+  // Waits (bounded) until no call object is alive.
+  void WaitIdle() {
+    std::unique_lock<std::mutex> l(mu_);
+    idle_.wait_for(l, std::chrono::seconds(10), [&] { return calls_ == 0; });
+  }
+
   void Add(grpc::ClientContext* c) {
     std::lock_guard<std::mutex> l(mu_);
     live_.insert(c);
@@ -95,12 +125,16 @@ class ContextRegistry {
   }
 
  private:
-  std::mutex mu_;  // guards live_
+  std::mutex mu_;  // guards live_ and calls_
+  std::condition_variable idle_;
   std::set<grpc::ClientContext*> live_;
+  int calls_ = 0;
 };
 
 template <typename Req, typename Reply>
 struct UnaryCall {
+  explicit UnaryCall(std::shared_ptr<ContextRegistry> r) : token(std::move(r)) {}
+  ContextRegistry::Token token;  // first member: released last
   grpc::ClientContext ctx;
   Req req;  // must outlive the call: gRPC serialises it lazily
   Reply reply;
@@ -111,8 +145,12 @@ class ExecReactor : public grpc::ClientReadReactor<v1::ExecEvent> {
  public:
   ExecReactor(std::shared_ptr<ContextRegistry> reg, std::function<void(const v1::ExecEvent&)> out,
               AgentClient::Done<v1::ExecResult> done)
-      : reg_(std::move(reg)), on_output_(std::move(out)), done_(std::move(done)) {}
+      : token_(reg), reg_(std::move(reg)), on_output_(std::move(out)), done_(std::move(done)) {}
 
+ private:
+  ContextRegistry::Token token_;  // first member: released last
+
+ public:
   grpc::ClientContext ctx;
   v1::ExecRequest req;  // must outlive the call: gRPC serialises it lazily
 
@@ -160,10 +198,14 @@ class PutFileReactor : public grpc::ClientWriteReactor<v1::PutFileMessage> {
 
   PutFileReactor(std::shared_ptr<ContextRegistry> reg, const v1::PutFileHeader& header,
                  std::shared_ptr<const std::string> content, AgentClient::Done<v1::PutFileReply> d)
-      : reg_(std::move(reg)), content_(std::move(content)), done_(std::move(d)) {
+      : token_(reg), reg_(std::move(reg)), content_(std::move(content)), done_(std::move(d)) {
     *msg_.mutable_header() = header;
   }
 
+ private:
+  ContextRegistry::Token token_;  // first member: released last
+
+ public:
   grpc::ClientContext ctx;
   v1::PutFileReply reply;
 
@@ -206,6 +248,7 @@ class GrpcAgentClient : public AgentClient {
       : channel_(channel),
         stub_(v1::Agent::NewStub(channel)),
         registry_(std::make_shared<ContextRegistry>()) {}
+  ~GrpcAgentClient() override { registry_->WaitIdle(); }
 
   void Info(const CallOptions& o, Done<v1::InfoReply> done) override {
     Unary<v1::InfoRequest, v1::InfoReply>(o, std::move(done),
@@ -245,7 +288,7 @@ class GrpcAgentClient : public AgentClient {
  private:
   template <typename Req, typename Reply, typename Method>
   void Unary(const CallOptions& o, Done<Reply> done, Method method) {
-    auto* call = new UnaryCall<Req, Reply>();
+    auto* call = new UnaryCall<Req, Reply>(registry_);
     call->done = std::move(done);
     call->ctx.set_deadline(o.deadline);
     registry_->Add(&call->ctx);
