@@ -105,12 +105,7 @@ std::vector<HostResult> FanOut::Run(const std::vector<const Host*>& hosts, const
     }
     finished[i] = true;
     ++done;
-    if (r.outcome == Outcome::kOk)
-      ++progress.ok;
-    else if (IsFailure(r.outcome))
-      ++progress.failed;
-    else if (IsUnreachable(r.outcome))
-      ++progress.unreachable;
+    progress.tally.Add(r.outcome);
     results[i] = std::move(r);
     reporter.OnResult(results[i]);
   };

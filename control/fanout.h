@@ -22,7 +22,8 @@
 namespace herd::control {
 
 struct Progress {
-  size_t total = 0, done = 0, in_flight = 0, ok = 0, failed = 0, unreachable = 0;
+  size_t total = 0, done = 0, in_flight = 0;
+  Tally tally;  // of the hosts done
   std::chrono::milliseconds elapsed{0};
 };
 

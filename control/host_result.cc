@@ -28,18 +28,21 @@ bool IsFailure(Outcome o) {
 
 bool IsUnreachable(Outcome o) { return o == Outcome::kUnreachable; }
 
+void Tally::Add(Outcome o) {
+  if (o == Outcome::kOk) {
+    ++ok;
+  } else if (IsFailure(o)) {
+    ++failed;
+  } else if (IsUnreachable(o)) {
+    ++unreachable;
+  } else {
+    ++cancelled;
+  }
+}
+
 Tally Count(const std::vector<HostResult>& results) {
   Tally t;
-  for (const auto& r : results) {
-    if (r.outcome == Outcome::kOk)
-      ++t.ok;
-    else if (IsFailure(r.outcome))
-      ++t.failed;
-    else if (IsUnreachable(r.outcome))
-      ++t.unreachable;
-    else
-      ++t.cancelled;
-  }
+  for (const auto& r : results) t.Add(r.outcome);
   return t;
 }
 

@@ -56,7 +56,8 @@ enum class ExitCode : int {
 ExitCode ComputeExitCode(const std::vector<HostResult>& results);
 
 struct Tally {
-  size_t ok = 0, failed = 0, unreachable = 0, cancelled = 0;
+  size_t ok = 0, failed = 0, unreachable = 0, cancelled = 0;  // cancelled includes skipped
+  void Add(Outcome o);
 };
 Tally Count(const std::vector<HostResult>& results);
 

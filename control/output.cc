@@ -35,8 +35,8 @@ class ProgressLine {
   void Show(const Progress& p) {
     if (!enabled_) return;
     std::string line = fmt::format("[herd] {}/{} done, {} running", p.done, p.total, p.in_flight);
-    if (p.failed) line += fmt::format(", {} failed", p.failed);
-    if (p.unreachable) line += fmt::format(", {} unreachable", p.unreachable);
+    if (p.tally.failed) line += fmt::format(", {} failed", p.tally.failed);
+    if (p.tally.unreachable) line += fmt::format(", {} unreachable", p.tally.unreachable);
     line += fmt::format(" ({:.1f} s)", p.elapsed.count() / 1000.0);
     std::fprintf(err_, "\r\033[K%s", line.c_str());
     std::fflush(err_);

@@ -227,3 +227,35 @@ TEST_CASE("SIGTERM stops the agent and the commands it started", "[integration][
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(WaitFor([&] { return ::kill(pid, 0) != 0; }, 10s));
 }
+
+TEST_CASE("Ctrl-C cancels the run, stops the commands and exits 130", "[integration][run]") {
+  Fleet f(2);
+  const std::string pids = f.dir / "pids";
+  // timeout(1) delivers SIGINT as a terminal would; --preserve-status keeps herd's code.
+  auto r = RunProgram(
+      "timeout",
+      {"--preserve-status", "-s", "INT", "3s", HerdBinary(), "-i", f.inventory, "--no-progress",
+       "run", "all", "--shell", "echo $$ >> " + pids + "; exec sleep 300"},
+      60s);
+  CHECK(r.exit_code == 130);
+  CHECK_THAT(r.err, Catch::Contains("2 cancelled"));
+  auto lines = Lines(ReadFile(pids));
+  REQUIRE(lines.size() == 2);
+  for (const auto& l : lines) {
+    pid_t pid = std::stoi(l);
+    CHECK(WaitFor([&] { return ::kill(pid, 0) != 0; }, 10s));
+  }
+}
+
+TEST_CASE("the progress line appears on a terminal and never in a pipe", "[integration][run]") {
+  Fleet f(2);
+  std::string cmd = HerdBinary() + " -i " + f.inventory + " run all --shell 'sleep 1'";
+  // script(1) gives herd a pseudo-terminal as stderr.
+  auto tty = RunProgram("script", {"-qec", cmd, "/dev/null"}, 60s);
+  CHECK(tty.exit_code == 0);
+  CHECK_THAT(tty.out, Catch::Contains("[herd] 0/2 done, 2 running"));
+  auto pipe = RunHerd({"-i", f.inventory, "run", "all", "--shell", "sleep 1"});
+  CHECK(pipe.exit_code == 0);
+  CHECK(pipe.err.find("[herd]") == std::string::npos);
+  CHECK(pipe.err.find('\r') == std::string::npos);
+}
