@@ -92,8 +92,9 @@ std::vector<Check> RunHealthChecks(const std::string& state_dir, const HealthLim
                       fmt::format("{:.1f}% available (minimum {}%)", free_pct,
                                   limits.min_memory_available_percent)});
   }
-  checks.push_back(
-      {"load", f.load5 < 4.0 * f.cpus, fmt::format("load5 {:.2f} on {} CPUs", f.load5, f.cpus)});
+  checks.push_back({"load", f.load5 <= limits.max_load_per_cpu * f.cpus,
+                    fmt::format("load5 {:.2f} on {} CPUs (maximum {} per CPU)", f.load5, f.cpus,
+                                limits.max_load_per_cpu)});
   return checks;
 }
 

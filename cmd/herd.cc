@@ -15,6 +15,7 @@
 #include "control/host_result.h"
 #include "control/inventory.h"
 #include "control/output.h"
+#include "control/pki_store.h"
 #include "control/selector.h"
 #include "control/targets.h"
 #include "control/tasks.h"
@@ -125,7 +126,30 @@ class Cli {
     targets->add_option("target", target_, "Hosts (default: all)");
     targets->add_option("-w,--write", write_, "Write atomically to this file instead of stdout");
 
-    for (auto* sub : app.get_subcommands({})) sub->fallthrough();
+    app.add_option("--pki-dir", pki_dir_, "Credential folder (default ~/.config/herd/pki)")
+        ->envname("HERD_PKI_DIR");
+    auto* ca = app.add_subcommand("ca", "Manage the fleet certificate authority");
+    ca->require_subcommand(1);
+    auto* ca_init =
+        ca->add_subcommand("init", "Create the fleet CA (P-256; refuses to replace one)");
+    ca_init->add_option("--name", ca_name_, "CA common name (default 'herd fleet CA')");
+    ca_init->add_option("--days", days_, "Validity in days (default 3650)");
+    auto* cert = app.add_subcommand("cert", "Certificates for people and pipelines");
+    cert->require_subcommand(1);
+    auto* cert_issue = cert->add_subcommand("issue", "Issue a client certificate with a role");
+    cert_issue->add_option("name", cert_name_, "Who it is for, e.g. alice or ci-deploy")
+        ->required();
+    cert_issue->add_option("--role", role_, "viewer, operator or admin")
+        ->required()
+        ->check(CLI::IsMember({"viewer", "operator", "admin"}));
+    cert_issue->add_option("--days", days_, "Validity in days (default 365)");
+    cert_issue->add_option("--out", out_dir_,
+                           "Write NAME.key and NAME.crt here (default: --pki-dir)");
+
+    for (auto* sub : app.get_subcommands({})) {
+      sub->fallthrough();
+      for (auto* nested : sub->get_subcommands({})) nested->fallthrough();
+    }
 
     try {
       app.parse(argc, argv);
@@ -133,6 +157,9 @@ class Cli {
       int rc = app.exit(e);
       return rc == 0 ? 0 : static_cast<int>(ExitCode::kHerdError);
     }
+
+    if (*ca_init) return CaInit();
+    if (*cert_issue) return CertIssue();
 
     auto path = hc::ResolveInventoryPath(g_.inventory);
     auto inventory = hc::LoadInventory(path);
@@ -214,6 +241,45 @@ class Cli {
   }
 
  private:
+  int PrintIssued(const char* what, const hc::IssuedFiles& f) {
+    char until[32];
+    std::tm tm{};
+    gmtime_r(&f.info.not_after, &tm);
+    std::strftime(until, sizeof until, "%Y-%m-%d", &tm);
+    if (g_.output == "json") {
+      nlohmann::json j = {{"name", f.info.common_name},
+                          {"key", f.key_path},
+                          {"cert", f.cert_path},
+                          {"serial", f.info.serial},
+                          {"not_after", until}};
+      if (f.info.role) j["role"] = herd::pki::RoleName(*f.info.role);
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::printf("%s '%s'%s, valid until %s\n  key:  %s (0600)\n  cert: %s\n", what,
+                  f.info.common_name.c_str(),
+                  f.info.role
+                      ? (std::string(" with role ") + herd::pki::RoleName(*f.info.role)).c_str()
+                      : "",
+                  until, f.key_path.c_str(), f.cert_path.c_str());
+    }
+    return 0;
+  }
+
+  int CaInit() {
+    auto f = hc::InitFleetCa(hc::ResolvePkiDir(pki_dir_), ca_name_, days_ ? days_ : 3650);
+    if (!f.ok()) return Fail(f.status().message());
+    return PrintIssued("created fleet CA", *f);
+  }
+
+  int CertIssue() {
+    auto role = herd::pki::ParseRole(role_);
+    if (!role.ok()) return Fail(role.status().message());
+    auto f = hc::IssueClientCert(hc::ResolvePkiDir(pki_dir_), cert_name_, *role,
+                                 days_ ? days_ : 365, out_dir_);
+    if (!f.ok()) return Fail(f.status().message());
+    return PrintIssued("issued certificate for", *f);
+  }
+
   int ListInventory(const std::vector<const hc::Host*>& hosts) {
     for (const auto* h : hosts) {
       if (g_.output == "json") {
@@ -257,6 +323,8 @@ class Cli {
   size_t max_output_ = 1 << 20;
   std::string src_, dst_, mode_;
   std::string write_;
+  std::string pki_dir_, ca_name_ = "herd fleet CA", cert_name_, role_, out_dir_;
+  int days_ = 0;
 };
 
 }  // namespace

@@ -1,0 +1,58 @@
+// Fleet PKI helpers (OpenSSL): P-256 keys, the fleet CA, certificates that
+// carry a herd role, and inspection of certificates presented by peers.
+// Stateless functions; safe from any thread.
+#pragma once
+
+#include <ctime>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace herd::pki {
+
+// Roles, each including the ones before it.
+enum class Role { kViewer = 0, kOperator = 1, kAdmin = 2 };
+const char* RoleName(Role r);
+Result<Role> ParseRole(const std::string& name);
+inline bool RoleAllows(Role have, Role need) {
+  return static_cast<int>(have) >= static_cast<int>(need);
+}
+
+// A new ECDSA P-256 private key, PEM (PKCS#8).
+Result<std::string> GenerateKeyPem();
+// The public half of a private key, PEM.
+Result<std::string> PublicKeyPem(const std::string& key_pem);
+
+// A self-signed CA certificate for `key_pem`: CA:TRUE, keyCertSign, cRLSign.
+Result<std::string> SelfSignedCa(const std::string& key_pem, const std::string& name, int days);
+
+struct CertSpec {
+  std::string common_name;
+  std::optional<Role> role;             // carried as the subject's OU
+  std::vector<std::string> dns_names;   // subjectAltName DNS entries (agents)
+  int days = 365;
+  bool server = false;                  // serverAuth (agents) vs clientAuth (people, CI)
+};
+
+// Signs a certificate for `public_key_pem` with the CA.
+Result<std::string> IssueCert(const std::string& ca_cert_pem, const std::string& ca_key_pem,
+                              const std::string& public_key_pem, const CertSpec& spec);
+
+struct CertInfo {
+  std::string common_name;
+  std::optional<Role> role;
+  std::string serial;       // hex
+  std::time_t not_before = 0, not_after = 0;
+  bool is_ca = false;
+};
+Result<CertInfo> InspectCert(const std::string& cert_pem);
+
+// True when `cert_pem` was signed by the CA in `ca_cert_pem` and is in date.
+Status VerifyCert(const std::string& ca_cert_pem, const std::string& cert_pem);
+
+// Writes `content` to `path` with `mode`, refusing to replace an existing file.
+Status WriteNewFile(const std::string& path, const std::string& content, unsigned mode);
+
+}  // namespace herd::pki

@@ -1,0 +1,118 @@
+#include "control/pki_store.h"
+
+#include <sys/stat.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace herd::control {
+namespace {
+
+Result<std::string> Slurp(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::NotFound("cannot read " + path + ": " + std::strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Status MakeDir(const std::string& dir) {
+  std::string partial;
+  for (size_t i = 0; i <= dir.size(); ++i) {
+    if (i == dir.size() || (dir[i] == '/' && i > 0)) {
+      partial = dir.substr(0, i);
+      if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) {
+        return Status::Internal("cannot create " + partial + ": " + std::strerror(errno));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+bool ValidCertName(const std::string& s) {
+  if (s.empty() || s.size() > 64 || s[0] == '.' || s[0] == '-') return false;
+  for (char c : s) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.' &&
+        c != '@') {
+      return false;
+    }
+  }
+  return s != "ca";
+}
+
+}  // namespace
+
+std::string ResolvePkiDir(const std::string& explicit_dir) {
+  if (!explicit_dir.empty()) return explicit_dir;
+  if (const char* env = std::getenv("HERD_PKI_DIR"); env && *env) return env;
+  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg && *xdg) {
+    return std::string(xdg) + "/herd/pki";
+  }
+  const char* home = std::getenv("HOME");
+  return std::string(home ? home : ".") + "/.config/herd/pki";
+}
+
+Result<IssuedFiles> InitFleetCa(const std::string& dir, const std::string& name, int days) {
+  if (days < 1) return Status::Invalid("--days must be at least 1");
+  IssuedFiles f{dir + "/ca.key", dir + "/ca.crt", {}};
+  struct stat st {};
+  if (::stat(f.key_path.c_str(), &st) == 0) {
+    return Status(StatusCode::kAlreadyExists,
+                  "a fleet CA already exists in " + dir + "; refusing to replace " + f.key_path);
+  }
+  if (Status s = MakeDir(dir); !s.ok()) return s;
+  auto key = pki::GenerateKeyPem();
+  if (!key.ok()) return key.status();
+  auto cert = pki::SelfSignedCa(*key, name, days);
+  if (!cert.ok()) return cert.status();
+  if (Status s = pki::WriteNewFile(f.key_path, *key, 0600); !s.ok()) return s;
+  if (Status s = pki::WriteNewFile(f.cert_path, *cert, 0644); !s.ok()) return s;
+  auto info = pki::InspectCert(*cert);
+  if (!info.ok()) return info.status();
+  f.info = *info;
+  return f;
+}
+
+Result<IssuedFiles> IssueClientCert(const std::string& dir, const std::string& name,
+                                    pki::Role role, int days, const std::string& out_dir) {
+  if (!ValidCertName(name)) {
+    return Status::Invalid("invalid certificate name '" + name +
+                           "' (letters, digits, '-', '_', '.', '@'; not 'ca')");
+  }
+  if (days < 1) return Status::Invalid("--days must be at least 1");
+  auto ca_cert = Slurp(dir + "/ca.crt");
+  if (!ca_cert.ok()) {
+    return Status::NotFound("no fleet CA in " + dir + " (run 'herd ca init' first)");
+  }
+  auto ca_key = Slurp(dir + "/ca.key");
+  if (!ca_key.ok()) return ca_key.status();
+  const std::string out = out_dir.empty() ? dir : out_dir;
+  if (Status s = MakeDir(out); !s.ok()) return s;
+  IssuedFiles f{out + "/" + name + ".key", out + "/" + name + ".crt", {}};
+  struct stat st {};
+  if (::stat(f.key_path.c_str(), &st) == 0) {
+    return Status(StatusCode::kAlreadyExists, f.key_path + " already exists; refusing to replace it");
+  }
+  auto key = pki::GenerateKeyPem();
+  if (!key.ok()) return key.status();
+  auto pub = pki::PublicKeyPem(*key);
+  if (!pub.ok()) return pub.status();
+  pki::CertSpec spec;
+  spec.common_name = name;
+  spec.role = role;
+  spec.days = days;
+  auto cert = pki::IssueCert(*ca_cert, *ca_key, *pub, spec);
+  if (!cert.ok()) return cert.status();
+  if (Status s = pki::WriteNewFile(f.key_path, *key, 0600); !s.ok()) return s;
+  if (Status s = pki::WriteNewFile(f.cert_path, *cert, 0644); !s.ok()) return s;
+  auto info = pki::InspectCert(*cert);
+  if (!info.ok()) return info.status();
+  f.info = *info;
+  return f;
+}
+
+}  // namespace herd::control

@@ -1,0 +1,31 @@
+// The operator's credential folder: the fleet CA and the client certificates
+// herd issues. Files: ca.key (0600), ca.crt, NAME.key (0600), NAME.crt.
+// Nothing here overwrites an existing key. Called from the CLI thread only.
+#pragma once
+
+#include <string>
+
+#include "common/pki.h"
+#include "common/status.h"
+
+namespace herd::control {
+
+// --pki-dir if given, else $HERD_PKI_DIR, else $XDG_CONFIG_HOME/herd/pki
+// (~/.config/herd/pki).
+std::string ResolvePkiDir(const std::string& explicit_dir);
+
+struct IssuedFiles {
+  std::string key_path, cert_path;
+  pki::CertInfo info;
+};
+
+// Creates the folder (0700) and a new fleet CA in it; refuses if one exists.
+Result<IssuedFiles> InitFleetCa(const std::string& dir, const std::string& name, int days);
+
+// Issues a client certificate for a person or pipeline, signed by the CA in
+// `dir`, with its role in the certificate. Writes NAME.key and NAME.crt into
+// `out_dir` (default: `dir`).
+Result<IssuedFiles> IssueClientCert(const std::string& dir, const std::string& name,
+                                    pki::Role role, int days, const std::string& out_dir);
+
+}  // namespace herd::control

@@ -1,0 +1,70 @@
+#include <catch2/catch.hpp>
+#include <sys/stat.h>
+
+#include "common/pki.h"
+#include "control/pki_store.h"
+#include "tests/support/test_support.h"
+
+using namespace herd;
+using herd::testing::ReadFile;
+using herd::testing::ScopedTempDir;
+
+namespace {
+unsigned Mode(const std::string& path) {
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+}  // namespace
+
+TEST_CASE("ca init creates a P-256 CA with a private key only the owner reads", "[pki]") {
+  ScopedTempDir dir;
+  const std::string pki = dir / "pki";
+  auto ca = control::InitFleetCa(pki, "test CA", 30);
+  REQUIRE(ca.ok());
+  CHECK(Mode(ca->key_path) == 0600);
+  CHECK(Mode(pki) == 0700);
+  CHECK(ca->info.is_ca);
+  CHECK(ca->info.common_name == "test CA");
+  CHECK(ca->info.not_after - ca->info.not_before > 29 * 86400);
+  CHECK_THAT(ReadFile(ca->key_path), Catch::Contains("BEGIN PRIVATE KEY"));
+  // a second init must not replace the CA
+  std::string before = ReadFile(ca->key_path);
+  auto again = control::InitFleetCa(pki, "other", 30);
+  REQUIRE_FALSE(again.ok());
+  CHECK_THAT(again.status().message(), Catch::Contains("already exists"));
+  CHECK(ReadFile(ca->key_path) == before);
+}
+
+TEST_CASE("issued certificates carry their role and verify against the CA only", "[pki]") {
+  ScopedTempDir dir;
+  REQUIRE(control::InitFleetCa(dir / "a", "fleet A", 30).ok());
+  REQUIRE(control::InitFleetCa(dir / "b", "fleet B", 30).ok());
+  auto alice = control::IssueClientCert(dir / "a", "alice", pki::Role::kOperator, 7, "");
+  REQUIRE(alice.ok());
+  CHECK(Mode(alice->key_path) == 0600);
+  REQUIRE(alice->info.role.has_value());
+  CHECK(*alice->info.role == pki::Role::kOperator);
+  CHECK(alice->info.common_name == "alice");
+  CHECK_FALSE(alice->info.is_ca);
+  const std::string cert = ReadFile(alice->cert_path);
+  CHECK(pki::VerifyCert(ReadFile(dir / "a/ca.crt"), cert).ok());
+  CHECK_FALSE(pki::VerifyCert(ReadFile(dir / "b/ca.crt"), cert).ok());
+  auto dup = control::IssueClientCert(dir / "a", "alice", pki::Role::kViewer, 7, "");
+  CHECK_THAT(dup.status().message(), Catch::Contains("already exists"));
+  CHECK_THAT(control::IssueClientCert(dir / "none", "bob", pki::Role::kViewer, 7, "")
+                 .status()
+                 .message(),
+             Catch::Contains("herd ca init"));
+  CHECK_FALSE(control::IssueClientCert(dir / "a", "../evil", pki::Role::kViewer, 7, "").ok());
+}
+
+TEST_CASE("roles include the ones below them", "[pki]") {
+  using pki::Role;
+  CHECK(pki::RoleAllows(Role::kAdmin, Role::kOperator));
+  CHECK(pki::RoleAllows(Role::kOperator, Role::kViewer));
+  CHECK_FALSE(pki::RoleAllows(Role::kViewer, Role::kOperator));
+  CHECK_FALSE(pki::RoleAllows(Role::kOperator, Role::kAdmin));
+  CHECK(*pki::ParseRole("admin") == Role::kAdmin);
+  CHECK_FALSE(pki::ParseRole("root").ok());
+}
