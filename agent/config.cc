@@ -85,6 +85,18 @@ Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string&
         return At(source, exec["max_concurrent"].Mark(), "exec.max_concurrent must be >= 1");
       }
     }
+    if (auto t = root["tls"]) {
+      s = CheckKeys(source, t, {"ca", "cert", "key", "dir"}, " in 'tls'");
+      if (!s.ok()) return s;
+      if (t["dir"]) {
+        const std::string d = t["dir"].as<std::string>();
+        c.tls = {d + "/ca.crt", d + "/agent.crt", d + "/agent.key"};
+      }
+      if (t["ca"]) c.tls.ca = t["ca"].as<std::string>();
+      if (t["cert"]) c.tls.cert = t["cert"].as<std::string>();
+      if (t["key"]) c.tls.key = t["key"].as<std::string>();
+    }
+    if (root["plaintext"]) c.plaintext = root["plaintext"].as<bool>();
     if (auto h = root["health"]) {
       s = CheckKeys(source, h,
                     {"min_disk_free_percent", "min_memory_available_percent", "max_load_per_cpu"},
@@ -102,6 +114,12 @@ Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string&
     return At(source, e.mark, e.msg);
   }
   return c;
+}
+
+bool IsLoopbackAddress(const std::string& host_port) {
+  std::string host = host_port.substr(0, host_port.rfind(':'));
+  if (host == "localhost" || host == "[::1]") return true;
+  return host.rfind("127.", 0) == 0 && host.find_first_not_of("0123456789.") == std::string::npos;
 }
 
 Result<AgentConfig> LoadAgentConfig(const std::string& path) {

@@ -24,6 +24,12 @@ struct HealthLimits {
   double max_load_per_cpu = 4;  // 5-minute load average / CPUs
 };
 
+// mTLS material: the fleet CA that signs clients, and this agent's own pair.
+struct TlsFiles {
+  std::string ca, cert, key;
+  bool complete() const { return !ca.empty() && !cert.empty() && !key.empty(); }
+};
+
 struct AgentConfig {
   std::string name;                               // fleet name (optional)
   std::string listen = "127.0.0.1:7420";          // gRPC
@@ -35,7 +41,12 @@ struct AgentConfig {
   std::string ready_file;  // written once both ports are bound
   ExecLimits exec;
   HealthLimits health;
+  TlsFiles tls;
+  bool plaintext = false;  // no TLS, every caller admin: refused unless listening on loopback
 };
+
+// True for 127.0.0.0/8, ::1 and localhost listen addresses.
+bool IsLoopbackAddress(const std::string& host_port);
 
 // Loads YAML; errors name the file, line and key.
 Result<AgentConfig> LoadAgentConfig(const std::string& path);

@@ -8,7 +8,10 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
+#include "agent/audit_log.h"
+#include "agent/authz.h"
 #include "agent/exec_runner.h"
 #include "agent/metrics.h"
 #include "agent/service.h"
@@ -16,10 +19,45 @@
 namespace herd::agent {
 namespace {
 
-// The one place where the agent's transport credentials are chosen. mTLS
-// plugs in here.
-std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const AgentConfig&) {
-  return grpc::InsecureServerCredentials();
+Result<std::string> ReadPem(const std::string& path, const char* what) {
+  std::ifstream in(path);
+  if (!in) return Status::NotFound(std::string("cannot read TLS ") + what + " " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The one place where the agent's transport credentials are chosen: mTLS with
+// the fleet CA, or plain text on loopback when explicitly asked for. Client
+// certificates are requested but verified by the Authorizer, so that a refused
+// certificate is an audited answer instead of a silent handshake failure.
+Result<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const AgentConfig& c,
+                                                                   std::string* ca_pem) {
+  if (c.plaintext) {
+    if (!IsLoopbackAddress(c.listen)) {
+      return Status::Invalid("refusing plain-text gRPC on " + c.listen +
+                             ": without TLS herdd only listens on loopback (127.0.0.0/8, ::1)");
+    }
+    spdlog::warn("plain-text gRPC on {}: no authentication, every caller is admin", c.listen);
+    return grpc::InsecureServerCredentials();
+  }
+  if (!c.tls.complete()) {
+    return Status::Invalid(
+        "no TLS credentials: give --tls-dir (ca.crt, agent.crt, agent.key from "
+        "'herd cert agent NAME --out DIR') or tls: in the config; --plaintext is for loopback "
+        "development only");
+  }
+  auto ca = ReadPem(c.tls.ca, "CA");
+  if (!ca.ok()) return ca.status();
+  auto cert = ReadPem(c.tls.cert, "certificate");
+  if (!cert.ok()) return cert.status();
+  auto key = ReadPem(c.tls.key, "key");
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions opts(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_BUT_DONT_VERIFY);
+  opts.pem_root_certs = *ca;
+  opts.pem_key_cert_pairs.push_back({*key, *cert});
+  *ca_pem = *ca;
+  return grpc::SslServerCredentials(opts);
 }
 
 std::string HostPart(const std::string& address) { return address.substr(0, address.rfind(':')); }
@@ -44,11 +82,13 @@ struct AgentServer::Impl {
       : config(std::move(c)),
         runner(config.exec.max_concurrent),
         metrics(config.state_dir),
-        service(config, runner, metrics) {}
+        audit(config.state_dir) {}
   AgentConfig config;
   ExecRunner runner;
   AgentMetrics metrics;
-  AgentService service;
+  AuditLog audit;
+  std::unique_ptr<Authorizer> authz;
+  std::unique_ptr<AgentService> service;
   std::unique_ptr<grpc::Server> server;
 };
 
@@ -64,9 +104,15 @@ Status AgentServer::Start() {
     return Status::Internal("state dir " + c.state_dir +
                             " is not writable: " + std::strerror(errno));
   }
+  std::string ca_pem;
+  auto creds = ServerCredentials(c, &ca_pem);
+  if (!creds.ok()) return creds.status();
+  impl_->authz = std::make_unique<Authorizer>(ca_pem, c.state_dir + "/revoked", impl_->audit);
+  impl_->service =
+      std::make_unique<AgentService>(c, impl_->runner, impl_->metrics, *impl_->authz, impl_->audit);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(c.listen, ServerCredentials(c), &grpc_port_);
-  builder.RegisterService(&impl_->service);
+  builder.AddListeningPort(c.listen, *creds, &grpc_port_);
+  builder.RegisterService(impl_->service.get());
   builder.SetMaxReceiveMessageSize(4 << 20);
   // Per-connection bookkeeping herdd doesn't use: channelz nodes and BDP pings.
   builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
@@ -86,7 +132,8 @@ Status AgentServer::Start() {
     metrics_addr = HostPart(c.metrics_listen) + ":" + std::to_string(metrics_port_);
   }
   std::string grpc_addr = HostPart(c.listen) + ":" + std::to_string(grpc_port_);
-  spdlog::info("herdd {} serving gRPC on {}, metrics on {}, state in {}", HERD_VERSION, grpc_addr,
+  spdlog::info("herdd {} serving gRPC ({}) on {}, metrics on {}, state in {}", HERD_VERSION,
+               c.plaintext ? "plain text" : "mTLS", grpc_addr,
                metrics_addr.empty() ? "(disabled)" : metrics_addr, c.state_dir);
   if (!c.ready_file.empty()) {
     Status s = WriteReadyFile(c.ready_file, "grpc=" + grpc_addr + "\nmetrics=" + metrics_addr +

@@ -28,6 +28,9 @@ grpc::Status ToGrpc(const Status& s) {
     case StatusCode::kPermissionDenied:
       c = grpc::StatusCode::PERMISSION_DENIED;
       break;
+    case StatusCode::kUnauthenticated:
+      c = grpc::StatusCode::UNAUTHENTICATED;
+      break;
     case StatusCode::kFailedPrecondition:
       c = grpc::StatusCode::FAILED_PRECONDITION;
       break;
@@ -56,7 +59,8 @@ std::string Peer(grpc::CallbackServerContext* ctx) { return ctx->peer(); }
 // after it (or when the command never started).
 class ExecReactor : public grpc::ServerWriteReactor<v1::ExecEvent> {
  public:
-  ExecReactor(ExecRunner& runner, AgentMetrics& metrics) : runner_(runner), metrics_(metrics) {}
+  ExecReactor(ExecRunner& runner, AgentMetrics& metrics, AuditLog& audit, AuditEntry entry)
+      : runner_(runner), metrics_(metrics), audit_(audit), entry_(std::move(entry)) {}
 
   void Start(ExecSpec spec) {
     auto id = runner_.Start(
@@ -73,6 +77,8 @@ class ExecReactor : public grpc::ServerWriteReactor<v1::ExecEvent> {
         [this](ExecOutcome o) { OnExecDone(std::move(o)); });
     if (!id.ok()) {
       spdlog::warn("exec refused: {}", id.status().message());
+      entry_.result = "refused: " + id.status().message();
+      (void)audit_.Append(entry_);
       Finish(ToGrpc(id.status()));
       return;
     }
@@ -80,6 +86,8 @@ class ExecReactor : public grpc::ServerWriteReactor<v1::ExecEvent> {
     id_ = *id;
     if (cancelled_) runner_.Cancel(id_);
   }
+
+  void SetArgs(std::string args) { entry_.args = std::move(args); }
 
   void OnWriteDone(bool ok) override {
     std::lock_guard<std::mutex> l(mu_);
@@ -114,6 +122,10 @@ class ExecReactor : public grpc::ServerWriteReactor<v1::ExecEvent> {
                          : (o.exit_code == 0 && o.signal == 0) ? "ok"
                                                                : "failed";
     metrics_.RecordExec(result, o.duration.count() / 1000.0);
+    entry_.result = std::string(result) + (o.error.empty() ? "" : ": " + o.error) +
+                    " exit=" + std::to_string(o.exit_code) +
+                    (o.signal ? " signal=" + std::to_string(o.signal) : "");
+    (void)audit_.Append(entry_);
     spdlog::debug("exec done: {} exit={} signal={} {} ms", result, o.exit_code, o.signal,
                   o.duration.count());
     v1::ExecEvent ev;
@@ -147,6 +159,8 @@ class ExecReactor : public grpc::ServerWriteReactor<v1::ExecEvent> {
 
   ExecRunner& runner_;
   AgentMetrics& metrics_;
+  AuditLog& audit_;
+  AuditEntry entry_;                 // completed with the result, then appended
   std::mutex mu_;                    // guards everything below
   std::deque<v1::ExecEvent> queue_;  // front is being written while writing_
   uint64_t id_ = 0;
@@ -155,8 +169,8 @@ class ExecReactor : public grpc::ServerWriteReactor<v1::ExecEvent> {
 
 class PutFileReactor : public grpc::ServerReadReactor<v1::PutFileMessage> {
  public:
-  PutFileReactor(v1::PutFileReply* reply, std::string peer)
-      : reply_(reply), peer_(std::move(peer)) {
+  PutFileReactor(v1::PutFileReply* reply, std::string peer, AuditLog& audit, AuditEntry entry)
+      : reply_(reply), peer_(std::move(peer)), audit_(audit), entry_(std::move(entry)) {
     StartRead(&msg_);
   }
 
@@ -165,6 +179,8 @@ class PutFileReactor : public grpc::ServerReadReactor<v1::PutFileMessage> {
     if (msg_.has_header()) {
       if (writer_) return Fail(Status::Invalid("header sent twice"));
       const auto& h = msg_.header();
+      entry_.args = fmt::format("path={} size={} mode={:04o} sha256={}", h.path(), h.size(),
+                                h.mode(), h.sha256());
       auto w = AtomicFileWriter::Open(h.path(), h.mode(), h.size(), h.sha256());
       if (!w.ok()) return Fail(w.status());
       writer_ = std::move(*w);
@@ -186,35 +202,48 @@ class PutFileReactor : public grpc::ServerReadReactor<v1::PutFileMessage> {
     spdlog::info("put file {} ({} bytes) from {}", writer_->path(), writer_->written(), peer_);
     reply_->set_bytes_written(writer_->written());
     reply_->set_sha256(writer_->sha256());
+    entry_.result = "ok";
+    (void)audit_.Append(entry_);
     Finish(grpc::Status::OK);
   }
   void Fail(const Status& s) {
     spdlog::warn("put file {} failed: {}", writer_ ? writer_->path() : "?", s.message());
     writer_.reset();  // removes the temporary
+    entry_.result = "failed: " + s.message();
+    (void)audit_.Append(entry_);
     Finish(ToGrpc(s));
   }
 
   v1::PutFileReply* reply_;
   std::string peer_;
+  AuditLog& audit_;
+  AuditEntry entry_;
   v1::PutFileMessage msg_;
   std::unique_ptr<AtomicFileWriter> writer_;
 };
 
 template <typename Fn>
-grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, Fn&& fn) {
+grpc::ServerUnaryReactor* Unary(Authorizer& authz, grpc::CallbackServerContext* ctx,
+                                const char* method, Fn&& fn) {
   auto* reactor = ctx->DefaultReactor();
-  reactor->Finish(fn());
+  auto who = authz.Check(*ctx, method);
+  reactor->Finish(who.ok() ? fn() : ToGrpc(who.status()));
   return reactor;
+}
+
+AuditEntry EntryFor(const Caller& who, const char* method) {
+  return {who.name, pki::RoleName(who.role), method, "", ""};
 }
 
 }  // namespace
 
-AgentService::AgentService(const AgentConfig& config, ExecRunner& runner, AgentMetrics& metrics)
-    : config_(config), runner_(runner), metrics_(metrics) {}
+AgentService::AgentService(const AgentConfig& config, ExecRunner& runner, AgentMetrics& metrics,
+                           Authorizer& authz, AuditLog& audit)
+    : config_(config), runner_(runner), metrics_(metrics), authz_(authz), audit_(audit) {}
 
 grpc::ServerUnaryReactor* AgentService::Info(grpc::CallbackServerContext* ctx,
                                              const v1::InfoRequest*, v1::InfoReply* reply) {
-  return Unary(ctx, [&] {
+  return Unary(authz_, ctx, "Info", [&] {
     char host[256] = {};
     ::gethostname(host, sizeof(host) - 1);
     reply->set_hostname(host);
@@ -230,7 +259,7 @@ grpc::ServerUnaryReactor* AgentService::Info(grpc::CallbackServerContext* ctx,
 
 grpc::ServerUnaryReactor* AgentService::Facts(grpc::CallbackServerContext* ctx,
                                               const v1::FactsRequest*, v1::FactsReply* reply) {
-  return Unary(ctx, [&] {
+  return Unary(authz_, ctx, "Facts", [&] {
     HostFacts f = ReadHostFacts(config_.state_dir);
     reply->set_hostname(f.hostname);
     reply->set_os(f.os);
@@ -252,7 +281,7 @@ grpc::ServerUnaryReactor* AgentService::Facts(grpc::CallbackServerContext* ctx,
 
 grpc::ServerUnaryReactor* AgentService::Health(grpc::CallbackServerContext* ctx,
                                                const v1::HealthRequest*, v1::HealthReply* reply) {
-  return Unary(ctx, [&] {
+  return Unary(authz_, ctx, "Health", [&] {
     bool ok = true;
     for (const auto& c : RunHealthChecks(config_.state_dir, config_.health)) {
       auto* hc = reply->add_checks();
@@ -268,7 +297,13 @@ grpc::ServerUnaryReactor* AgentService::Health(grpc::CallbackServerContext* ctx,
 
 grpc::ServerWriteReactor<v1::ExecEvent>* AgentService::Exec(grpc::CallbackServerContext* ctx,
                                                             const v1::ExecRequest* req) {
-  auto* reactor = new ExecReactor(runner_, metrics_);
+  auto who = authz_.Check(*ctx, "Exec");
+  auto* reactor =
+      new ExecReactor(runner_, metrics_, audit_, who.ok() ? EntryFor(*who, "Exec") : AuditEntry{});
+  if (!who.ok()) {
+    reactor->Finish(ToGrpc(who.status()));
+    return reactor;
+  }
   if (req->argv_size() == 0 && req->shell().empty()) {
     reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no command given"));
     return reactor;
@@ -290,18 +325,33 @@ grpc::ServerWriteReactor<v1::ExecEvent>* AgentService::Exec(grpc::CallbackServer
   spec.max_output_bytes =
       req->max_output_bytes() ? req->max_output_bytes() : config_.exec.max_output_bytes;
   spec.max_output_bytes = std::min(spec.max_output_bytes, config_.exec.max_output_bytes_limit);
-  spdlog::info("exec {} from {}",
-               spec.shell.empty()
-                   ? fmt::format("argv[0]={} ({} args)", spec.argv[0], spec.argv.size())
-                   : std::string("shell"),
-               Peer(ctx));
+  // Program name and counts only: arguments, environment values and shell
+  // lines may hold secrets.
+  std::string summary = spec.shell.empty()
+                            ? fmt::format("argv[0]={} args={}", spec.argv[0], spec.argv.size() - 1)
+                            : fmt::format("shell ({} chars)", spec.shell.size());
+  std::string env_keys;
+  for (const auto& [k, v] : spec.env) env_keys += (env_keys.empty() ? "" : ",") + k;
+  if (!env_keys.empty()) summary += " env=" + env_keys;
+  spdlog::info("exec {} for {} from {}", summary, who->name, Peer(ctx));
+  reactor->SetArgs(summary);
   reactor->Start(std::move(spec));
   return reactor;
 }
 
 grpc::ServerReadReactor<v1::PutFileMessage>* AgentService::PutFile(grpc::CallbackServerContext* ctx,
                                                                    v1::PutFileReply* reply) {
-  return new PutFileReactor(reply, Peer(ctx));
+  auto who = authz_.Check(*ctx, "PutFile");
+  if (!who.ok()) {
+    // A reactor that refuses at once: no message is read.
+    class Refused : public grpc::ServerReadReactor<v1::PutFileMessage> {
+     public:
+      explicit Refused(const grpc::Status& s) { Finish(s); }
+      void OnDone() override { delete this; }
+    };
+    return new Refused(ToGrpc(who.status()));
+  }
+  return new PutFileReactor(reply, Peer(ctx), audit_, EntryFor(*who, "PutFile"));
 }
 
 }  // namespace herd::agent

@@ -4,6 +4,8 @@
 // never on gRPC threads. Thread-safe; one instance per server.
 #pragma once
 
+#include "agent/audit_log.h"
+#include "agent/authz.h"
 #include "agent/config.h"
 #include "agent/exec_runner.h"
 #include "agent/metrics.h"
@@ -13,7 +15,8 @@ namespace herd::agent {
 
 class AgentService final : public v1::Agent::CallbackService {
  public:
-  AgentService(const AgentConfig& config, ExecRunner& runner, AgentMetrics& metrics);
+  AgentService(const AgentConfig& config, ExecRunner& runner, AgentMetrics& metrics,
+               Authorizer& authz, AuditLog& audit);
 
   grpc::ServerUnaryReactor* Info(grpc::CallbackServerContext* ctx, const v1::InfoRequest* req,
                                  v1::InfoReply* reply) override;
@@ -30,6 +33,8 @@ class AgentService final : public v1::Agent::CallbackService {
   const AgentConfig& config_;
   ExecRunner& runner_;
   AgentMetrics& metrics_;
+  Authorizer& authz_;
+  AuditLog& audit_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

@@ -90,6 +90,11 @@ class Cli {
     app.add_flag("--allow-empty", g_.allow_empty, "A TARGET that matches no host is not an error");
     app.add_flag("--no-progress", g_.no_progress, "No live progress line on stderr");
     app.add_flag("-q,--quiet", g_.quiet, "No summary line at the end");
+    app.add_option("--identity", identity_,
+                   "Client certificate NAME.crt/NAME.key in the PKI folder (default admin)")
+        ->envname("HERD_IDENTITY");
+    app.add_flag("--plaintext", plaintext_,
+                 "No TLS: only for agents started with --plaintext (loopback development)");
 
     auto* ping = app.add_subcommand("ping", "Check that agents answer (round trip, version)");
     ping->add_option("target", target_, "Hosts to ping (see TARGET below)")->required();
@@ -145,6 +150,12 @@ class Cli {
     cert_issue->add_option("--days", days_, "Validity in days (default 365)");
     cert_issue->add_option("--out", out_dir_,
                            "Write NAME.key and NAME.crt here (default: --pki-dir)");
+    auto* cert_agent = cert->add_subcommand("agent", "Issue an agent's server certificate");
+    cert_agent->add_option("name", cert_name_, "The agent's inventory name")->required();
+    cert_agent->add_option("--days", days_, "Validity in days (default 365)");
+    cert_agent->add_option("--out", out_dir_,
+                           "Write agent.key, agent.crt, ca.crt here (default PKI/agents/NAME); "
+                           "give the folder to herdd --tls-dir");
 
     for (auto* sub : app.get_subcommands({})) {
       sub->fallthrough();
@@ -160,6 +171,12 @@ class Cli {
 
     if (*ca_init) return CaInit();
     if (*cert_issue) return CertIssue();
+    if (*cert_agent) {
+      auto f = hc::IssueAgentCert(hc::ResolvePkiDir(pki_dir_), cert_name_, days_ ? days_ : 365,
+                                  out_dir_);
+      if (!f.ok()) return Fail(f.status().message());
+      return PrintIssued("issued agent certificate for", *f);
+    }
 
     auto path = hc::ResolveInventoryPath(g_.inventory);
     auto inventory = hc::LoadInventory(path);
@@ -234,7 +251,15 @@ class Cli {
     fo.timeout = timeout;
     fo.interrupted = &g_interrupted;
     fo.collect_output_bytes = out.format == hc::OutputFormat::kText ? 0 : collect;
-    auto factory = hc::MakeGrpcClientFactory(hc::TransportOptions{});
+    hc::TransportOptions transport;
+    if (plaintext_) {
+      transport.plaintext = true;
+    } else {
+      auto id = hc::LoadIdentity(hc::ResolvePkiDir(pki_dir_), identity_);
+      if (!id.ok()) return Fail(id.status().message());
+      transport = std::move(*id);
+    }
+    auto factory = hc::MakeGrpcClientFactory(transport);
     hc::FanOut engine(*factory, fo);
     auto results = engine.Run(*hosts, task, *reporter);
     return static_cast<int>(hc::ComputeExitCode(results));
@@ -325,6 +350,8 @@ class Cli {
   std::string write_;
   std::string pki_dir_, ca_name_ = "herd fleet CA", cert_name_, role_, out_dir_;
   int days_ = 0;
+  std::string identity_ = "admin";
+  bool plaintext_ = false;
 };
 
 }  // namespace

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   std::string config_path, listen, metrics_listen, state_dir, name, ready_file, log_format,
       log_level;
   std::vector<std::string> labels;
+  std::string tls_dir, tls_ca, tls_cert, tls_key;
+  bool plaintext = false;
   app.add_option("-c,--config", config_path, "YAML config file (see configs/agent.yaml)")
       ->envname("HERDD_CONFIG");
   app.add_option("--listen", listen,
@@ -29,6 +31,13 @@ int main(int argc, char** argv) {
   app.add_option("-l,--label", labels, "Label KEY=VALUE (repeatable; adds to the config's)");
   app.add_option("--ready-file", ready_file,
                  "Write grpc=, metrics=, pid= lines here once both ports are bound");
+  app.add_option("--tls-dir", tls_dir,
+                 "Folder with ca.crt, agent.crt, agent.key (herd cert agent NAME --out DIR)");
+  app.add_option("--tls-ca", tls_ca, "Fleet CA certificate (PEM) that signs clients");
+  app.add_option("--tls-cert", tls_cert, "This agent's certificate (PEM)");
+  app.add_option("--tls-key", tls_key, "This agent's private key (PEM)");
+  app.add_flag("--plaintext", plaintext,
+               "Serve without TLS, every caller admin (development; loopback addresses only)");
   app.add_option("--log-format", log_format, "text (default) or json");
   app.add_option("--log-level", log_level, "trace, debug, info (default), warn, error");
   app.footer(
@@ -52,6 +61,13 @@ int main(int argc, char** argv) {
   if (!ready_file.empty()) config.ready_file = ready_file;
   if (!log_format.empty()) config.log_format = log_format;
   if (!log_level.empty()) config.log_level = log_level;
+  if (!tls_dir.empty()) {
+    config.tls = {tls_dir + "/ca.crt", tls_dir + "/agent.crt", tls_dir + "/agent.key"};
+  }
+  if (!tls_ca.empty()) config.tls.ca = tls_ca;
+  if (!tls_cert.empty()) config.tls.cert = tls_cert;
+  if (!tls_key.empty()) config.tls.key = tls_key;
+  if (plaintext) config.plaintext = true;
   for (const auto& kv : labels) {
     auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) {

@@ -34,7 +34,9 @@ Status SslError(const std::string& what) {
   return Status::Internal(what + ": " + buf);
 }
 
-Bio MemBio(const std::string& s) { return Bio(BIO_new_mem_buf(s.data(), static_cast<int>(s.size()))); }
+Bio MemBio(const std::string& s) {
+  return Bio(BIO_new_mem_buf(s.data(), static_cast<int>(s.size())));
+}
 
 std::string Drain(BIO* b) {
   char* data = nullptr;
@@ -118,9 +120,12 @@ std::time_t ToTime(const ASN1_TIME* t) {
 
 const char* RoleName(Role r) {
   switch (r) {
-    case Role::kViewer: return "viewer";
-    case Role::kOperator: return "operator";
-    case Role::kAdmin: return "admin";
+    case Role::kViewer:
+      return "viewer";
+    case Role::kOperator:
+      return "operator";
+    case Role::kAdmin:
+      return "admin";
   }
   return "viewer";
 }
@@ -187,8 +192,8 @@ Result<std::string> IssueCert(const std::string& ca_cert_pem, const std::string&
                              reinterpret_cast<const unsigned char*>("herd"), -1, -1, 0);
   if (spec.role) {
     X509_NAME_add_entry_by_NID(subject, NID_organizationalUnitName, MBSTRING_UTF8,
-                               reinterpret_cast<const unsigned char*>(RoleName(*spec.role)), -1,
-                               -1, 0);
+                               reinterpret_cast<const unsigned char*>(RoleName(*spec.role)), -1, -1,
+                               0);
   }
   X509_NAME_add_entry_by_NID(subject, NID_commonName, MBSTRING_UTF8,
                              reinterpret_cast<const unsigned char*>(spec.common_name.c_str()), -1,

@@ -30,10 +30,10 @@ Result<std::string> SelfSignedCa(const std::string& key_pem, const std::string& 
 
 struct CertSpec {
   std::string common_name;
-  std::optional<Role> role;             // carried as the subject's OU
-  std::vector<std::string> dns_names;   // subjectAltName DNS entries (agents)
+  std::optional<Role> role;            // carried as the subject's OU
+  std::vector<std::string> dns_names;  // subjectAltName DNS entries (agents)
   int days = 365;
-  bool server = false;                  // serverAuth (agents) vs clientAuth (people, CI)
+  bool server = false;  // serverAuth (agents) vs clientAuth (people, CI)
 };
 
 // Signs a certificate for `public_key_pem` with the CA.
@@ -43,7 +43,7 @@ Result<std::string> IssueCert(const std::string& ca_cert_pem, const std::string&
 struct CertInfo {
   std::string common_name;
   std::optional<Role> role;
-  std::string serial;       // hex
+  std::string serial;  // hex
   std::time_t not_before = 0, not_after = 0;
   bool is_ca = false;
 };

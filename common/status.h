@@ -15,6 +15,7 @@ enum class StatusCode {
   kNotFound,
   kAlreadyExists,
   kPermissionDenied,
+  kUnauthenticated,
   kFailedPrecondition,
   kResourceExhausted,
   kUnavailable,

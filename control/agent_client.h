@@ -51,13 +51,20 @@ class AgentClient {
 // Settings for how the CLI reaches agents. Security (mTLS) plugs in here and
 // nowhere else.
 struct TransportOptions {
-  bool plaintext = true;
+  bool plaintext = false;         // development only: agents started with --plaintext
+  std::string ca_pem;             // fleet CA: agents must present a certificate it signed
+  std::string cert_pem, key_pem;  // this caller's identity (its role is inside the cert)
 };
+
+// Loads the identity NAME (NAME.crt, NAME.key) and ca.crt from a PKI folder.
+Result<TransportOptions> LoadIdentity(const std::string& pki_dir, const std::string& name);
 
 class AgentClientFactory {
  public:
   virtual ~AgentClientFactory() = default;
-  virtual std::unique_ptr<AgentClient> Connect(const std::string& address) = 0;
+  // `name` is the host's fleet name: the agent's certificate must carry it.
+  virtual std::unique_ptr<AgentClient> Connect(const std::string& address,
+                                               const std::string& name) = 0;
 };
 
 std::unique_ptr<AgentClientFactory> MakeGrpcClientFactory(const TransportOptions& opts);

@@ -126,7 +126,7 @@ std::vector<HostResult> FanOut::Run(const std::vector<const Host*>& hosts, const
     }
     while (!cancelled && in_flight < forks && next < n) {
       const size_t i = next++;
-      clients[i] = factory_.Connect(hosts[i]->address);
+      clients[i] = factory_.Connect(hosts[i]->address, hosts[i]->name);
       started[i] = Clock::now();
       CallOptions call;
       call.deadline = std::chrono::system_clock::now() + opts_.timeout;

@@ -4,8 +4,10 @@
 #include <grpcpp/grpcpp.h>
 
 #include <condition_variable>
+#include <fstream>
 #include <mutex>
 #include <set>
+#include <sstream>
 
 #include "control/agent_client.h"
 #include "herd/v1/agent.grpc.pb.h"
@@ -64,7 +66,7 @@ std::string ChannelTarget(const std::string& address) {
 }
 
 // The one place where channels and their credentials are made.
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const std::string& name,
                                            const TransportOptions& opts) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
@@ -75,8 +77,17 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
   // Per-connection bookkeeping herd doesn't use: channelz nodes and BDP pings.
   args.SetInt(GRPC_ARG_ENABLE_CHANNELZ, 0);
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
-  (void)opts;
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (opts.plaintext) {
+    creds = grpc::InsecureChannelCredentials();
+  } else {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = opts.ca_pem;
+    ssl.pem_private_key = opts.key_pem;
+    ssl.pem_cert_chain = opts.cert_pem;
+    creds = grpc::SslCredentials(ssl);
+    args.SetSslTargetNameOverride(name);  // agents' certificates name them, not their IPs
+  }
   return grpc::CreateCustomChannel(ChannelTarget(address), creds, args);
 }
 
@@ -313,15 +324,40 @@ class GrpcAgentClient : public AgentClient {
 class GrpcClientFactory : public AgentClientFactory {
  public:
   explicit GrpcClientFactory(TransportOptions opts) : opts_(std::move(opts)) {}
-  std::unique_ptr<AgentClient> Connect(const std::string& address) override {
-    return std::make_unique<GrpcAgentClient>(MakeChannel(address, opts_));
+  std::unique_ptr<AgentClient> Connect(const std::string& address,
+                                       const std::string& name) override {
+    return std::make_unique<GrpcAgentClient>(MakeChannel(address, name, opts_));
   }
 
  private:
   TransportOptions opts_;
 };
 
+Result<std::string> ReadPem(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::NotFound("cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 }  // namespace
+
+Result<TransportOptions> LoadIdentity(const std::string& pki_dir, const std::string& name) {
+  TransportOptions t;
+  auto ca = ReadPem(pki_dir + "/ca.crt");
+  auto cert = ReadPem(pki_dir + "/" + name + ".crt");
+  auto key = ReadPem(pki_dir + "/" + name + ".key");
+  if (!ca.ok() || !cert.ok() || !key.ok()) {
+    return Status::NotFound("no identity '" + name + "' in " + pki_dir + " (need ca.crt, " + name +
+                            ".crt, " + name + ".key: 'herd ca init', then 'herd cert issue " +
+                            name + " --role ROLE'; --identity and --pki-dir choose another)");
+  }
+  t.ca_pem = std::move(*ca);
+  t.cert_pem = std::move(*cert);
+  t.key_pem = std::move(*key);
+  return t;
+}
 
 std::unique_ptr<AgentClientFactory> MakeGrpcClientFactory(const TransportOptions& opts) {
   return std::make_unique<GrpcClientFactory>(opts);

@@ -1,6 +1,7 @@
 #include "control/pki_store.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
@@ -77,34 +78,29 @@ Result<IssuedFiles> InitFleetCa(const std::string& dir, const std::string& name,
   return f;
 }
 
-Result<IssuedFiles> IssueClientCert(const std::string& dir, const std::string& name,
-                                    pki::Role role, int days, const std::string& out_dir) {
-  if (!ValidCertName(name)) {
-    return Status::Invalid("invalid certificate name '" + name +
-                           "' (letters, digits, '-', '_', '.', '@'; not 'ca')");
-  }
-  if (days < 1) return Status::Invalid("--days must be at least 1");
+namespace {
+
+// Signs a new key pair for `spec` with the CA in `dir`; writes KEY_NAME and
+// CERT_NAME into `out`.
+Result<IssuedFiles> Issue(const std::string& dir, const pki::CertSpec& spec, const std::string& out,
+                          const std::string& key_name, const std::string& cert_name) {
   auto ca_cert = Slurp(dir + "/ca.crt");
   if (!ca_cert.ok()) {
     return Status::NotFound("no fleet CA in " + dir + " (run 'herd ca init' first)");
   }
   auto ca_key = Slurp(dir + "/ca.key");
   if (!ca_key.ok()) return ca_key.status();
-  const std::string out = out_dir.empty() ? dir : out_dir;
   if (Status s = MakeDir(out); !s.ok()) return s;
-  IssuedFiles f{out + "/" + name + ".key", out + "/" + name + ".crt", {}};
+  IssuedFiles f{out + "/" + key_name, out + "/" + cert_name, {}};
   struct stat st {};
   if (::stat(f.key_path.c_str(), &st) == 0) {
-    return Status(StatusCode::kAlreadyExists, f.key_path + " already exists; refusing to replace it");
+    return Status(StatusCode::kAlreadyExists,
+                  f.key_path + " already exists; refusing to replace it");
   }
   auto key = pki::GenerateKeyPem();
   if (!key.ok()) return key.status();
   auto pub = pki::PublicKeyPem(*key);
   if (!pub.ok()) return pub.status();
-  pki::CertSpec spec;
-  spec.common_name = name;
-  spec.role = role;
-  spec.days = days;
   auto cert = pki::IssueCert(*ca_cert, *ca_key, *pub, spec);
   if (!cert.ok()) return cert.status();
   if (Status s = pki::WriteNewFile(f.key_path, *key, 0600); !s.ok()) return s;
@@ -113,6 +109,40 @@ Result<IssuedFiles> IssueClientCert(const std::string& dir, const std::string& n
   if (!info.ok()) return info.status();
   f.info = *info;
   return f;
+}
+
+}  // namespace
+
+Result<IssuedFiles> IssueAgentCert(const std::string& dir, const std::string& name, int days,
+                                   const std::string& out_dir) {
+  if (!ValidCertName(name)) return Status::Invalid("invalid agent name '" + name + "'");
+  if (days < 1) return Status::Invalid("--days must be at least 1");
+  const std::string out = out_dir.empty() ? dir + "/agents/" + name : out_dir;
+  pki::CertSpec spec;
+  spec.common_name = name;
+  spec.dns_names = {name};
+  spec.server = true;
+  spec.days = days;
+  auto f = Issue(dir, spec, out, "agent.key", "agent.crt");
+  if (!f.ok()) return f;
+  auto ca = Slurp(dir + "/ca.crt");
+  ::unlink((out + "/ca.crt").c_str());
+  if (Status s = pki::WriteNewFile(out + "/ca.crt", *ca, 0644); !s.ok()) return s;
+  return f;
+}
+
+Result<IssuedFiles> IssueClientCert(const std::string& dir, const std::string& name, pki::Role role,
+                                    int days, const std::string& out_dir) {
+  if (!ValidCertName(name)) {
+    return Status::Invalid("invalid certificate name '" + name +
+                           "' (letters, digits, '-', '_', '.', '@'; not 'ca')");
+  }
+  if (days < 1) return Status::Invalid("--days must be at least 1");
+  pki::CertSpec spec;
+  spec.common_name = name;
+  spec.role = role;
+  spec.days = days;
+  return Issue(dir, spec, out_dir.empty() ? dir : out_dir, name + ".key", name + ".crt");
 }
 
 }  // namespace herd::control

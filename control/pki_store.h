@@ -25,7 +25,13 @@ Result<IssuedFiles> InitFleetCa(const std::string& dir, const std::string& name,
 // Issues a client certificate for a person or pipeline, signed by the CA in
 // `dir`, with its role in the certificate. Writes NAME.key and NAME.crt into
 // `out_dir` (default: `dir`).
-Result<IssuedFiles> IssueClientCert(const std::string& dir, const std::string& name,
-                                    pki::Role role, int days, const std::string& out_dir);
+Result<IssuedFiles> IssueClientCert(const std::string& dir, const std::string& name, pki::Role role,
+                                    int days, const std::string& out_dir);
+
+// Issues an agent's server certificate (subjectAltName DNS:NAME, the host's
+// inventory name) and writes agent.key, agent.crt and a copy of ca.crt into
+// `out_dir` (default: DIR/agents/NAME): what herdd --tls-dir reads.
+Result<IssuedFiles> IssueAgentCert(const std::string& dir, const std::string& name, int days,
+                                   const std::string& out_dir);
 
 }  // namespace herd::control

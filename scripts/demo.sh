@@ -29,7 +29,7 @@ echo "demo: built $herd and $repo/build/cmd/herdd"
 
 bash scripts/fleet.sh down >/dev/null
 bash scripts/fleet.sh up "$n"
-export HERD_INVENTORY=$repo/.fleet/inventory.yaml
+export HERD_INVENTORY=$repo/.fleet/inventory.yaml HERD_PKI_DIR=$repo/.fleet/pki
 export PATH=$repo/build/cmd:$PATH
 
 show herd inventory @web
@@ -45,7 +45,7 @@ curl -s "http://$first/metrics" | grep -E '^herd_(build_info|grpc_requests_total
 cat <<MSG
 
 demo: the fleet of $n agents is still running. Try:
-  export HERD_INVENTORY=$HERD_INVENTORY PATH=$repo/build/cmd:\$PATH
+  export HERD_INVENTORY=$HERD_INVENTORY HERD_PKI_DIR=$HERD_PKI_DIR PATH=$repo/build/cmd:\$PATH
   herd run @db~node03 -- uptime        herd facts all -o json
   herd targets all                     scripts/fleet.sh down   # stop every agent
 MSG

@@ -2,7 +2,9 @@
 # Local fleet: N herdd agents on loopback, each with its own state directory,
 # and the matching inventory. Used by the demo, the tests and the benchmarks.
 #
-#   scripts/fleet.sh up N      start N agents, write DIR/inventory.yaml
+#   scripts/fleet.sh up N [--plaintext]
+#                              start N agents, write DIR/inventory.yaml; mTLS with a
+#                              fleet CA in DIR/pki (identity admin) unless --plaintext
 #   scripts/fleet.sh down      stop every agent of DIR (TERM, then KILL), verify none is left
 #   scripts/fleet.sh status    how many agents of DIR are alive
 #
@@ -14,9 +16,10 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dir=${HERD_FLEET_DIR:-$repo/.fleet}
 herdd=${HERDD:-$repo/build/cmd/herdd}
+herd=${HERD:-$repo/build/cmd/herd}
 
 usage() {
-  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -55,9 +58,10 @@ cmd_down() {
 }
 
 cmd_up() {
-  local n=${1:-}
+  local n=${1:-} plaintext=0
+  [[ ${2:-} == --plaintext ]] && plaintext=1
   [[ $n =~ ^[0-9]+$ && $n -ge 1 ]] || { echo "fleet: up needs a count, e.g. 'up 20'" >&2; exit 1; }
-  [[ -x $herdd ]] || { echo "fleet: $herdd not built (run scripts/build.sh)" >&2; exit 1; }
+  [[ -x $herdd && -x $herd ]] || { echo "fleet: $herdd or $herd not built (run scripts/build.sh)" >&2; exit 1; }
   if [[ -n $(alive_pids) ]]; then
     echo "fleet: agents already running in $dir; 'scripts/fleet.sh down' first" >&2
     exit 1
@@ -68,10 +72,21 @@ cmd_up() {
   ((width < 2)) && width=2
   local roles=(web web db cache) zones=(a b)
   local i name
+  local -a tls
+  if ((plaintext == 0)); then
+    "$herd" --pki-dir "$dir/pki" ca init --name "herd local fleet CA" >/dev/null
+    "$herd" --pki-dir "$dir/pki" cert issue admin --role admin >/dev/null
+  fi
   for ((i = 1; i <= n; i++)); do
     printf -v name "node%0${width}d" "$i"
     mkdir -p "$dir/$name"
-    "$herdd" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+    if ((plaintext)); then
+      tls=(--plaintext)
+    else
+      "$herd" --pki-dir "$dir/pki" cert agent "$name" --out "$dir/$name/tls" >/dev/null
+      tls=(--tls-dir "$dir/$name/tls")
+    fi
+    "$herdd" "${tls[@]}" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
       --state-dir "$dir/$name/state" --ready-file "$dir/$name/ready" --name "$name" \
       --label "role=${roles[$(((i - 1) % 4))]}" --label "zone=${zones[$(((i - 1) % 2))]}" \
       >"$dir/$name/log" 2>&1 &
@@ -108,8 +123,13 @@ cmd_up() {
     echo "  zone-a: {selector: \"zone=a\"}"
   } >"$dir/inventory.yaml.tmp"
   mv "$dir/inventory.yaml.tmp" "$dir/inventory.yaml"
-  echo "fleet: $n agents up; inventory: $dir/inventory.yaml"
-  echo "       export HERD_INVENTORY=$dir/inventory.yaml"
+  if ((plaintext)); then
+    echo "fleet: $n agents up (plain text: use herd --plaintext); inventory: $dir/inventory.yaml"
+    echo "       export HERD_INVENTORY=$dir/inventory.yaml"
+  else
+    echo "fleet: $n agents up (mTLS); inventory: $dir/inventory.yaml, credentials: $dir/pki"
+    echo "       export HERD_INVENTORY=$dir/inventory.yaml HERD_PKI_DIR=$dir/pki"
+  fi
 }
 
 case "${1:-}" in

@@ -1,7 +1,9 @@
-#include <catch2/catch.hpp>
+#include "common/pki.h"
+
 #include <sys/stat.h>
 
-#include "common/pki.h"
+#include <catch2/catch.hpp>
+
 #include "control/pki_store.h"
 #include "tests/support/test_support.h"
 
@@ -52,10 +54,9 @@ TEST_CASE("issued certificates carry their role and verify against the CA only",
   CHECK_FALSE(pki::VerifyCert(ReadFile(dir / "b/ca.crt"), cert).ok());
   auto dup = control::IssueClientCert(dir / "a", "alice", pki::Role::kViewer, 7, "");
   CHECK_THAT(dup.status().message(), Catch::Contains("already exists"));
-  CHECK_THAT(control::IssueClientCert(dir / "none", "bob", pki::Role::kViewer, 7, "")
-                 .status()
-                 .message(),
-             Catch::Contains("herd ca init"));
+  CHECK_THAT(
+      control::IssueClientCert(dir / "none", "bob", pki::Role::kViewer, 7, "").status().message(),
+      Catch::Contains("herd ca init"));
   CHECK_FALSE(control::IssueClientCert(dir / "a", "../evil", pki::Role::kViewer, 7, "").ok());
 }
 

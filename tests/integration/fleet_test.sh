@@ -6,13 +6,14 @@ herd=$1
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 export HERD_FLEET_DIR
 HERD_FLEET_DIR=$(mktemp -d)
-export HERDD=$2
+export HERDD=$2 HERD=$1
 trap '"$repo/scripts/fleet.sh" down >/dev/null 2>&1 || true; rm -rf "$HERD_FLEET_DIR"' EXIT
 
 "$repo/scripts/fleet.sh" up 4
 pids=$(cat "$HERD_FLEET_DIR"/*/pid)
 [[ $(wc -w <<<"$pids") -eq 4 ]] || { echo "FAIL: expected 4 pids"; exit 1; }
-out=$("$herd" -i "$HERD_FLEET_DIR/inventory.yaml" --no-progress run @web --fold -- echo hi 2>&1)
+[[ $(stat -c %a "$HERD_FLEET_DIR/pki/ca.key") == 600 ]] || { echo "FAIL: ca.key not 0600"; exit 1; }
+out=$("$herd" -i "$HERD_FLEET_DIR/inventory.yaml" --pki-dir "$HERD_FLEET_DIR/pki" --no-progress run @web --fold -- echo hi 2>&1)
 grep -q "node0\[1-2\],node05\|node\[01-02\] (2 hosts)" <<<"$out" || { echo "FAIL: fold output: $out"; exit 1; }
 "$repo/scripts/fleet.sh" status | grep -q "4 agent(s) alive"
 if "$repo/scripts/fleet.sh" up 2 2>/dev/null; then echo "FAIL: second up should refuse"; exit 1; fi

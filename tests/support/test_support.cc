@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -20,6 +21,10 @@
 namespace herd::testing {
 
 using Clock = std::chrono::steady_clock;
+
+namespace {
+bool pki_initializing_ = false;  // true while TestPkiDir() makes the PKI with RunHerd
+}  // namespace
 
 std::string HerdBinary() { return HERD_BIN; }
 std::string HerddBinary() { return HERDD_BIN; }
@@ -80,9 +85,36 @@ bool Reap(pid_t pid, std::chrono::milliseconds limit, int* status) {
 
 }  // namespace
 
+const std::string& TestPkiDir() {
+  static ScopedTempDir* dir = [] {
+    pki_initializing_ = true;
+    auto* d = new ScopedTempDir();  // lives as long as the test process
+    const std::string pki = *d / "pki";
+    auto run = [&](std::vector<std::string> args) {
+      args.insert(args.begin(), {"--pki-dir", pki});
+      auto r = RunHerd(args, std::chrono::seconds(30));
+      if (r.exit_code != 0) throw std::runtime_error("test PKI: " + r.err);
+    };
+    run({"ca", "init", "--name", "herd test CA"});
+    run({"cert", "issue", "admin", "--role", "admin"});
+    run({"cert", "issue", "operator", "--role", "operator"});
+    run({"cert", "issue", "viewer", "--role", "viewer"});
+    pki_initializing_ = false;
+    return d;
+  }();
+  static const std::string path = *dir / "pki";
+  return path;
+}
+
 AgentProcess::AgentProcess(const std::string& name, std::vector<std::string> extra) : name_(name) {
   state_dir_ = dir_ / "state";
   const std::string ready = dir_ / "ready";
+  if (std::find(extra.begin(), extra.end(), "--plaintext") == extra.end()) {
+    auto r = RunHerd({"--pki-dir", TestPkiDir(), "cert", "agent", name, "--out", dir_ / "tls"},
+                     std::chrono::seconds(30));
+    if (r.exit_code != 0) std::cerr << "cannot issue agent certificate: " << r.err << "\n";
+    extra.insert(extra.begin(), {"--tls-dir", dir_ / "tls"});
+  }
   std::vector<std::string> args = {HerddBinary(), "--listen",    "127.0.0.1:0", "--metrics-listen",
                                    "127.0.0.1:0", "--state-dir", state_dir_,    "--ready-file",
                                    ready,         "--name",      name,          "--log-level",
@@ -161,11 +193,15 @@ CliResult RunProgram(const std::string& program, const std::vector<std::string>&
   int out[2], err[2];
   if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) return r;
   const auto t0 = Clock::now();
+  // Resolved before fork; while the test PKI itself is being made, none yet.
+  const char* pki_dir = !pki_initializing_ ? TestPkiDir().c_str() : nullptr;
   pid_t pid = ::fork();
   if (pid == 0) {
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);
     ::unsetenv("HERD_INVENTORY");
+    ::unsetenv("HERD_IDENTITY");
+    if (pki_dir) ::setenv("HERD_PKI_DIR", pki_dir, 1);
     for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
     std::vector<std::string> all = {program};
     all.insert(all.end(), args.begin(), args.end());

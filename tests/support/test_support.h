@@ -32,7 +32,13 @@ bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds limit)
 std::string ReadFile(const std::string& path);
 void WriteFile(const std::string& path, const std::string& content);
 
-// A real herdd on 127.0.0.1:0 with its own state dir. The constructor waits
+// A fleet PKI shared by the whole test process, made with the real CLI:
+// ca.crt/ca.key and client identities admin, operator and viewer. RunHerd
+// points HERD_PKI_DIR at it (identity admin unless HERD_IDENTITY is given).
+const std::string& TestPkiDir();
+
+// A real herdd on 127.0.0.1:0 with its own state dir and an agent certificate
+// from TestPkiDir() (unless extra_args contain --plaintext). The constructor waits
 // (bounded) for the ready file; the destructor sends SIGTERM, waits, then
 // SIGKILL, and reaps. The log is printed if the agent failed to start.
 class AgentProcess {

@@ -1,0 +1,62 @@
+#include "agent/audit_log.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+namespace herd::agent {
+
+AuditLog::AuditLog(std::string dir, uint64_t max_bytes, int keep)
+    : dir_(std::move(dir)), path_(dir_ + "/audit.log"), max_bytes_(max_bytes), keep_(keep) {}
+
+void AuditLog::RotateLocked() {
+  for (int i = keep_ - 1; i >= 1; --i) {
+    std::string from = path_ + "." + std::to_string(i), to = path_ + "." + std::to_string(i + 1);
+    ::rename(from.c_str(), to.c_str());
+  }
+  ::rename(path_.c_str(), (path_ + ".1").c_str());
+}
+
+Status AuditLog::Append(const AuditEntry& e) {
+  using namespace std::chrono;
+  const double now = duration<double>(system_clock::now().time_since_epoch()).count();
+  nlohmann::json j = {{"ts", now},           {"caller", e.caller}, {"role", e.role},
+                      {"method", e.method}, {"args", e.args},     {"result", e.result}};
+  std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  std::lock_guard<std::mutex> l(mu_);
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) >= max_bytes_) {
+    RotateLocked();
+  }
+  int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::Internal("audit log " + path_ + ": " + std::strerror(errno));
+  ssize_t n = ::write(fd, line.data(), line.size());
+  ::fsync(fd);
+  ::close(fd);
+  if (n != static_cast<ssize_t>(line.size())) {
+    return Status::Internal("audit log " + path_ + ": short write");
+  }
+  return Status::Ok();
+}
+
+std::vector<std::string> AuditLog::Read(int64_t since, size_t limit) const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<std::string> out;
+  for (int i = keep_; i >= 0 && out.size() < limit; --i) {
+    std::ifstream in(i == 0 ? path_ : path_ + "." + std::to_string(i));
+    for (std::string line; std::getline(in, line) && out.size() < limit;) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.contains("ts")) continue;  // torn line after a crash
+      if (j["ts"].get<double>() >= static_cast<double>(since)) out.push_back(line);
+    }
+  }
+  return out;
+}
+
+}  // namespace herd::agent

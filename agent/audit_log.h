@@ -1,0 +1,41 @@
+// AuditLog: the device's record of every mutating call and every denied call.
+// One JSON object per line in <state_dir>/audit.log, appended with O_APPEND and
+// fsynced before Append returns (crash-safe: a torn last line at worst, which
+// readers skip). Bounded: past max_bytes the file rotates to audit.log.1 ..
+// audit.log.<keep>. There is no API to modify it. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace herd::agent {
+
+struct AuditEntry {
+  std::string caller;   // certificate name, or "plaintext:<peer>"
+  std::string role;
+  std::string method;
+  std::string args;     // a summary: never secrets or file contents
+  std::string result;   // "ok", "denied: ...", "failed: ..."
+};
+
+class AuditLog {
+ public:
+  AuditLog(std::string dir, uint64_t max_bytes = 1 << 20, int keep = 5);
+  Status Append(const AuditEntry& e);
+  // Entries at or after `since` (unix seconds), oldest first, at most `limit`.
+  std::vector<std::string> Read(int64_t since, size_t limit) const;
+  const std::string& path() const { return path_; }
+
+ private:
+  void RotateLocked();
+  const std::string dir_, path_;
+  const uint64_t max_bytes_;
+  const int keep_;
+  mutable std::mutex mu_;  // serialises appends, rotation and reads
+};
+
+}  // namespace herd::agent

@@ -1,0 +1,123 @@
+#include "agent/authz.h"
+
+#include <grpc/grpc_security_constants.h>
+
+#include <ctime>
+#include <fstream>
+
+#include "common/hash.h"
+
+namespace herd::agent {
+
+Authorizer::Authorizer(std::string ca_pem, std::string revoked_path, AuditLog& audit)
+    : ca_pem_(std::move(ca_pem)), revoked_path_(std::move(revoked_path)), audit_(audit) {
+  std::ifstream in(revoked_path_);
+  for (std::string serial; std::getline(in, serial);) {
+    if (!serial.empty()) revoked_.insert(serial);
+  }
+}
+
+pki::Role Authorizer::RequiredRole(const std::string& method) {
+  static const std::map<std::string, pki::Role> kTable = {
+      {"Info", pki::Role::kViewer},     {"Facts", pki::Role::kViewer},
+      {"Health", pki::Role::kViewer},   {"Exec", pki::Role::kOperator},
+      {"PutFile", pki::Role::kOperator},
+  };
+  auto it = kTable.find(method);
+  return it == kTable.end() ? pki::Role::kAdmin : it->second;
+}
+
+Status Authorizer::Deny(const Caller& who, const std::string& method, StatusCode code,
+                        const std::string& msg) {
+  (void)audit_.Append({who.name, who.serial.empty() ? "" : pki::RoleName(who.role), method, "",
+                       "denied: " + msg});
+  return Status(code, msg);
+}
+
+Result<Caller> Authorizer::Check(const grpc::CallbackServerContext& ctx,
+                                 const std::string& method) {
+  Caller who;
+  if (ca_pem_.empty()) {
+    who.name = "plaintext:" + ctx.peer();
+    who.role = pki::Role::kAdmin;
+    return who;
+  }
+  who.name = "anonymous:" + ctx.peer();
+  auto auth = ctx.auth_context();
+  auto pems = auth ? auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME)
+                   : std::vector<grpc::string_ref>{};
+  if (pems.empty()) {
+    return Deny(who, method, StatusCode::kUnauthenticated,
+                "no client certificate: herd needs one from the fleet CA (herd cert issue)");
+  }
+  const std::string pem(pems.front().data(), pems.front().size());
+  const std::string key = Sha256Hex(pem);
+  std::optional<pki::CertInfo> info;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = verified_.find(key);
+    if (it != verified_.end()) info = it->second;
+  }
+  if (!info) {
+    auto parsed = pki::InspectCert(pem);
+    if (!parsed.ok()) {
+      return Deny(who, method, StatusCode::kUnauthenticated, "unreadable client certificate");
+    }
+    who.name = parsed->common_name;
+    Status v = pki::VerifyCert(ca_pem_, pem);
+    if (!v.ok()) {
+      return Deny(who, method, StatusCode::kUnauthenticated,
+                  "client certificate '" + parsed->common_name +
+                      "' is not valid for this fleet: " + v.message());
+    }
+    info = *parsed;
+    std::lock_guard<std::mutex> l(mu_);
+    if (verified_.size() > 1000) verified_.clear();
+    verified_[key] = *info;
+  }
+  who.name = info->common_name;
+  who.serial = info->serial;
+  if (std::time(nullptr) > info->not_after) {
+    return Deny(who, method, StatusCode::kUnauthenticated,
+                "client certificate '" + who.name + "' has expired");
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (revoked_.count(info->serial)) {
+      return Deny(who, method, StatusCode::kUnauthenticated,
+                  "client certificate '" + who.name + "' (serial " + info->serial +
+                      ") is revoked");
+    }
+  }
+  if (!info->role) {
+    return Deny(who, method, StatusCode::kPermissionDenied,
+                "client certificate '" + who.name + "' carries no herd role");
+  }
+  who.role = *info->role;
+  const pki::Role need = RequiredRole(method);
+  if (!pki::RoleAllows(who.role, need)) {
+    return Deny(who, method, StatusCode::kPermissionDenied,
+                method + " needs role " + pki::RoleName(need) + "; '" + who.name + "' has role " +
+                    pki::RoleName(who.role));
+  }
+  return who;
+}
+
+Status Authorizer::SetRevoked(const std::set<std::string>& serials) {
+  std::string body;
+  for (const auto& s : serials) body += s + "\n";
+  const std::string tmp = revoked_path_ + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << body;
+    if (!out.flush()) return Status::Internal("cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), revoked_path_.c_str()) != 0) {
+    return Status::Internal("cannot replace " + revoked_path_);
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  revoked_ = serials;
+  return Status::Ok();
+}
+
+}  // namespace herd::agent

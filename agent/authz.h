@@ -1,0 +1,54 @@
+// Authorizer: who may call what on this agent. Every RPC handler asks it
+// first (AgentService::Authorize); the method -> role table lives here and
+// nowhere else. Verifies the client certificate against the fleet CA itself
+// (so a refused certificate is an answered, audited call rather than a silent
+// handshake failure), checks the revocation list, then the role. Denials are
+// written to the audit log. Thread-safe.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "agent/audit_log.h"
+#include "common/pki.h"
+#include "common/status.h"
+
+namespace herd::agent {
+
+struct Caller {
+  std::string name;  // certificate common name, or "plaintext:<peer>"
+  pki::Role role = pki::Role::kViewer;
+  std::string serial;
+};
+
+class Authorizer {
+ public:
+  // `ca_pem` empty means plain-text mode (loopback development only): every
+  // caller is admin and recorded by its peer address.
+  Authorizer(std::string ca_pem, std::string revoked_path, AuditLog& audit);
+
+  // The role a method needs; methods not in the table need admin.
+  static pki::Role RequiredRole(const std::string& method);
+
+  // kOk with the caller, or UNAUTHENTICATED / PERMISSION_DENIED (audited).
+  Result<Caller> Check(const grpc::CallbackServerContext& ctx, const std::string& method);
+
+  // Replaces the revoked serial set (persisted to `revoked_path`).
+  Status SetRevoked(const std::set<std::string>& serials);
+
+ private:
+  Status Deny(const Caller& who, const std::string& method, StatusCode code,
+              const std::string& msg);
+  const std::string ca_pem_, revoked_path_;
+  AuditLog& audit_;
+  std::mutex mu_;  // guards verified_ and revoked_
+  std::map<std::string, pki::CertInfo> verified_;  // cert PEM hash -> info
+  std::set<std::string> revoked_;
+};
+
+}  // namespace herd::agent
