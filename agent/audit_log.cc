@@ -26,7 +26,7 @@ void AuditLog::RotateLocked() {
 Status AuditLog::Append(const AuditEntry& e) {
   using namespace std::chrono;
   const double now = duration<double>(system_clock::now().time_since_epoch()).count();
-  nlohmann::json j = {{"ts", now},           {"caller", e.caller}, {"role", e.role},
+  nlohmann::json j = {{"ts", now},          {"caller", e.caller}, {"role", e.role},
                       {"method", e.method}, {"args", e.args},     {"result", e.result}};
   std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   std::lock_guard<std::mutex> l(mu_);

@@ -15,11 +15,11 @@
 namespace herd::agent {
 
 struct AuditEntry {
-  std::string caller;   // certificate name, or "plaintext:<peer>"
+  std::string caller;  // certificate name, or "plaintext:<peer>"
   std::string role;
   std::string method;
-  std::string args;     // a summary: never secrets or file contents
-  std::string result;   // "ok", "denied: ...", "failed: ..."
+  std::string args;    // a summary: never secrets or file contents
+  std::string result;  // "ok", "denied: ...", "failed: ..."
 };
 
 class AuditLog {

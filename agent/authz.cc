@@ -19,8 +19,8 @@ Authorizer::Authorizer(std::string ca_pem, std::string revoked_path, AuditLog& a
 
 pki::Role Authorizer::RequiredRole(const std::string& method) {
   static const std::map<std::string, pki::Role> kTable = {
-      {"Info", pki::Role::kViewer},     {"Facts", pki::Role::kViewer},
-      {"Health", pki::Role::kViewer},   {"Exec", pki::Role::kOperator},
+      {"Info", pki::Role::kViewer},      {"Facts", pki::Role::kViewer},
+      {"Health", pki::Role::kViewer},    {"Exec", pki::Role::kOperator},
       {"PutFile", pki::Role::kOperator},
   };
   auto it = kTable.find(method);
@@ -29,8 +29,8 @@ pki::Role Authorizer::RequiredRole(const std::string& method) {
 
 Status Authorizer::Deny(const Caller& who, const std::string& method, StatusCode code,
                         const std::string& msg) {
-  (void)audit_.Append({who.name, who.serial.empty() ? "" : pki::RoleName(who.role), method, "",
-                       "denied: " + msg});
+  (void)audit_.Append(
+      {who.name, who.serial.empty() ? "" : pki::RoleName(who.role), method, "", "denied: " + msg});
   return Status(code, msg);
 }
 
@@ -85,8 +85,7 @@ Result<Caller> Authorizer::Check(const grpc::CallbackServerContext& ctx,
     std::lock_guard<std::mutex> l(mu_);
     if (revoked_.count(info->serial)) {
       return Deny(who, method, StatusCode::kUnauthenticated,
-                  "client certificate '" + who.name + "' (serial " + info->serial +
-                      ") is revoked");
+                  "client certificate '" + who.name + "' (serial " + info->serial + ") is revoked");
     }
   }
   if (!info->role) {

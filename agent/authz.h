@@ -46,7 +46,7 @@ class Authorizer {
               const std::string& msg);
   const std::string ca_pem_, revoked_path_;
   AuditLog& audit_;
-  std::mutex mu_;  // guards verified_ and revoked_
+  std::mutex mu_;                                  // guards verified_ and revoked_
   std::map<std::string, pki::CertInfo> verified_;  // cert PEM hash -> info
   std::set<std::string> revoked_;
 };

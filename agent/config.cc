@@ -111,9 +111,48 @@ Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string&
       if (h["max_load_per_cpu"]) c.health.max_load_per_cpu = h["max_load_per_cpu"].as<double>();
     }
   } catch (const YAML::Exception& e) {
-    return At(source, e.mark, e.msg);
+    // yaml-cpp says "bad conversion" for a value of the wrong type.
+    std::string msg =
+        e.msg == "bad conversion" ? "value has the wrong type (see configs/agent.yaml)" : e.msg;
+    return At(source, e.mark, msg);
   }
   return c;
+}
+
+namespace {
+
+Status CheckListen(const std::string& source, const char* key, const std::string& addr,
+                   bool allow_empty) {
+  if (addr.empty() && allow_empty) return Status::Ok();
+  const size_t colon = addr.rfind(':');
+  const std::string port = colon == std::string::npos ? "" : addr.substr(colon + 1);
+  if (colon == std::string::npos || colon == 0 || port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
+    return Status::Invalid(source + ": " + key + " '" + addr +
+                           "' must be host:port with a port 0-65535 (0 picks one)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ValidateAgentConfig(const AgentConfig& c, const std::string& source) {
+  if (Status s = CheckListen(source, "listen", c.listen, false); !s.ok()) return s;
+  if (Status s = CheckListen(source, "metrics_listen", c.metrics_listen, true); !s.ok()) return s;
+  if (c.state_dir.empty()) return Status::Invalid(source + ": state_dir must not be empty");
+  if (c.exec.default_timeout.count() <= 0 || c.exec.kill_grace.count() <= 0) {
+    return Status::Invalid(source + ": exec.default_timeout and exec.kill_grace must be positive");
+  }
+  if (c.exec.max_output_bytes < 1 || c.exec.max_output_bytes > c.exec.max_output_bytes_limit) {
+    return Status::Invalid(source + ": exec.max_output_bytes must be 1 to " +
+                           std::to_string(c.exec.max_output_bytes_limit));
+  }
+  for (double pct : {c.health.min_disk_free_percent, c.health.min_memory_available_percent}) {
+    if (pct < 0 || pct > 100) {
+      return Status::Invalid(source + ": health percentages must be between 0 and 100");
+    }
+  }
+  return Status::Ok();
 }
 
 bool IsLoopbackAddress(const std::string& host_port) {

@@ -45,6 +45,10 @@ struct AgentConfig {
   bool plaintext = false;  // no TLS, every caller admin: refused unless listening on loopback
 };
 
+// Checks the values a config may hold (addresses with ports, positive
+// durations, percentages, limits); errors name `source` and the key.
+Status ValidateAgentConfig(const AgentConfig& c, const std::string& source);
+
 // True for 127.0.0.0/8, ::1 and localhost listen addresses.
 bool IsLoopbackAddress(const std::string& host_port);
 

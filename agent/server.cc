@@ -100,6 +100,10 @@ Status AgentServer::Start() {
   if (::mkdir(c.state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return Status::Internal("cannot create state dir " + c.state_dir + ": " + std::strerror(errno));
   }
+  struct stat st {};
+  if (::stat(c.state_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Status::Invalid("state dir " + c.state_dir + " is not a directory");
+  }
   if (::access(c.state_dir.c_str(), W_OK) != 0) {
     return Status::Internal("state dir " + c.state_dir +
                             " is not writable: " + std::strerror(errno));
@@ -116,6 +120,8 @@ Status AgentServer::Start() {
   builder.SetMaxReceiveMessageSize(4 << 20);
   // Per-connection bookkeeping herdd doesn't use: channelz nodes and BDP pings.
   builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
+  // A second herdd on the same port must fail, not share it.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> icpt;
   icpt.push_back(impl_->metrics.InterceptorFactory());

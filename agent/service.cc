@@ -325,6 +325,16 @@ grpc::ServerWriteReactor<v1::ExecEvent>* AgentService::Exec(grpc::CallbackServer
   spec.max_output_bytes =
       req->max_output_bytes() ? req->max_output_bytes() : config_.exec.max_output_bytes;
   spec.max_output_bytes = std::min(spec.max_output_bytes, config_.exec.max_output_bytes_limit);
+  // The caller's deadline bounds timeout + kill grace, so a command that
+  // ignores SIGTERM is still killed and reported before the caller gives up.
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      ctx->deadline() - std::chrono::system_clock::now());
+  const auto reply_margin = std::chrono::milliseconds(200);
+  if (left.count() > 0 && spec.timeout + spec.kill_grace + reply_margin > left) {
+    const auto budget = std::max(left - reply_margin, std::chrono::milliseconds(2));
+    spec.kill_grace = std::min(spec.kill_grace, budget / 4);
+    spec.timeout = std::min(spec.timeout, budget - spec.kill_grace);
+  }
   // Program name and counts only: arguments, environment values and shell
   // lines may hold secrets.
   std::string summary = spec.shell.empty()

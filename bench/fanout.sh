@@ -35,6 +35,14 @@ usage() {
 }
 
 runs=${RUNS:-5}
+# TRANSPORT=mtls (default: the fleet CA, as users run it) or plaintext (agents
+# with --plaintext): run both to measure what mTLS costs.
+transport=${TRANSPORT:-mtls}
+case $transport in
+  mtls) fleet_flags=(); herd_transport=() ;;
+  plaintext) fleet_flags=(--plaintext); herd_transport=(--plaintext) ;;
+  *) echo "bench: TRANSPORT must be mtls or plaintext" >&2; exit 1 ;;
+esac
 peer_max=${PEER_MAX:-100}
 sizes=()
 for arg in "$@"; do
@@ -267,7 +275,7 @@ start=$SECONDS
 others=$(($(pgrep -xc herdd || true)))
 say "herd fan-out benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
 say "machine: $(nproc) CPUs, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-say "$("$herd" --version); sizes: ${sizes[*]}; RUNS=$runs (median); PEER_MAX=$peer_max"
+say "$("$herd" --version); sizes: ${sizes[*]}; RUNS=$runs (median); PEER_MAX=$peer_max; TRANSPORT=$transport"
 if ((others)); then say "note: $others herdd process(es) not started by this benchmark are running on this machine"; fi
 if ((need_peers)); then
   say "peers: $(pdsh -V 2>&1 | head -1); $(ansible --version 2>/dev/null | awk 'NR == 1'); $(ssh -V 2>&1)"
@@ -281,10 +289,11 @@ clk_tck=$(getconf CLK_TCK)
 
 for n in "${sizes[@]}"; do
   say "N=$n: starting $n agents"
-  HERD_FLEET_DIR=$fleet bash "$repo/scripts/fleet.sh" up "$n" >/dev/null
+  HERD_FLEET_DIR=$fleet HERD=$herd bash "$repo/scripts/fleet.sh" up "$n" "${fleet_flags[@]}" >/dev/null
   inv=$fleet/inventory.yaml
-  herd_run=("$herd" -i "$inv" -q --no-progress run all -- true)
-  herd_ping=("$herd" -i "$inv" -q --no-progress ping all)
+  herd_common=("$herd" -i "$inv" --pki-dir "$fleet/pki" "${herd_transport[@]}" -q --no-progress)
+  herd_run=("${herd_common[@]}" run all -- true)
+  herd_ping=("${herd_common[@]}" ping all)
 
   # one warm-up, which also checks that the whole fleet answers
   if ! "${herd_run[@]}" >"$work/out" 2>&1; then

@@ -2,11 +2,14 @@
 // maps the results to an exit code. Nothing else lives here.
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 
@@ -103,7 +106,8 @@ class Cli {
     run->add_option("target", target_, "Hosts to run on")->required();
     run->add_option("command", command_, "Command and arguments, after --; run directly, no shell");
     run->add_option("--shell", shell_, "Run this pipeline with /bin/sh -c instead of CMD");
-    run->add_option("-e,--env", env_, "Set an environment variable KEY=VALUE (repeatable)");
+    run->add_option("-e,--env", env_, "Set an environment variable KEY=VALUE (repeatable)")
+        ->allow_extra_args(false);
     run->add_option("--cwd", cwd_, "Working directory on the host (default: agent state dir)");
     run->add_option("--max-output", max_output_,
                     "Bytes of stdout and of stderr kept per host "
@@ -178,10 +182,21 @@ class Cli {
       return PrintIssued("issued agent certificate for", *f);
     }
 
+    for (auto* sub : {ping, run, facts, health, copy, inv, targets}) {
+      if (sub->count("target")) given_target_ = true;
+    }
     auto path = hc::ResolveInventoryPath(g_.inventory);
     auto inventory = hc::LoadInventory(path);
     if (!inventory.ok()) return Fail(inventory.status().message());
-    if (target_.empty()) target_ = "all";
+    // Only inventory and targets default to all, and only when TARGET is
+    // omitted: an empty string (an unset variable) must never mean "everything".
+    if (target_.empty()) {
+      if ((*inv || *targets) && !given_target_) {
+        target_ = "all";
+      } else {
+        return Fail("TARGET is empty; say 'all' to mean every host");
+      }
+    }
     auto hosts = hc::SelectHosts(*inventory, target_, g_.allow_empty);
     if (!hosts.ok()) return Fail(hosts.status().message());
 
@@ -193,6 +208,7 @@ class Cli {
       auto t = herd::ParseDuration(g_.timeout);
       if (!t.ok()) return Fail("--timeout: " + t.status().message());
       if (t->count() <= 0) return Fail("--timeout must be positive");
+      if (*t > std::chrono::hours(24)) return Fail("--timeout must be at most 24h");
       timeout = *t;
     }
 
@@ -216,6 +232,9 @@ class Cli {
       }
       req.set_working_dir(cwd_);
       req.set_timeout_ms(hc::AgentTimeoutMs(timeout));
+      if (max_output_ < 1 || max_output_ > (64u << 20)) {
+        return Fail("--max-output must be between 1 and 67108864 bytes (64 MiB)");
+      }
       req.set_max_output_bytes(max_output_);
       task = hc::ExecTask(std::move(req));
       collect = max_output_;
@@ -328,13 +347,23 @@ class Cli {
       std::fputs(text.c_str(), stdout);
       return 0;
     }
-    std::string tmp = write_ + ".tmp";
-    {
-      std::ofstream f(tmp, std::ios::trunc);
-      f << text;
-      if (!f.flush()) return Fail("cannot write " + tmp);
+    // A fresh temporary beside the file (never a fixed name another user could
+    // pre-create or link), renamed over it so Prometheus never reads half a file.
+    const size_t slash = write_.rfind('/');
+    std::string tmp = (slash == std::string::npos ? std::string(".") : write_.substr(0, slash)) +
+                      "/.herd-targets-XXXXXX";
+    int fd = ::mkstemp(tmp.data());
+    if (fd < 0)
+      return Fail("cannot create a temporary beside " + write_ + ": " + std::strerror(errno));
+    ::fchmod(fd, 0644);
+    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    ok = ::fsync(fd) == 0 && ok;
+    ::close(fd);
+    if (!ok || std::rename(tmp.c_str(), write_.c_str()) != 0) {
+      std::string why = std::strerror(errno);
+      ::unlink(tmp.c_str());
+      return Fail("cannot write " + write_ + ": " + why);
     }
-    if (std::rename(tmp.c_str(), write_.c_str()) != 0) return Fail("cannot rename to " + write_);
     std::fprintf(stderr, "herd: wrote %zu targets to %s\n", hosts.size(), write_.c_str());
     return 0;
   }
@@ -350,6 +379,7 @@ class Cli {
   std::string write_;
   std::string pki_dir_, ca_name_ = "herd fleet CA", cert_name_, role_, out_dir_;
   int days_ = 0;
+  bool given_target_ = false;
   std::string identity_ = "admin";
   bool plaintext_ = false;
 };

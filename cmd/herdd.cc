@@ -43,7 +43,11 @@ int main(int argc, char** argv) {
   app.footer(
       "Flags override the config file. Stops cleanly on SIGTERM/SIGINT, killing the "
       "commands it started.");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 1;
+  }
 
   herd::agent::AgentConfig config;
   if (!config_path.empty()) {
@@ -75,6 +79,12 @@ int main(int argc, char** argv) {
       return 1;
     }
     config.labels[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  if (auto s = herd::agent::ValidateAgentConfig(
+          config, config_path.empty() ? std::string("herdd") : config_path);
+      !s.ok()) {
+    std::fprintf(stderr, "herdd: %s\n", s.message().c_str());
+    return 1;
   }
   if (auto s = herd::agent::SetupLogging(config.log_format, config.log_level); !s.ok()) {
     std::fprintf(stderr, "herdd: %s\n", s.message().c_str());

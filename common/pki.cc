@@ -92,7 +92,9 @@ Result<Cert> NewCert(EVP_PKEY* subject_key, int days) {
   BIGNUM* bn = BN_bin2bn(serial, sizeof serial, nullptr);
   BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(c.get()));
   BN_free(bn);
-  X509_gmtime_adj(X509_getm_notBefore(c.get()), -300);
+  // Valid from 5 minutes ago (clock skew); a negative `days` (tests) makes a
+  // certificate that has already expired.
+  X509_gmtime_adj(X509_getm_notBefore(c.get()), days < 0 ? (days - 1) * 86400L : -300);
   X509_gmtime_adj(X509_getm_notAfter(c.get()), static_cast<long>(days) * 86400);
   X509_set_pubkey(c.get(), subject_key);
   return c;

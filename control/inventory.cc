@@ -124,6 +124,17 @@ class Loader {
         }
         inv.groups.emplace(g.name, std::move(g));
       }
+      // Selector groups must resolve now (unknown groups, cycles, hosts), not
+      // when someone first uses them.
+      for (const auto& [name, g] : inv.groups) {
+        if (g.selector.empty()) continue;
+        auto sel = ParseSelector(g.selector);
+        auto r = sel.ok() ? sel->Evaluate(inv) : Result<std::vector<size_t>>(sel.status());
+        if (!r.ok()) {
+          return Status::Invalid(source_ + ":" + std::to_string(g.line) + ": group '" + name +
+                                 "': " + r.status().message());
+        }
+      }
     }
     return inv;
   }

@@ -1,5 +1,6 @@
 #include "control/selector.h"
 
+#include <fmt/format.h>
 #include <fnmatch.h>
 
 #include <algorithm>
@@ -95,7 +96,12 @@ class Parser {
     }
     size_t start = pos_;
     if (Accept('(')) {
+      if (++depth_ > kMaxDepth) {
+        return PositionError(text_, start,
+                             "parentheses nested deeper than " + std::to_string(kMaxDepth));
+      }
       auto inner = ParseExcept();
+      --depth_;
       if (!inner.ok()) return inner;
       if (!Accept(')')) return PositionError(text_, start, "unclosed '('");
       return inner;
@@ -188,8 +194,9 @@ class Parser {
     }
     for (size_t i = 0; i < term.size(); ++i) {
       if (!NameChar(term[i])) {
-        return PositionError(text_, start + i,
-                             std::string("unexpected character '") + term[i] + "' in host name");
+        const unsigned char c = static_cast<unsigned char>(term[i]);
+        std::string shown = std::isprint(c) ? std::string(1, term[i]) : fmt::format("\\x{:02x}", c);
+        return PositionError(text_, start + i, "unexpected character '" + shown + "' in host name");
       }
     }
     auto expanded = ExpandHosts(term);
@@ -201,8 +208,10 @@ class Parser {
     return NodePtr(node);
   }
 
+  static constexpr int kMaxDepth = 32;
   const std::string& text_;
   size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 class Evaluator {
@@ -284,6 +293,9 @@ class Evaluator {
     if (active_.count(g.name)) {
       return PositionError(text_, n.pos, "group '" + g.name + "' refers to itself");
     }
+    if (active_.size() >= 16) {
+      return PositionError(text_, n.pos, "groups nested deeper than 16 at '" + g.name + "'");
+    }
     auto sel = ParseSelector(g.selector);
     if (!sel.ok()) return sel.status();
     active_.insert(g.name);
@@ -306,6 +318,13 @@ class Evaluator {
 }  // namespace
 
 Result<Selector> ParseSelector(const std::string& text) {
+  // Bounds keep parsing and evaluation (both recursive) far from the stack's end.
+  constexpr size_t kMaxLength = 4096;
+  if (text.size() > kMaxLength) {
+    return Status::Invalid("selector is " + std::to_string(text.size()) +
+                           " characters long; the limit is " + std::to_string(kMaxLength) +
+                           " (use groups in the inventory for long lists)");
+  }
   Parser p(text);
   auto root = p.Parse();
   if (!root.ok()) return root.status();

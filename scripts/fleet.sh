@@ -19,7 +19,7 @@ herdd=${HERDD:-$repo/build/cmd/herdd}
 herd=${HERD:-$repo/build/cmd/herd}
 
 usage() {
-  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -33,6 +33,20 @@ alive_pids() {
       echo "$pid"
     fi
   done
+}
+
+# Only a folder this script made (it holds .herd-fleet) is ever removed.
+remove_fleet_dir() {
+  [[ -e $dir ]] || return 0
+  if [[ -d $dir && -z $(ls -A "$dir") ]]; then
+    rmdir "$dir"
+    return 0
+  fi
+  if [[ ! -f $dir/.herd-fleet ]]; then
+    echo "fleet: $dir was not made by fleet.sh (no .herd-fleet marker); not removing it" >&2
+    exit 1
+  fi
+  rm -rf "$dir"
 }
 
 cmd_down() {
@@ -53,7 +67,12 @@ cmd_down() {
       kill -KILL $pids 2>/dev/null || true
     fi
   fi
-  rm -rf "$dir"
+  pids=$(alive_pids)
+  if [[ -n $pids ]]; then
+    echo "fleet: agents still alive after SIGKILL: $pids" >&2
+    exit 1
+  fi
+  remove_fleet_dir
   echo "fleet: down (no agents left in $dir)"
 }
 
@@ -66,8 +85,13 @@ cmd_up() {
     echo "fleet: agents already running in $dir; 'scripts/fleet.sh down' first" >&2
     exit 1
   fi
-  rm -rf "$dir"
+  if [[ -e $dir && ! -f $dir/.herd-fleet && -n $(ls -A "$dir" 2>/dev/null) ]]; then
+    echo "fleet: $dir exists and was not made by fleet.sh; choose another HERD_FLEET_DIR" >&2
+    exit 1
+  fi
+  remove_fleet_dir
   mkdir -p "$dir"
+  touch "$dir/.herd-fleet"
   local width=${#n}
   ((width < 2)) && width=2
   local roles=(web web db cache) zones=(a b)

@@ -58,6 +58,9 @@ TEST_CASE("malformed inventories name file, line and problem", "[control][invent
       {"hosts:\n  - name: a\n    address: h\ngroups:\n  g: [b]\n",
        "bad.yaml:5:7: group 'g': unknown host 'b'"},
       {"hosts: []\ngroups:\n  g: {selector: 'role~=x'}\n", "unknown label operator '~='"},
+      {"hosts: []\ngroups:\n  g: {selector: '@nope'}\n",
+       "bad.yaml:3: group 'g': selector '@nope': position 0: unknown group 'nope'"},
+      {"hosts: []\ngroups:\n  a: {selector: '@b'}\n  b: {selector: '@a'}\n", "refers to itself"},
       {"hosts:\n  - name: 'bad name'\n    address: h\n", "invalid host name 'bad name'"},
   };
   for (const auto& c : cases) {

@@ -259,3 +259,20 @@ TEST_CASE("the progress line appears on a terminal and never in a pipe", "[integ
   CHECK(pipe.err.find("[herd]") == std::string::npos);
   CHECK(pipe.err.find('\r') == std::string::npos);
 }
+
+TEST_CASE("run flags keep to their own values", "[integration][cli]") {
+  Fleet f(1);
+  auto r = f.Herd({"run", "all", "-e", "GREETING=hi", "--", "sh", "-c", "echo $GREETING", "-q"});
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("node1: hi"));
+  CHECK_THAT(r.err, Catch::Contains("1 host: 1 ok"));  // -q went to sh, not to herd
+  auto empty = f.Herd({"run", "", "--", "true"});
+  CHECK(empty.exit_code == 1);
+  CHECK_THAT(empty.err, Catch::Contains("TARGET is empty"));
+  auto deep = f.Herd({"ping", std::string(100, '(') + "node1" + std::string(100, ')')});
+  CHECK(deep.exit_code == 1);
+  CHECK_THAT(deep.err, Catch::Contains("nested deeper than 32"));
+  auto longsel = f.Herd({"ping", std::string(10000, 'a')});
+  CHECK(longsel.exit_code == 1);
+  CHECK_THAT(longsel.err, Catch::Contains("the limit is 4096"));
+}

@@ -1,0 +1,158 @@
+// mTLS, roles and the audit trail, against real agents with the real CLI.
+#include <catch2/catch.hpp>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/pki.h"
+#include "tests/support/test_support.h"
+
+using namespace herd::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct OneAgent {
+  OneAgent() : agent("node1") {
+    REQUIRE(agent.ready());
+    inventory = WriteInventory(dir, {&agent});
+  }
+  std::vector<nlohmann::json> Audit() const {
+    std::vector<nlohmann::json> out;
+    for (const auto& l : Lines(ReadFile(agent.state_dir() + "/audit.log"))) {
+      out.push_back(nlohmann::json::parse(l));
+    }
+    return out;
+  }
+  bool AuditHas(const std::string& method, const std::string& result_part) const {
+    for (const auto& e : Audit()) {
+      if (e["method"] == method &&
+          e["result"].get<std::string>().find(result_part) != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  }
+  ScopedTempDir dir;
+  AgentProcess agent;
+  std::string inventory;
+};
+
+// A PKI folder trusting the fleet CA but holding a client identity `name`
+// whose certificate comes from `cert_pem`.
+std::string IdentityDir(const ScopedTempDir& dir, const std::string& name, const std::string& key,
+                        const std::string& cert) {
+  const std::string pki = dir / ("pki-" + name);
+  ::mkdir(pki.c_str(), 0700);
+  WriteFile(pki + "/ca.crt", ReadFile(TestPkiDir() + "/ca.crt"));
+  WriteFile(pki + "/" + name + ".crt", cert);
+  WriteFile(pki + "/" + name + ".key", key);
+  return pki;
+}
+
+}  // namespace
+
+TEST_CASE("a viewer may read but not run or copy; refusals are audited", "[integration][security]") {
+  OneAgent f;
+  const std::map<std::string, std::string> viewer = {{"HERD_IDENTITY", "viewer"}};
+  CHECK(RunHerd({"-i", f.inventory, "ping", "all"}, 30s, viewer).exit_code == 0);
+  auto run = RunHerd({"-i", f.inventory, "run", "all", "--", "true"}, 30s, viewer);
+  CHECK(run.exit_code == 2);
+  CHECK_THAT(run.err, Catch::Contains("[rejected] Exec needs role operator; 'viewer' has role viewer"));
+  WriteFile(f.dir / "src", "data");
+  auto copy = RunHerd({"-i", f.inventory, "copy", "all", f.dir / "src", f.dir / "dst"}, 30s, viewer);
+  CHECK(copy.exit_code == 2);
+  CHECK_THAT(copy.err, Catch::Contains("PutFile needs role operator"));
+  CHECK(::access((f.dir / "dst").c_str(), F_OK) != 0);
+  CHECK(f.AuditHas("Exec", "denied: Exec needs role operator"));
+  CHECK(f.AuditHas("PutFile", "denied: PutFile needs role operator"));
+  // an operator may run, and the run is on record with who did it
+  auto op = RunHerd({"-i", f.inventory, "run", "all", "--", "true"}, 30s,
+                    {{"HERD_IDENTITY", "operator"}});
+  CHECK(op.exit_code == 0);
+  bool found = false;
+  for (const auto& e : f.Audit()) {
+    found = found || (e["method"] == "Exec" && e["caller"] == "operator" &&
+                      e["role"] == "operator" && e["args"] == "argv[0]=true args=0" &&
+                      e["result"] == "ok exit=0");
+  }
+  CHECK(found);
+  struct stat st {};
+  REQUIRE(::stat((f.agent.state_dir() + "/audit.log").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+}
+
+TEST_CASE("certificates from another CA or expired ones are refused and audited",
+          "[integration][security]") {
+  OneAgent f;
+  // Another fleet's CA signs mallory.
+  auto other_key = herd::pki::GenerateKeyPem();
+  REQUIRE(other_key.ok());
+  auto other_ca = herd::pki::SelfSignedCa(*other_key, "other fleet", 30);
+  REQUIRE(other_ca.ok());
+  auto mkey = herd::pki::GenerateKeyPem();
+  herd::pki::CertSpec spec;
+  spec.common_name = "mallory";
+  spec.role = herd::pki::Role::kAdmin;
+  auto mcert = herd::pki::IssueCert(*other_ca, *other_key, *herd::pki::PublicKeyPem(*mkey), spec);
+  REQUIRE(mcert.ok());
+  auto pki = IdentityDir(f.dir, "mallory", *mkey, *mcert);
+  auto r = RunHerd({"-i", f.inventory, "--pki-dir", pki, "--identity", "mallory", "ping", "all"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("'mallory' is not valid for this fleet"));
+  CHECK(f.AuditHas("Info", "denied: client certificate 'mallory' is not valid"));
+
+  // The fleet's own CA, but expired yesterday.
+  const std::string ca_pem = ReadFile(TestPkiDir() + "/ca.crt");
+  const std::string ca_key = ReadFile(TestPkiDir() + "/ca.key");
+  auto okey = herd::pki::GenerateKeyPem();
+  spec.common_name = "oldtimer";
+  spec.days = -1;
+  auto ocert = herd::pki::IssueCert(ca_pem, ca_key, *herd::pki::PublicKeyPem(*okey), spec);
+  REQUIRE(ocert.ok());
+  auto opki = IdentityDir(f.dir, "oldtimer", *okey, *ocert);
+  auto e = RunHerd({"-i", f.inventory, "--pki-dir", opki, "--identity", "oldtimer", "ping", "all"});
+  CHECK(e.exit_code == 2);
+  CHECK_THAT(e.err, Catch::Contains("expired"));
+  CHECK(f.AuditHas("Info", "expired"));
+}
+
+TEST_CASE("a TLS client without a certificate is refused with UNAUTHENTICATED",
+          "[integration][security]") {
+  OneAgent f;
+  WriteFile(f.dir / "frame", std::string(5, '\0'));  // an empty gRPC message
+  auto r = RunProgram("curl", {"-sk", "-v", "--http2", "-o", "/dev/null", "-H",
+                               "content-type: application/grpc", "-H", "te: trailers",
+                               "--data-binary", "@" + f.dir / "frame",
+                               "https://" + f.agent.grpc_address() + "/herd.v1.Agent/Info"},
+                      30s);
+  CHECK_THAT(r.err, Catch::Contains("grpc-status: 16"));
+  CHECK(f.AuditHas("Info", "denied: no client certificate"));
+}
+
+TEST_CASE("plain text is refused off loopback and cannot reach a TLS agent",
+          "[integration][security]") {
+  ScopedTempDir dir;
+  auto r = RunProgram(HerddBinary(),
+                      {"--plaintext", "--listen", "0.0.0.0:0", "--metrics-listen", "",
+                       "--state-dir", dir / "s"},
+                      30s);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.err, Catch::Contains("refusing plain-text gRPC on 0.0.0.0:0"));
+  auto none = RunProgram(HerddBinary(), {"--listen", "127.0.0.1:0", "--state-dir", dir / "t"}, 30s);
+  CHECK(none.exit_code == 1);
+  CHECK_THAT(none.err, Catch::Contains("no TLS credentials"));
+
+  OneAgent f;
+  auto plain = RunHerd({"-i", f.inventory, "--plaintext", "ping", "all"});
+  CHECK(plain.exit_code == 4);
+  auto noid = RunHerd({"-i", f.inventory, "--identity", "nobody", "ping", "all"});
+  CHECK(noid.exit_code == 1);
+  CHECK_THAT(noid.err, Catch::Contains("no identity 'nobody'"));
+
+  AgentProcess dev("dev", {"--plaintext"});
+  REQUIRE(dev.ready());
+  auto inv = WriteInventory(dir, {&dev});
+  CHECK(RunHerd({"-i", inv, "--plaintext", "run", "all", "--", "true"}).exit_code == 0);
+}
