@@ -77,6 +77,7 @@ Result<Caller> Authorizer::Check(const grpc::CallbackServerContext& ctx,
   }
   who.name = info->common_name;
   who.serial = info->serial;
+  if (info->role) who.role = *info->role;  // recorded with any denial below
   if (std::time(nullptr) > info->not_after) {
     return Deny(who, method, StatusCode::kUnauthenticated,
                 "client certificate '" + who.name + "' has expired");

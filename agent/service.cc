@@ -5,6 +5,7 @@
 
 #include <deque>
 #include <mutex>
+#include <set>
 
 #include "agent/file_writer.h"
 #include "agent/host_info.h"
@@ -362,6 +363,47 @@ grpc::ServerReadReactor<v1::PutFileMessage>* AgentService::PutFile(grpc::Callbac
     return new Refused(ToGrpc(who.status()));
   }
   return new PutFileReactor(reply, Peer(ctx), audit_, EntryFor(*who, "PutFile"));
+}
+
+grpc::ServerUnaryReactor* AgentService::ReadAudit(grpc::CallbackServerContext* ctx,
+                                                  const v1::ReadAuditRequest* req,
+                                                  v1::ReadAuditReply* reply) {
+  return Unary(authz_, ctx, "ReadAudit", [&] {
+    for (auto& e : audit_.Read(req->since_unix(), req->limit() ? req->limit() : 1000)) {
+      reply->add_entries(std::move(e));
+    }
+    return grpc::Status::OK;
+  });
+}
+
+grpc::ServerUnaryReactor* AgentService::SetRevocations(grpc::CallbackServerContext* ctx,
+                                                       const v1::SetRevocationsRequest* req,
+                                                       v1::SetRevocationsReply* reply) {
+  auto* reactor = ctx->DefaultReactor();
+  auto who = authz_.Check(*ctx, "SetRevocations");
+  if (!who.ok()) {
+    reactor->Finish(ToGrpc(who.status()));
+    return reactor;
+  }
+  std::set<std::string> serials;
+  for (const auto& s : req->serials()) {
+    if (s.empty() || s.size() > 64 ||
+        s.find_first_not_of("0123456789ABCDEF") != std::string::npos) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                   "serial '" + s.substr(0, 64) + "' is not upper-case hex"));
+      return reactor;
+    }
+    serials.insert(s);
+  }
+  Status st = authz_.SetRevoked(serials);
+  AuditEntry e = EntryFor(*who, "SetRevocations");
+  e.args = std::to_string(serials.size()) + " serials";
+  e.result = st.ok() ? "ok" : "failed: " + st.message();
+  (void)audit_.Append(e);
+  spdlog::info("revocation list replaced by {}: {} serials", who->name, serials.size());
+  reply->set_count(static_cast<uint32_t>(serials.size()));
+  reactor->Finish(ToGrpc(st));
+  return reactor;
 }
 
 }  // namespace herd::agent

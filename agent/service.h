@@ -28,6 +28,12 @@ class AgentService final : public v1::Agent::CallbackService {
                                                 const v1::ExecRequest* req) override;
   grpc::ServerReadReactor<v1::PutFileMessage>* PutFile(grpc::CallbackServerContext* ctx,
                                                        v1::PutFileReply* reply) override;
+  grpc::ServerUnaryReactor* ReadAudit(grpc::CallbackServerContext* ctx,
+                                      const v1::ReadAuditRequest* req,
+                                      v1::ReadAuditReply* reply) override;
+  grpc::ServerUnaryReactor* SetRevocations(grpc::CallbackServerContext* ctx,
+                                           const v1::SetRevocationsRequest* req,
+                                           v1::SetRevocationsReply* reply) override;
 
  private:
   const AgentConfig& config_;

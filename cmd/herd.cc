@@ -135,6 +135,10 @@ class Cli {
     targets->add_option("target", target_, "Hosts (default: all)");
     targets->add_option("-w,--write", write_, "Write atomically to this file instead of stdout");
 
+    auto* audit = app.add_subcommand("audit", "Read the agents' audit trails (one JSON line each)");
+    audit->add_option("target", target_, "Hosts")->required();
+    audit->add_option("--since", since_, "How far back, e.g. 1h, 30m, 7d as 168h (default 24h)");
+
     app.add_option("--pki-dir", pki_dir_, "Credential folder (default ~/.config/herd/pki)")
         ->envname("HERD_PKI_DIR");
     auto* ca = app.add_subcommand("ca", "Manage the fleet certificate authority");
@@ -154,6 +158,11 @@ class Cli {
     cert_issue->add_option("--days", days_, "Validity in days (default 365)");
     cert_issue->add_option("--out", out_dir_,
                            "Write NAME.key and NAME.crt here (default: --pki-dir)");
+    auto* revoke = cert->add_subcommand(
+        "revoke", "Revoke a certificate (identity NAME or serial) and push the list to TARGET");
+    revoke->add_option("name", cert_name_, "Identity name (NAME.crt in the PKI folder) or serial")
+        ->required();
+    revoke->add_option("target", target_, "Agents to push the revocation list to");
     auto* cert_agent = cert->add_subcommand("agent", "Issue an agent's server certificate");
     cert_agent->add_option("name", cert_name_, "The agent's inventory name")->required();
     cert_agent->add_option("--days", days_, "Validity in days (default 365)");
@@ -175,6 +184,18 @@ class Cli {
 
     if (*ca_init) return CaInit();
     if (*cert_issue) return CertIssue();
+    auto* cert_revoke = cert->get_subcommand_ptr("revoke").get();
+    if (*cert_revoke) {
+      auto list = hc::RevokeCert(hc::ResolvePkiDir(pki_dir_), cert_name_);
+      if (!list.ok()) return Fail(list.status().message());
+      std::fprintf(stderr, "herd: %s revoked; the list holds %zu serial(s)\n", cert_name_.c_str(),
+                   list->size());
+      if (target_.empty()) {
+        std::fprintf(stderr, "herd: push it to agents with: herd cert revoke %s TARGET\n",
+                     cert_name_.c_str());
+        return 0;
+      }
+    }
     if (*cert_agent) {
       auto f = hc::IssueAgentCert(hc::ResolvePkiDir(pki_dir_), cert_name_, days_ ? days_ : 365,
                                   out_dir_);
@@ -182,7 +203,7 @@ class Cli {
       return PrintIssued("issued agent certificate for", *f);
     }
 
-    for (auto* sub : {ping, run, facts, health, copy, inv, targets}) {
+    for (auto* sub : {ping, run, facts, health, copy, inv, targets, audit, cert_revoke}) {
       if (sub->count("target")) given_target_ = true;
     }
     auto path = hc::ResolveInventoryPath(g_.inventory);
@@ -239,6 +260,17 @@ class Cli {
       task = hc::ExecTask(std::move(req));
       collect = max_output_;
     }
+    if (*audit) {
+      auto back = herd::ParseDuration(since_);
+      if (!back.ok()) return Fail("--since: " + back.status().message());
+      const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+      task = hc::AuditTask(now - std::chrono::duration_cast<std::chrono::seconds>(*back).count(),
+                           10000);
+      collect = 16 << 20;
+    }
+    if (*cert_revoke) task = hc::RevocationsTask(hc::RevokedSerials(hc::ResolvePkiDir(pki_dir_)));
     if (*copy) {
       if (dst_.empty() || dst_[0] != '/') return Fail("copy: DST must be an absolute path");
       auto source = hc::ReadCopySource(src_);
@@ -380,6 +412,7 @@ class Cli {
   std::string pki_dir_, ca_name_ = "herd fleet CA", cert_name_, role_, out_dir_;
   int days_ = 0;
   bool given_target_ = false;
+  std::string since_ = "24h";
   std::string identity_ = "admin";
   bool plaintext_ = false;
 };

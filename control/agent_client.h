@@ -44,6 +44,10 @@ class AgentClient {
   // Streams `content` (shared, not copied) in chunks after `header`.
   virtual void PutFile(const v1::PutFileHeader& header, std::shared_ptr<const std::string> content,
                        const CallOptions& opts, Done<v1::PutFileReply> done) = 0;
+  virtual void ReadAudit(const v1::ReadAuditRequest& req, const CallOptions& opts,
+                         Done<v1::ReadAuditReply> done) = 0;
+  virtual void SetRevocations(const v1::SetRevocationsRequest& req, const CallOptions& opts,
+                              Done<v1::SetRevocationsReply> done) = 0;
   // Best-effort cancel of every call in flight; their `done` still fires.
   virtual void CancelAll() = 0;
 };

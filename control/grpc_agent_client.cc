@@ -274,6 +274,17 @@ class GrpcAgentClient : public AgentClient {
                                               [this](auto... a) { stub_->async()->Health(a...); });
   }
 
+  void ReadAudit(const v1::ReadAuditRequest& req, const CallOptions& o,
+                 Done<v1::ReadAuditReply> done) override {
+    Unary<v1::ReadAuditRequest, v1::ReadAuditReply>(
+        o, std::move(done), [this](auto... a) { stub_->async()->ReadAudit(a...); }, &req);
+  }
+  void SetRevocations(const v1::SetRevocationsRequest& req, const CallOptions& o,
+                      Done<v1::SetRevocationsReply> done) override {
+    Unary<v1::SetRevocationsRequest, v1::SetRevocationsReply>(
+        o, std::move(done), [this](auto... a) { stub_->async()->SetRevocations(a...); }, &req);
+  }
+
   void Exec(const v1::ExecRequest& req, const CallOptions& o,
             std::function<void(const v1::ExecEvent&)> on_output,
             Done<v1::ExecResult> done) override {
@@ -298,8 +309,9 @@ class GrpcAgentClient : public AgentClient {
 
  private:
   template <typename Req, typename Reply, typename Method>
-  void Unary(const CallOptions& o, Done<Reply> done, Method method) {
+  void Unary(const CallOptions& o, Done<Reply> done, Method method, const Req* req = nullptr) {
     auto* call = new UnaryCall<Req, Reply>(registry_);
+    if (req) call->req = *req;
     call->done = std::move(done);
     call->ctx.set_deadline(o.deadline);
     registry_->Add(&call->ctx);

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -143,6 +144,43 @@ Result<IssuedFiles> IssueClientCert(const std::string& dir, const std::string& n
   spec.role = role;
   spec.days = days;
   return Issue(dir, spec, out_dir.empty() ? dir : out_dir, name + ".key", name + ".crt");
+}
+
+std::vector<std::string> RevokedSerials(const std::string& dir) {
+  std::vector<std::string> out;
+  std::ifstream in(dir + "/revoked.txt");
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.push_back(line);
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> RevokeCert(const std::string& dir, const std::string& who) {
+  std::string serial;
+  auto pem = Slurp(dir + "/" + who + ".crt");
+  if (pem.ok() && ValidCertName(who)) {
+    auto info = pki::InspectCert(*pem);
+    if (!info.ok()) return info.status();
+    serial = info->serial;
+  } else if (!who.empty() && who.size() <= 64 &&
+             who.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos) {
+    serial = who;
+    for (char& c : serial) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  } else {
+    return Status::NotFound("no certificate " + dir + "/" + who +
+                            ".crt and not a hex serial: name an identity or give its serial");
+  }
+  auto list = RevokedSerials(dir);
+  if (std::find(list.begin(), list.end(), serial) == list.end()) list.push_back(serial);
+  std::string body;
+  for (const auto& s : list) body += s + "\n";
+  const std::string path = dir + "/revoked.txt", tmp = path + ".tmp";
+  ::unlink(tmp.c_str());
+  if (Status s = pki::WriteNewFile(tmp, body, 0644); !s.ok()) return s;
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Status::Internal("cannot replace " + path + ": " + std::strerror(errno));
+  }
+  return list;
 }
 
 }  // namespace herd::control

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "common/pki.h"
 #include "common/status.h"
@@ -33,5 +34,12 @@ Result<IssuedFiles> IssueClientCert(const std::string& dir, const std::string& n
 // `out_dir` (default: DIR/agents/NAME): what herdd --tls-dir reads.
 Result<IssuedFiles> IssueAgentCert(const std::string& dir, const std::string& name, int days,
                                    const std::string& out_dir);
+
+// Adds a certificate to the folder's revocation list (revoked.txt: one serial
+// per line). `who` is an identity name with NAME.crt in `dir`, or a serial in
+// hex. Returns the whole list, for pushing to agents.
+Result<std::vector<std::string>> RevokeCert(const std::string& dir, const std::string& who);
+// The folder's current revocation list.
+std::vector<std::string> RevokedSerials(const std::string& dir);
 
 }  // namespace herd::control

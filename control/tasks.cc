@@ -232,4 +232,40 @@ HostTask CopyTask(CopySource source, std::string dest_path) {
   };
 }
 
+HostTask AuditTask(int64_t since_unix, uint32_t limit) {
+  v1::ReadAuditRequest req;
+  req.set_since_unix(since_unix);
+  req.set_limit(limit);
+  return [req](const Host&, AgentClient& c, const CallOptions& o, std::shared_ptr<HostSink> sink) {
+    c.ReadAudit(req, o, [sink](Result<v1::ReadAuditReply> res) {
+      if (!res.ok()) return sink->Finish(ErrorResult(res.status()));
+      HostResult r;
+      r.outcome = Outcome::kOk;
+      nlohmann::json entries = nlohmann::json::array();
+      for (const auto& e : res->entries()) {
+        entries.push_back(nlohmann::json::parse(e, nullptr, false));
+        sink->Output(false, e + "\n");
+      }
+      r.data = {{"entries", entries}};
+      if (res->entries_size() == 0) r.summary = "no audit entries";
+      sink->Finish(std::move(r));
+    });
+  };
+}
+
+HostTask RevocationsTask(std::vector<std::string> serials) {
+  v1::SetRevocationsRequest req;
+  for (auto& s : serials) req.add_serials(std::move(s));
+  return [req](const Host&, AgentClient& c, const CallOptions& o, std::shared_ptr<HostSink> sink) {
+    c.SetRevocations(req, o, [sink](Result<v1::SetRevocationsReply> res) {
+      if (!res.ok()) return sink->Finish(ErrorResult(res.status()));
+      HostResult r;
+      r.outcome = Outcome::kOk;
+      r.summary = fmt::format("revocation list updated ({} serials)", res->count());
+      r.data = {{"revoked", res->count()}};
+      sink->Finish(std::move(r));
+    });
+  };
+}
+
 }  // namespace herd::control

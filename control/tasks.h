@@ -25,6 +25,11 @@ struct CopySource {
 // Reads a local file for `herd copy`; the mode defaults to the file's own.
 Result<CopySource> ReadCopySource(const std::string& path);
 HostTask CopyTask(CopySource source, std::string dest_path);
+// Reads each agent's audit trail from `since_unix`; entries land in the
+// result's stdout (one JSON object per line) and data.entries.
+HostTask AuditTask(int64_t since_unix, uint32_t limit);
+// Replaces each agent's revocation list with `serials`.
+HostTask RevocationsTask(std::vector<std::string> serials);
 
 // Per-command deadline budget: the agent kills the command a little before the
 // CLI gives up on the host, so a slow command ends as "timeout", not

@@ -1,8 +1,10 @@
 // mTLS, roles and the audit trail, against real agents with the real CLI.
-#include <catch2/catch.hpp>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "common/pki.h"
@@ -53,15 +55,18 @@ std::string IdentityDir(const ScopedTempDir& dir, const std::string& name, const
 
 }  // namespace
 
-TEST_CASE("a viewer may read but not run or copy; refusals are audited", "[integration][security]") {
+TEST_CASE("a viewer may read but not run or copy; refusals are audited",
+          "[integration][security]") {
   OneAgent f;
   const std::map<std::string, std::string> viewer = {{"HERD_IDENTITY", "viewer"}};
   CHECK(RunHerd({"-i", f.inventory, "ping", "all"}, 30s, viewer).exit_code == 0);
   auto run = RunHerd({"-i", f.inventory, "run", "all", "--", "true"}, 30s, viewer);
   CHECK(run.exit_code == 2);
-  CHECK_THAT(run.err, Catch::Contains("[rejected] Exec needs role operator; 'viewer' has role viewer"));
+  CHECK_THAT(run.err,
+             Catch::Contains("[rejected] Exec needs role operator; 'viewer' has role viewer"));
   WriteFile(f.dir / "src", "data");
-  auto copy = RunHerd({"-i", f.inventory, "copy", "all", f.dir / "src", f.dir / "dst"}, 30s, viewer);
+  auto copy =
+      RunHerd({"-i", f.inventory, "copy", "all", f.dir / "src", f.dir / "dst"}, 30s, viewer);
   CHECK(copy.exit_code == 2);
   CHECK_THAT(copy.err, Catch::Contains("PutFile needs role operator"));
   CHECK(::access((f.dir / "dst").c_str(), F_OK) != 0);
@@ -73,9 +78,9 @@ TEST_CASE("a viewer may read but not run or copy; refusals are audited", "[integ
   CHECK(op.exit_code == 0);
   bool found = false;
   for (const auto& e : f.Audit()) {
-    found = found || (e["method"] == "Exec" && e["caller"] == "operator" &&
-                      e["role"] == "operator" && e["args"] == "argv[0]=true args=0" &&
-                      e["result"] == "ok exit=0");
+    found =
+        found || (e["method"] == "Exec" && e["caller"] == "operator" && e["role"] == "operator" &&
+                  e["args"] == "argv[0]=true args=0" && e["result"] == "ok exit=0");
   }
   CHECK(found);
   struct stat st {};
@@ -122,11 +127,12 @@ TEST_CASE("a TLS client without a certificate is refused with UNAUTHENTICATED",
           "[integration][security]") {
   OneAgent f;
   WriteFile(f.dir / "frame", std::string(5, '\0'));  // an empty gRPC message
-  auto r = RunProgram("curl", {"-sk", "-v", "--http2", "-o", "/dev/null", "-H",
-                               "content-type: application/grpc", "-H", "te: trailers",
-                               "--data-binary", "@" + f.dir / "frame",
-                               "https://" + f.agent.grpc_address() + "/herd.v1.Agent/Info"},
-                      30s);
+  auto r =
+      RunProgram("curl",
+                 {"-sk", "-v", "--http2", "-o", "/dev/null", "-H", "content-type: application/grpc",
+                  "-H", "te: trailers", "--data-binary", "@" + f.dir / "frame",
+                  "https://" + f.agent.grpc_address() + "/herd.v1.Agent/Info"},
+                 30s);
   CHECK_THAT(r.err, Catch::Contains("grpc-status: 16"));
   CHECK(f.AuditHas("Info", "denied: no client certificate"));
 }
@@ -134,10 +140,10 @@ TEST_CASE("a TLS client without a certificate is refused with UNAUTHENTICATED",
 TEST_CASE("plain text is refused off loopback and cannot reach a TLS agent",
           "[integration][security]") {
   ScopedTempDir dir;
-  auto r = RunProgram(HerddBinary(),
-                      {"--plaintext", "--listen", "0.0.0.0:0", "--metrics-listen", "",
-                       "--state-dir", dir / "s"},
-                      30s);
+  auto r = RunProgram(
+      HerddBinary(),
+      {"--plaintext", "--listen", "0.0.0.0:0", "--metrics-listen", "", "--state-dir", dir / "s"},
+      30s);
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.err, Catch::Contains("refusing plain-text gRPC on 0.0.0.0:0"));
   auto none = RunProgram(HerddBinary(), {"--listen", "127.0.0.1:0", "--state-dir", dir / "t"}, 30s);
@@ -155,4 +161,44 @@ TEST_CASE("plain text is refused off loopback and cannot reach a TLS agent",
   REQUIRE(dev.ready());
   auto inv = WriteInventory(dir, {&dev});
   CHECK(RunHerd({"-i", inv, "--plaintext", "run", "all", "--", "true"}).exit_code == 0);
+}
+
+TEST_CASE("a revoked certificate is refused at once, and audit reads the trail",
+          "[integration][security]") {
+  OneAgent f;
+  // A fresh identity in a copy of the test PKI, so revoking it touches no other test.
+  ScopedTempDir pki_copy;
+  const std::string pki = pki_copy / "pki";
+  std::filesystem::copy(TestPkiDir(), pki);
+  const std::map<std::string, std::string> env = {{"HERD_PKI_DIR", pki}};
+  REQUIRE(RunHerd({"cert", "issue", "carol", "--role", "operator"}, 30s, env).exit_code == 0);
+  auto carol = env;
+  carol["HERD_IDENTITY"] = "carol";
+  CHECK(RunHerd({"-i", f.inventory, "run", "all", "--", "true"}, 30s, carol).exit_code == 0);
+  auto revoke = RunHerd({"-i", f.inventory, "cert", "revoke", "carol", "all"}, 30s, env);
+  CHECK(revoke.exit_code == 0);
+  CHECK_THAT(revoke.out, Catch::Contains("node1: revocation list updated (1 serials)"));
+  auto refused = RunHerd({"-i", f.inventory, "run", "all", "--", "true"}, 30s, carol);
+  CHECK(refused.exit_code == 2);
+  CHECK_THAT(refused.err, Catch::Contains("'carol'"));
+  CHECK_THAT(refused.err, Catch::Contains("is revoked"));
+  // Only an admin may change the list.
+  auto op = RunHerd({"-i", f.inventory, "cert", "revoke", "carol", "all"}, 30s,
+                    {{"HERD_PKI_DIR", pki}, {"HERD_IDENTITY", "operator"}});
+  CHECK(op.exit_code == 2);
+  CHECK_THAT(op.err, Catch::Contains("SetRevocations needs role admin"));
+
+  auto audit =
+      RunHerd({"-i", f.inventory, "-o", "json", "audit", "all", "--since", "1h"}, 30s, env);
+  CHECK(audit.exit_code == 0);
+  auto host = nlohmann::json::parse(Lines(audit.out).at(0));
+  std::vector<std::string> seen;
+  for (const auto& e : host["data"]["entries"]) {
+    seen.push_back(e["caller"].get<std::string>() + " " + e["method"].get<std::string>() + " " +
+                   e["result"].get<std::string>().substr(0, 6));
+  }
+  CHECK(std::find(seen.begin(), seen.end(), "carol Exec ok exi") != seen.end());
+  CHECK(std::find(seen.begin(), seen.end(), "admin SetRevocations ok") != seen.end());
+  CHECK(std::find(seen.begin(), seen.end(), "carol Exec denied") != seen.end());
+  CHECK(std::find(seen.begin(), seen.end(), "operator SetRevocations denied") != seen.end());
 }
