@@ -23,6 +23,9 @@ enum class StatusCode {
   kInternal,
 };
 
+// "invalid_argument", "unavailable", ...: stable names for machine output.
+const char* StatusCodeName(StatusCode code);
+
 class [[nodiscard]] Status {
  public:
   Status() = default;

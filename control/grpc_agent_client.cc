@@ -36,8 +36,10 @@ Status FromGrpc(const grpc::Status& s) {
       code = StatusCode::kAlreadyExists;
       break;
     case grpc::StatusCode::PERMISSION_DENIED:
-    case grpc::StatusCode::UNAUTHENTICATED:
       code = StatusCode::kPermissionDenied;
+      break;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      code = StatusCode::kUnauthenticated;
       break;
     case grpc::StatusCode::FAILED_PRECONDITION:
       code = StatusCode::kFailedPrecondition;

@@ -29,10 +29,10 @@ struct HostResult {
   std::string host;
   std::string address;
   Outcome outcome = Outcome::kSkipped;
-  int grpc_code = 0;
-  std::string message;   // error text, empty on success
-  bool command = false;  // true for exec: exit_code/signal/output are meaningful
-  int exit_code = 0;     // commands only
+  std::string error_code;  // StatusCodeName of the error, empty on success
+  std::string message;     // error text, empty on success
+  bool command = false;    // true for exec: exit_code/signal/output are meaningful
+  int exit_code = 0;       // commands only
   int signal = 0;
   bool output_truncated = false;
   std::string stdout_data;  // collected output (bounded by the collector's cap)

@@ -205,7 +205,7 @@ nlohmann::json HostResultJson(const HostResult& r) {
     j["truncated"] = r.output_truncated;
   }
   if (!r.message.empty()) j["error"] = r.message;
-  if (r.grpc_code) j["grpc_code"] = r.grpc_code;
+  if (!r.error_code.empty()) j["error_code"] = r.error_code;
   if (!r.data.is_null()) j["data"] = r.data;
   return j;
 }

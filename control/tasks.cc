@@ -18,7 +18,7 @@ HostResult ErrorResult(const Status& s) {
   r.outcome = OutcomeForError(s);
   r.message = s.message();
   if (r.message.rfind("answered: ", 0) == 0) r.message = r.message.substr(10);
-  r.grpc_code = static_cast<int>(s.code());
+  r.error_code = StatusCodeName(s.code());
   // gRPC's connection errors are long and repetitive; say what happened.
   if (r.outcome == Outcome::kUnreachable) {
     if (r.message.find("Connection refused") != std::string::npos) {
@@ -198,10 +198,12 @@ Result<CopySource> ReadCopySource(const std::string& path) {
   if (!S_ISREG(st.st_mode)) return Status::Invalid(path + " is not a regular file");
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::NotFound(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
-  std::ostringstream ss;
-  ss << in.rdbuf();
+  // One buffer, read in place and shared by every host's upload.
+  auto content = std::make_shared<std::string>(static_cast<size_t>(st.st_size), '\0');
+  if (!in.read(content->data(), static_cast<std::streamsize>(content->size()))) {
+    return Status::Internal(fmt::format("cannot read {}: short read", path));
+  }
   CopySource src;
-  auto content = std::make_shared<std::string>(ss.str());
   src.sha256 = Sha256Hex(*content);
   src.content = std::move(content);
   src.mode = st.st_mode & 07777;
