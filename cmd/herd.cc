@@ -114,7 +114,10 @@ class Cli {
                     "(default 1048576; the rest is dropped)");
     run->footer(
         "Examples:\n  herd run all -- uptime\n  herd run @web --fold -- cat /etc/os-release"
-        "\n  herd run 'role=db' --shell 'df -h / | tail -1'");
+        "\n  herd run 'role=db' --shell 'df -h / | tail -1'"
+        "\n  herd run node07 -t 5s -e LANG=C -- ls -l /tmp\n\n"
+        "Global flags (-t/--timeout, -o json, --fold, -f/--forks, -i, --identity, ...) may come\n"
+        "before or after 'run'; everything after -- is the command. See herd --help.");
 
     auto* facts = app.add_subcommand("facts", "Show host facts: OS, kernel, CPUs, memory, disk");
     facts->add_option("target", target_, "Hosts")->required();

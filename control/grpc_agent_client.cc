@@ -67,9 +67,21 @@ std::string ChannelTarget(const std::string& address) {
   return "dns:///" + address;
 }
 
-// The one place where channels and their credentials are made.
+// The one place where transport credentials are made: once per CLI run and
+// shared by every channel, so the TLS context (CA, key, certificate parsing)
+// is built once, not once per host.
+std::shared_ptr<grpc::ChannelCredentials> MakeCredentials(const TransportOptions& opts) {
+  if (opts.plaintext) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = opts.ca_pem;
+  ssl.pem_private_key = opts.key_pem;
+  ssl.pem_cert_chain = opts.cert_pem;
+  return grpc::SslCredentials(ssl);
+}
+
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const std::string& name,
-                                           const TransportOptions& opts) {
+                                           const std::shared_ptr<grpc::ChannelCredentials>& creds,
+                                           bool tls) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 64 << 20);
@@ -79,17 +91,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const std
   // Per-connection bookkeeping herd doesn't use: channelz nodes and BDP pings.
   args.SetInt(GRPC_ARG_ENABLE_CHANNELZ, 0);
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  std::shared_ptr<grpc::ChannelCredentials> creds;
-  if (opts.plaintext) {
-    creds = grpc::InsecureChannelCredentials();
-  } else {
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = opts.ca_pem;
-    ssl.pem_private_key = opts.key_pem;
-    ssl.pem_cert_chain = opts.cert_pem;
-    creds = grpc::SslCredentials(ssl);
-    args.SetSslTargetNameOverride(name);  // agents' certificates name them, not their IPs
-  }
+  if (tls) args.SetSslTargetNameOverride(name);  // agents' certificates name them, not their IPs
   return grpc::CreateCustomChannel(ChannelTarget(address), creds, args);
 }
 
@@ -337,14 +339,16 @@ class GrpcAgentClient : public AgentClient {
 
 class GrpcClientFactory : public AgentClientFactory {
  public:
-  explicit GrpcClientFactory(TransportOptions opts) : opts_(std::move(opts)) {}
+  explicit GrpcClientFactory(const TransportOptions& opts)
+      : creds_(MakeCredentials(opts)), tls_(!opts.plaintext) {}
   std::unique_ptr<AgentClient> Connect(const std::string& address,
                                        const std::string& name) override {
-    return std::make_unique<GrpcAgentClient>(MakeChannel(address, name, opts_));
+    return std::make_unique<GrpcAgentClient>(MakeChannel(address, name, creds_, tls_));
   }
 
  private:
-  TransportOptions opts_;
+  std::shared_ptr<grpc::ChannelCredentials> creds_;
+  bool tls_;
 };
 
 Result<std::string> ReadPem(const std::string& path) {

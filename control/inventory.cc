@@ -1,5 +1,6 @@
 #include "control/inventory.h"
 
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
@@ -152,6 +153,9 @@ class Loader {
     }
     if (!h["name"] || !h["name"].IsScalar()) return Error(h, "host without a 'name'");
     host.name = h["name"].as<std::string>();
+    if (host.name == "all") {
+      return Error(h["name"], "'all' is reserved for the selector that means every host");
+    }
     if (!ValidName(host.name)) {
       return Error(h["name"],
                    "invalid host name '" + host.name + "' (letters, digits, '-', '_', '.')");
@@ -266,6 +270,10 @@ Result<Inventory> ParseInventory(const std::string& yaml_text, const std::string
 }
 
 Result<Inventory> LoadInventory(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return Status::Invalid("inventory " + path + " is a directory, not a YAML file");
+  }
   std::ifstream in(path);
   if (!in) {
     return Status::NotFound("cannot read inventory " + path + ": " + std::strerror(errno) +

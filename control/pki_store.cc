@@ -46,6 +46,16 @@ bool ValidCertName(const std::string& s) {
   return s != "ca";
 }
 
+// Writes a private key (0600, never over an existing file) and its certificate.
+Result<IssuedFiles> WritePair(IssuedFiles f, const std::string& key, const std::string& cert) {
+  if (Status s = pki::WriteNewFile(f.key_path, key, 0600); !s.ok()) return s;
+  if (Status s = pki::WriteNewFile(f.cert_path, cert, 0644); !s.ok()) return s;
+  auto info = pki::InspectCert(cert);
+  if (!info.ok()) return info.status();
+  f.info = *info;
+  return f;
+}
+
 }  // namespace
 
 std::string ResolvePkiDir(const std::string& explicit_dir) {
@@ -71,12 +81,7 @@ Result<IssuedFiles> InitFleetCa(const std::string& dir, const std::string& name,
   if (!key.ok()) return key.status();
   auto cert = pki::SelfSignedCa(*key, name, days);
   if (!cert.ok()) return cert.status();
-  if (Status s = pki::WriteNewFile(f.key_path, *key, 0600); !s.ok()) return s;
-  if (Status s = pki::WriteNewFile(f.cert_path, *cert, 0644); !s.ok()) return s;
-  auto info = pki::InspectCert(*cert);
-  if (!info.ok()) return info.status();
-  f.info = *info;
-  return f;
+  return WritePair(std::move(f), *key, *cert);
 }
 
 namespace {
@@ -104,12 +109,7 @@ Result<IssuedFiles> Issue(const std::string& dir, const pki::CertSpec& spec, con
   if (!pub.ok()) return pub.status();
   auto cert = pki::IssueCert(*ca_cert, *ca_key, *pub, spec);
   if (!cert.ok()) return cert.status();
-  if (Status s = pki::WriteNewFile(f.key_path, *key, 0600); !s.ok()) return s;
-  if (Status s = pki::WriteNewFile(f.cert_path, *cert, 0644); !s.ok()) return s;
-  auto info = pki::InspectCert(*cert);
-  if (!info.ok()) return info.status();
-  f.info = *info;
-  return f;
+  return WritePair(std::move(f), *key, *cert);
 }
 
 }  // namespace

@@ -62,6 +62,7 @@ TEST_CASE("malformed inventories name file, line and problem", "[control][invent
        "bad.yaml:3: group 'g': selector '@nope': position 0: unknown group 'nope'"},
       {"hosts: []\ngroups:\n  a: {selector: '@b'}\n  b: {selector: '@a'}\n", "refers to itself"},
       {"hosts:\n  - name: 'bad name'\n    address: h\n", "invalid host name 'bad name'"},
+      {"hosts:\n  - name: all\n    address: h\n", "bad.yaml:2:11: 'all' is reserved"},
   };
   for (const auto& c : cases) {
     INFO(c.yaml);
