@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "common/duration.h"
+#include "common/file.h"
 
 namespace herd::agent {
 namespace {
@@ -162,11 +163,9 @@ bool IsLoopbackAddress(const std::string& host_port) {
 }
 
 Result<AgentConfig> LoadAgentConfig(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Status::NotFound("cannot read config " + path + ": " + std::strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ParseAgentConfig(ss.str(), path);
+  auto text = ReadFileToString(path);
+  if (!text.ok()) return Status::NotFound("config: " + text.status().message());
+  return ParseAgentConfig(*text, path);
 }
 
 }  // namespace herd::agent

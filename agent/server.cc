@@ -15,16 +15,16 @@
 #include "agent/exec_runner.h"
 #include "agent/metrics.h"
 #include "agent/service.h"
+#include "common/file.h"
 
 namespace herd::agent {
 namespace {
 
 Result<std::string> ReadPem(const std::string& path, const char* what) {
-  std::ifstream in(path);
-  if (!in) return Status::NotFound(std::string("cannot read TLS ") + what + " " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  auto pem = ReadFileToString(path);
+  if (!pem.ok())
+    return Status::NotFound(std::string("TLS ") + what + ": " + pem.status().message());
+  return pem;
 }
 
 // The one place where the agent's transport credentials are chosen: mTLS with

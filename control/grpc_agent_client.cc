@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/file.h"
 #include "control/agent_client.h"
 #include "herd/v1/agent.grpc.pb.h"
 
@@ -351,21 +352,13 @@ class GrpcClientFactory : public AgentClientFactory {
   bool tls_;
 };
 
-Result<std::string> ReadPem(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Status::NotFound("cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 }  // namespace
 
 Result<TransportOptions> LoadIdentity(const std::string& pki_dir, const std::string& name) {
   TransportOptions t;
-  auto ca = ReadPem(pki_dir + "/ca.crt");
-  auto cert = ReadPem(pki_dir + "/" + name + ".crt");
-  auto key = ReadPem(pki_dir + "/" + name + ".key");
+  auto ca = ReadFileToString(pki_dir + "/ca.crt");
+  auto cert = ReadFileToString(pki_dir + "/" + name + ".crt");
+  auto key = ReadFileToString(pki_dir + "/" + name + ".key");
   if (!ca.ok() || !cert.ok() || !key.ok()) {
     return Status::NotFound("no identity '" + name + "' in " + pki_dir + " (need ca.crt, " + name +
                             ".crt, " + name + ".key: 'herd ca init', then 'herd cert issue " +

@@ -11,6 +11,7 @@
 #include <regex>
 #include <sstream>
 
+#include "common/file.h"
 #include "control/selector.h"
 
 namespace herd::control {
@@ -274,14 +275,12 @@ Result<Inventory> LoadInventory(const std::string& path) {
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
     return Status::Invalid("inventory " + path + " is a directory, not a YAML file");
   }
-  std::ifstream in(path);
-  if (!in) {
-    return Status::NotFound("cannot read inventory " + path + ": " + std::strerror(errno) +
+  auto text = ReadFileToString(path);
+  if (!text.ok()) {
+    return Status::NotFound("inventory: " + text.status().message() +
                             " (use -i FILE or set HERD_INVENTORY)");
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ParseInventory(ss.str(), path);
+  return ParseInventory(*text, path);
 }
 
 std::string ResolveInventoryPath(const std::string& explicit_path) {

@@ -121,34 +121,33 @@ class FoldReporter : public Reporter {
   void OnFinish(const std::vector<HostResult>& results,
                 std::chrono::milliseconds elapsed) override {
     progress_.Clear();
+    // Hosts fold together when their status line and output are identical.
     struct Fold {
+      std::string status;  // "" when ok, else "[outcome] reason"
+      std::string body;    // output, or the summary of an ok host without output
       std::vector<std::string> hosts;
-      const HostResult* first;
     };
-    std::map<std::string, size_t> index;  // key -> position in folds
+    std::map<std::string, size_t> index;  // status + body -> position in folds
     std::vector<Fold> folds;
     for (const auto& r : results) {
-      std::string status = r.outcome == Outcome::kOk ? "" : FailureText(r);
-      std::string body = r.stdout_data + r.stderr_data;
-      if (body.empty() && r.outcome == Outcome::kOk) body = r.summary;
-      std::string key = status + '\0' + body;
-      auto [it, fresh] = index.emplace(key, folds.size());
-      if (fresh) folds.push_back({{}, &r});
+      Fold f;
+      if (r.outcome != Outcome::kOk) {
+        f.status = fmt::format("[{}] {}", OutcomeName(r.outcome), FailureText(r));
+      }
+      f.body = r.stdout_data + r.stderr_data;
+      if (f.body.empty() && r.outcome == Outcome::kOk) f.body = r.summary;
+      auto [it, fresh] = index.emplace(f.status + '\0' + f.body, folds.size());
+      if (fresh) folds.push_back(std::move(f));
       folds[it->second].hosts.push_back(r.host);
     }
     for (const auto& f : folds) {
-      const HostResult& r = *f.first;
       std::string header = fmt::format("{} ({} host{})", FoldHosts(f.hosts), f.hosts.size(),
                                        f.hosts.size() == 1 ? "" : "s");
-      if (r.outcome != Outcome::kOk) {
-        header += fmt::format(": [{}] {}", OutcomeName(r.outcome), FailureText(r));
-      }
+      if (!f.status.empty()) header += ": " + f.status;
       std::fprintf(o_.out, "==== %s ====\n", header.c_str());
-      std::string body = r.stdout_data + r.stderr_data;
-      if (body.empty() && r.outcome == Outcome::kOk) body = r.summary;
-      if (!body.empty()) {
-        std::fputs(body.c_str(), o_.out);
-        if (body.back() != '\n') std::fputc('\n', o_.out);
+      if (!f.body.empty()) {
+        std::fputs(f.body.c_str(), o_.out);
+        if (f.body.back() != '\n') std::fputc('\n', o_.out);
       }
     }
     std::fflush(o_.out);

@@ -11,16 +11,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/file.h"
+
 namespace herd::control {
 namespace {
-
-Result<std::string> Slurp(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Status::NotFound("cannot read " + path + ": " + std::strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 Status MakeDir(const std::string& dir) {
   std::string partial;
@@ -90,11 +84,11 @@ namespace {
 // CERT_NAME into `out`.
 Result<IssuedFiles> Issue(const std::string& dir, const pki::CertSpec& spec, const std::string& out,
                           const std::string& key_name, const std::string& cert_name) {
-  auto ca_cert = Slurp(dir + "/ca.crt");
+  auto ca_cert = ReadFileToString(dir + "/ca.crt");
   if (!ca_cert.ok()) {
     return Status::NotFound("no fleet CA in " + dir + " (run 'herd ca init' first)");
   }
-  auto ca_key = Slurp(dir + "/ca.key");
+  auto ca_key = ReadFileToString(dir + "/ca.key");
   if (!ca_key.ok()) return ca_key.status();
   if (Status s = MakeDir(out); !s.ok()) return s;
   IssuedFiles f{out + "/" + key_name, out + "/" + cert_name, {}};
@@ -126,7 +120,7 @@ Result<IssuedFiles> IssueAgentCert(const std::string& dir, const std::string& na
   spec.days = days;
   auto f = Issue(dir, spec, out, "agent.key", "agent.crt");
   if (!f.ok()) return f;
-  auto ca = Slurp(dir + "/ca.crt");
+  auto ca = ReadFileToString(dir + "/ca.crt");
   ::unlink((out + "/ca.crt").c_str());
   if (Status s = pki::WriteNewFile(out + "/ca.crt", *ca, 0644); !s.ok()) return s;
   return f;
@@ -157,7 +151,7 @@ std::vector<std::string> RevokedSerials(const std::string& dir) {
 
 Result<std::vector<std::string>> RevokeCert(const std::string& dir, const std::string& who) {
   std::string serial;
-  auto pem = Slurp(dir + "/" + who + ".crt");
+  auto pem = ReadFileToString(dir + "/" + who + ".crt");
   if (pem.ok() && ValidCertName(who)) {
     auto info = pki::InspectCert(*pem);
     if (!info.ok()) return info.status();

@@ -41,15 +41,23 @@ struct OneAgent {
   std::string inventory;
 };
 
-// A PKI folder trusting the fleet CA but holding a client identity `name`
-// whose certificate comes from `cert_pem`.
-std::string IdentityDir(const ScopedTempDir& dir, const std::string& name, const std::string& key,
-                        const std::string& cert) {
+// A PKI folder trusting the fleet CA and holding an admin identity `name`
+// whose certificate is signed by `ca_pem`/`ca_key` and valid for `days`.
+std::string IdentityDir(const ScopedTempDir& dir, const std::string& name,
+                        const std::string& ca_pem, const std::string& ca_key, int days) {
+  auto key = herd::pki::GenerateKeyPem();
+  REQUIRE(key.ok());
+  herd::pki::CertSpec spec;
+  spec.common_name = name;
+  spec.role = herd::pki::Role::kAdmin;
+  spec.days = days;
+  auto cert = herd::pki::IssueCert(ca_pem, ca_key, *herd::pki::PublicKeyPem(*key), spec);
+  REQUIRE(cert.ok());
   const std::string pki = dir / ("pki-" + name);
   ::mkdir(pki.c_str(), 0700);
   WriteFile(pki + "/ca.crt", ReadFile(TestPkiDir() + "/ca.crt"));
-  WriteFile(pki + "/" + name + ".crt", cert);
-  WriteFile(pki + "/" + name + ".key", key);
+  WriteFile(pki + "/" + name + ".crt", *cert);
+  WriteFile(pki + "/" + name + ".key", *key);
   return pki;
 }
 
@@ -96,27 +104,15 @@ TEST_CASE("certificates from another CA or expired ones are refused and audited"
   REQUIRE(other_key.ok());
   auto other_ca = herd::pki::SelfSignedCa(*other_key, "other fleet", 30);
   REQUIRE(other_ca.ok());
-  auto mkey = herd::pki::GenerateKeyPem();
-  herd::pki::CertSpec spec;
-  spec.common_name = "mallory";
-  spec.role = herd::pki::Role::kAdmin;
-  auto mcert = herd::pki::IssueCert(*other_ca, *other_key, *herd::pki::PublicKeyPem(*mkey), spec);
-  REQUIRE(mcert.ok());
-  auto pki = IdentityDir(f.dir, "mallory", *mkey, *mcert);
+  auto pki = IdentityDir(f.dir, "mallory", *other_ca, *other_key, 30);
   auto r = RunHerd({"-i", f.inventory, "--pki-dir", pki, "--identity", "mallory", "ping", "all"});
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("'mallory' is not valid for this fleet"));
   CHECK(f.AuditHas("Info", "denied: client certificate 'mallory' is not valid"));
 
   // The fleet's own CA, but expired yesterday.
-  const std::string ca_pem = ReadFile(TestPkiDir() + "/ca.crt");
-  const std::string ca_key = ReadFile(TestPkiDir() + "/ca.key");
-  auto okey = herd::pki::GenerateKeyPem();
-  spec.common_name = "oldtimer";
-  spec.days = -1;
-  auto ocert = herd::pki::IssueCert(ca_pem, ca_key, *herd::pki::PublicKeyPem(*okey), spec);
-  REQUIRE(ocert.ok());
-  auto opki = IdentityDir(f.dir, "oldtimer", *okey, *ocert);
+  auto opki = IdentityDir(f.dir, "oldtimer", ReadFile(TestPkiDir() + "/ca.crt"),
+                          ReadFile(TestPkiDir() + "/ca.key"), -1);
   auto e = RunHerd({"-i", f.inventory, "--pki-dir", opki, "--identity", "oldtimer", "ping", "all"});
   CHECK(e.exit_code == 2);
   CHECK_THAT(e.err, Catch::Contains("expired"));
