@@ -5,12 +5,13 @@
 #include <ctime>
 #include <fstream>
 
+#include "common/file.h"
 #include "common/hash.h"
 
 namespace herd::agent {
 
-Authorizer::Authorizer(std::string ca_pem, std::string revoked_path, AuditLog& audit)
-    : ca_pem_(std::move(ca_pem)), revoked_path_(std::move(revoked_path)), audit_(audit) {
+Authorizer::Authorizer(const Enrollment* enrollment, std::string revoked_path, AuditLog& audit)
+    : enrollment_(enrollment), revoked_path_(std::move(revoked_path)), audit_(audit) {
   std::ifstream in(revoked_path_);
   for (std::string serial; std::getline(in, serial);) {
     if (!serial.empty()) revoked_.insert(serial);
@@ -21,7 +22,7 @@ pki::Role Authorizer::RequiredRole(const std::string& method) {
   static const std::map<std::string, pki::Role> kTable = {
       {"Info", pki::Role::kViewer},      {"Facts", pki::Role::kViewer},
       {"Health", pki::Role::kViewer},    {"Exec", pki::Role::kOperator},
-      {"PutFile", pki::Role::kOperator},
+      {"PutFile", pki::Role::kOperator}, {"ReadAudit", pki::Role::kViewer},
   };
   auto it = kTable.find(method);
   return it == kTable.end() ? pki::Role::kAdmin : it->second;
@@ -37,15 +38,32 @@ Status Authorizer::Deny(const Caller& who, const std::string& method, StatusCode
 Result<Caller> Authorizer::Check(const grpc::CallbackServerContext& ctx,
                                  const std::string& method) {
   Caller who;
-  if (ca_pem_.empty()) {
+  if (enrollment_ == nullptr) {
     who.name = "plaintext:" + ctx.peer();
     who.role = pki::Role::kAdmin;
     return who;
+  }
+  const bool enrol_call = method == "BeginEnroll" || method == "CompleteEnroll";
+  if (!enrollment_->enrolled()) {
+    if (enrol_call) {
+      who.name = "join-token:" + ctx.peer();
+      who.join_token = true;
+      return who;
+    }
+    who.name = "anonymous:" + ctx.peer();
+    return Deny(who, method, StatusCode::kFailedPrecondition,
+                "this agent is not enrolled in a fleet yet: enrol it with 'herd enroll ADDRESS "
+                "--token TOKEN --name NAME'");
   }
   who.name = "anonymous:" + ctx.peer();
   auto auth = ctx.auth_context();
   auto pems = auth ? auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME)
                    : std::vector<grpc::string_ref>{};
+  if (pems.empty() && enrol_call) {
+    return Deny(who, method, StatusCode::kFailedPrecondition,
+                "this agent is already enrolled and its join token is used up; renew its "
+                "certificate with 'herd cert renew', or reset the agent to enrol it again");
+  }
   if (pems.empty()) {
     return Deny(who, method, StatusCode::kUnauthenticated,
                 "no client certificate: herd needs one from the fleet CA (herd cert issue)");
@@ -64,7 +82,7 @@ Result<Caller> Authorizer::Check(const grpc::CallbackServerContext& ctx,
       return Deny(who, method, StatusCode::kUnauthenticated, "unreadable client certificate");
     }
     who.name = parsed->common_name;
-    Status v = pki::VerifyCert(ca_pem_, pem);
+    Status v = pki::VerifyCert(enrollment_->ca_pem(), pem);
     if (!v.ok()) {
       return Deny(who, method, StatusCode::kUnauthenticated,
                   "client certificate '" + parsed->common_name +
@@ -106,15 +124,7 @@ Result<Caller> Authorizer::Check(const grpc::CallbackServerContext& ctx,
 Status Authorizer::SetRevoked(const std::set<std::string>& serials) {
   std::string body;
   for (const auto& s : serials) body += s + "\n";
-  const std::string tmp = revoked_path_ + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << body;
-    if (!out.flush()) return Status::Internal("cannot write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), revoked_path_.c_str()) != 0) {
-    return Status::Internal("cannot replace " + revoked_path_);
-  }
+  if (Status s = WriteFileAtomic(revoked_path_, body, 0644); !s.ok()) return s;
   std::lock_guard<std::mutex> l(mu_);
   revoked_ = serials;
   return Status::Ok();

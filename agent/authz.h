@@ -15,6 +15,7 @@
 #include <string>
 
 #include "agent/audit_log.h"
+#include "agent/enrollment.h"
 #include "common/pki.h"
 #include "common/status.h"
 
@@ -24,13 +25,16 @@ struct Caller {
   std::string name;  // certificate common name, or "plaintext:<peer>"
   pki::Role role = pki::Role::kViewer;
   std::string serial;
+  bool join_token = false;  // a not-yet-enrolled agent's enrolment call: the token decides
 };
 
 class Authorizer {
  public:
-  // `ca_pem` empty means plain-text mode (loopback development only): every
-  // caller is admin and recorded by its peer address.
-  Authorizer(std::string ca_pem, std::string revoked_path, AuditLog& audit);
+  // `enrollment` null means plain-text mode (loopback development only):
+  // every caller is admin and recorded by its peer address. Otherwise the
+  // fleet CA comes from `enrollment`; until the agent is enrolled only the
+  // enrolment calls are answered.
+  Authorizer(const Enrollment* enrollment, std::string revoked_path, AuditLog& audit);
 
   // The role a method needs; methods not in the table need admin.
   static pki::Role RequiredRole(const std::string& method);
@@ -44,7 +48,8 @@ class Authorizer {
  private:
   Status Deny(const Caller& who, const std::string& method, StatusCode code,
               const std::string& msg);
-  const std::string ca_pem_, revoked_path_;
+  const Enrollment* const enrollment_;
+  const std::string revoked_path_;
   AuditLog& audit_;
   std::mutex mu_;                                  // guards verified_ and revoked_
   std::map<std::string, pki::CertInfo> verified_;  // cert PEM hash -> info

@@ -49,7 +49,7 @@ Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string&
     if (!root.IsMap()) return At(source, root.Mark(), "agent config must be a mapping");
     Status s = CheckKeys(source, root,
                          {"name", "listen", "metrics_listen", "state_dir", "labels", "log", "exec",
-                          "health", "ready_file"},
+                          "health", "ready_file", "tls", "plaintext", "enroll"},
                          "");
     if (!s.ok()) return s;
     if (root["name"]) c.name = root["name"].as<std::string>();
@@ -87,8 +87,9 @@ Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string&
       }
     }
     if (auto t = root["tls"]) {
-      s = CheckKeys(source, t, {"ca", "cert", "key", "dir"}, " in 'tls'");
+      s = CheckKeys(source, t, {"ca", "cert", "key", "dir", "reload_interval"}, " in 'tls'");
       if (!s.ok()) return s;
+      if (!(s = Duration(source, t["reload_interval"], &c.tls_reload)).ok()) return s;
       if (t["dir"]) {
         const std::string d = t["dir"].as<std::string>();
         c.tls = {d + "/ca.crt", d + "/agent.crt", d + "/agent.key"};
@@ -96,6 +97,12 @@ Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string&
       if (t["ca"]) c.tls.ca = t["ca"].as<std::string>();
       if (t["cert"]) c.tls.cert = t["cert"].as<std::string>();
       if (t["key"]) c.tls.key = t["key"].as<std::string>();
+    }
+    if (auto e = root["enroll"]) {
+      s = CheckKeys(source, e, {"token", "token_file"}, " in 'enroll'");
+      if (!s.ok()) return s;
+      if (e["token"]) c.enroll.token = e["token"].as<std::string>();
+      if (e["token_file"]) c.enroll.token_file = e["token_file"].as<std::string>();
     }
     if (root["plaintext"]) c.plaintext = root["plaintext"].as<bool>();
     if (auto h = root["health"]) {
@@ -147,6 +154,12 @@ Status ValidateAgentConfig(const AgentConfig& c, const std::string& source) {
   if (c.exec.max_output_bytes < 1 || c.exec.max_output_bytes > c.exec.max_output_bytes_limit) {
     return Status::Invalid(source + ": exec.max_output_bytes must be 1 to " +
                            std::to_string(c.exec.max_output_bytes_limit));
+  }
+  if (c.tls_reload < std::chrono::seconds(1) || c.tls_reload > std::chrono::hours(24)) {
+    return Status::Invalid(source + ": tls.reload_interval must be between 1s and 24h");
+  }
+  if (!c.tls.empty() && !c.tls.complete()) {
+    return Status::Invalid(source + ": tls needs all of ca, cert and key (or dir)");
   }
   for (double pct : {c.health.min_disk_free_percent, c.health.min_memory_available_percent}) {
     if (pct < 0 || pct > 100) {

@@ -25,9 +25,17 @@ struct HealthLimits {
 };
 
 // mTLS material: the fleet CA that signs clients, and this agent's own pair.
+// All empty: <state_dir>/tls/{ca.crt,agent.crt,agent.key}, made by enrolment.
 struct TlsFiles {
   std::string ca, cert, key;
   bool complete() const { return !ca.empty() && !cert.empty() && !key.empty(); }
+  bool empty() const { return ca.empty() && cert.empty() && key.empty(); }
+};
+
+// Joining a fleet (see agent/enrollment.h).
+struct EnrollSettings {
+  std::string token;       // one-time join token; "" reads or creates token_file
+  std::string token_file;  // default <state_dir>/join-token
 };
 
 struct AgentConfig {
@@ -42,6 +50,8 @@ struct AgentConfig {
   ExecLimits exec;
   HealthLimits health;
   TlsFiles tls;
+  std::chrono::milliseconds tls_reload{2'000};  // how often certificate files are re-read
+  EnrollSettings enroll;
   bool plaintext = false;  // no TLS, every caller admin: refused unless listening on loopback
 };
 

@@ -1,17 +1,20 @@
 #include "agent/server.h"
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "agent/audit_log.h"
 #include "agent/authz.h"
+#include "agent/enrollment.h"
 #include "agent/exec_runner.h"
 #include "agent/metrics.h"
 #include "agent/service.h"
@@ -20,19 +23,13 @@
 namespace herd::agent {
 namespace {
 
-Result<std::string> ReadPem(const std::string& path, const char* what) {
-  auto pem = ReadFileToString(path);
-  if (!pem.ok())
-    return Status::NotFound(std::string("TLS ") + what + ": " + pem.status().message());
-  return pem;
-}
-
 // The one place where the agent's transport credentials are chosen: mTLS with
-// the fleet CA, or plain text on loopback when explicitly asked for. Client
-// certificates are requested but verified by the Authorizer, so that a refused
-// certificate is an audited answer instead of a silent handshake failure.
-Result<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const AgentConfig& c,
-                                                                   std::string* ca_pem) {
+// the device key and the certificate files re-read every tls_reload (so a
+// renewed certificate is served without a restart), or plain text on loopback
+// when explicitly asked for. Client certificates are requested but verified by
+// the Authorizer, so that a refused certificate is an audited answer instead
+// of a silent handshake failure.
+Result<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const AgentConfig& c) {
   if (c.plaintext) {
     if (!IsLoopbackAddress(c.listen)) {
       return Status::Invalid("refusing plain-text gRPC on " + c.listen +
@@ -41,39 +38,22 @@ Result<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const AgentCo
     spdlog::warn("plain-text gRPC on {}: no authentication, every caller is admin", c.listen);
     return grpc::InsecureServerCredentials();
   }
-  if (!c.tls.complete()) {
-    return Status::Invalid(
-        "no TLS credentials: give --tls-dir (ca.crt, agent.crt, agent.key from "
-        "'herd cert agent NAME --out DIR') or tls: in the config; --plaintext is for loopback "
-        "development only");
-  }
-  auto ca = ReadPem(c.tls.ca, "CA");
-  if (!ca.ok()) return ca.status();
-  auto cert = ReadPem(c.tls.cert, "certificate");
-  if (!cert.ok()) return cert.status();
-  auto key = ReadPem(c.tls.key, "key");
-  if (!key.ok()) return key.status();
-  grpc::SslServerCredentialsOptions opts(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_BUT_DONT_VERIFY);
-  opts.pem_root_certs = *ca;
-  opts.pem_key_cert_pairs.push_back({*key, *cert});
-  *ca_pem = *ca;
-  return grpc::SslServerCredentials(opts);
+  const auto reload = std::chrono::duration_cast<std::chrono::seconds>(c.tls_reload).count();
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      c.tls.key, c.tls.cert, static_cast<unsigned>(std::max<long long>(1, reload)));
+  grpc::experimental::TlsServerCredentialsOptions opts(provider);
+  opts.watch_identity_key_cert_pairs();
+  opts.set_cert_request_type(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_BUT_DONT_VERIFY);
+  return grpc::experimental::TlsServerCredentials(opts);
+}
+
+// Where the TLS files are when the config names none.
+TlsFiles DefaultTlsFiles(const std::string& state_dir) {
+  const std::string d = state_dir + "/tls";
+  return {d + "/ca.crt", d + "/agent.crt", d + "/agent.key"};
 }
 
 std::string HostPart(const std::string& address) { return address.substr(0, address.rfind(':')); }
-
-Status WriteReadyFile(const std::string& path, const std::string& body) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << body;
-    if (!f.flush()) return Status::Internal("cannot write " + tmp + ": " + std::strerror(errno));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Status::Internal("cannot rename " + tmp + ": " + std::strerror(errno));
-  }
-  return Status::Ok();
-}
 
 }  // namespace
 
@@ -87,6 +67,7 @@ struct AgentServer::Impl {
   ExecRunner runner;
   AgentMetrics metrics;
   AuditLog audit;
+  std::unique_ptr<Enrollment> enrollment;
   std::unique_ptr<Authorizer> authz;
   std::unique_ptr<AgentService> service;
   std::unique_ptr<grpc::Server> server;
@@ -108,12 +89,38 @@ Status AgentServer::Start() {
     return Status::Internal("state dir " + c.state_dir +
                             " is not writable: " + std::strerror(errno));
   }
-  std::string ca_pem;
-  auto creds = ServerCredentials(c, &ca_pem);
+  if (!c.plaintext) {
+    if (impl_->config.tls.empty()) {
+      impl_->config.tls = DefaultTlsFiles(c.state_dir);
+      if (::mkdir((c.state_dir + "/tls").c_str(), 0700) != 0 && errno != EEXIST) {
+        return Status::Internal("cannot create " + c.state_dir + "/tls: " + std::strerror(errno));
+      }
+    }
+    const std::string token_file =
+        c.enroll.token_file.empty() ? c.state_dir + "/join-token" : c.enroll.token_file;
+    char host[256] = {};
+    ::gethostname(host, sizeof(host) - 1);
+    auto e = Enrollment::Open(c.tls, c.enroll.token, token_file, c.name.empty() ? host : c.name);
+    if (!e.ok()) return e.status();
+    impl_->enrollment = std::move(*e);
+    if (!impl_->enrollment->enrolled()) {
+      if (!impl_->enrollment->new_token().empty() && ::isatty(STDERR_FILENO)) {
+        // Shown once, on a terminal only: logs never carry the token.
+        std::fprintf(stderr, "herdd: join token for this device: %s\n",
+                     impl_->enrollment->new_token().c_str());
+      }
+      spdlog::warn(
+          "not enrolled in a fleet: waiting for 'herd enroll ADDRESS --token TOKEN --name NAME' "
+          "(token in {})",
+          c.enroll.token.empty() ? token_file : std::string("the config"));
+    }
+  }
+  auto creds = ServerCredentials(c);
   if (!creds.ok()) return creds.status();
-  impl_->authz = std::make_unique<Authorizer>(ca_pem, c.state_dir + "/revoked", impl_->audit);
-  impl_->service =
-      std::make_unique<AgentService>(c, impl_->runner, impl_->metrics, *impl_->authz, impl_->audit);
+  impl_->authz =
+      std::make_unique<Authorizer>(impl_->enrollment.get(), c.state_dir + "/revoked", impl_->audit);
+  impl_->service = std::make_unique<AgentService>(c, impl_->runner, impl_->metrics, *impl_->authz,
+                                                  impl_->audit, impl_->enrollment.get());
   grpc::ServerBuilder builder;
   builder.AddListeningPort(c.listen, *creds, &grpc_port_);
   builder.RegisterService(impl_->service.get());
@@ -139,11 +146,13 @@ Status AgentServer::Start() {
   }
   std::string grpc_addr = HostPart(c.listen) + ":" + std::to_string(grpc_port_);
   spdlog::info("herdd {} serving gRPC ({}) on {}, metrics on {}, state in {}", HERD_VERSION,
-               c.plaintext ? "plain text" : "mTLS", grpc_addr,
-               metrics_addr.empty() ? "(disabled)" : metrics_addr, c.state_dir);
+               c.plaintext                     ? "plain text"
+               : impl_->enrollment->enrolled() ? "mTLS"
+                                               : "TLS, enrolment only",
+               grpc_addr, metrics_addr.empty() ? "(disabled)" : metrics_addr, c.state_dir);
   if (!c.ready_file.empty()) {
-    Status s = WriteReadyFile(c.ready_file, "grpc=" + grpc_addr + "\nmetrics=" + metrics_addr +
-                                                "\npid=" + std::to_string(::getpid()) + "\n");
+    Status s = WriteFileAtomic(c.ready_file, "grpc=" + grpc_addr + "\nmetrics=" + metrics_addr +
+                                                 "\npid=" + std::to_string(::getpid()) + "\n");
     if (!s.ok()) return s;
   }
   return Status::Ok();

@@ -239,8 +239,13 @@ AuditEntry EntryFor(const Caller& who, const char* method) {
 }  // namespace
 
 AgentService::AgentService(const AgentConfig& config, ExecRunner& runner, AgentMetrics& metrics,
-                           Authorizer& authz, AuditLog& audit)
-    : config_(config), runner_(runner), metrics_(metrics), authz_(authz), audit_(audit) {}
+                           Authorizer& authz, AuditLog& audit, Enrollment* enrollment)
+    : config_(config),
+      runner_(runner),
+      metrics_(metrics),
+      authz_(authz),
+      audit_(audit),
+      enrollment_(enrollment) {}
 
 grpc::ServerUnaryReactor* AgentService::Info(grpc::CallbackServerContext* ctx,
                                              const v1::InfoRequest*, v1::InfoReply* reply) {
@@ -404,6 +409,70 @@ grpc::ServerUnaryReactor* AgentService::SetRevocations(grpc::CallbackServerConte
   reply->set_count(static_cast<uint32_t>(serials.size()));
   reactor->Finish(ToGrpc(st));
   return reactor;
+}
+
+namespace {
+
+// Finishes an enrolment call: audits the outcome (never the token, proofs or
+// PEM bodies) and maps the status.
+grpc::ServerUnaryReactor* FinishEnroll(grpc::ServerUnaryReactor* reactor, AuditLog& audit,
+                                       const Caller& who, const char* method,
+                                       const std::string& args, const Status& s) {
+  AuditEntry e{who.name, who.join_token ? "join-token" : pki::RoleName(who.role), method, args,
+               s.ok() ? "ok" : "denied: " + s.message()};
+  if (!s.ok() || std::string(method) == "CompleteEnroll") (void)audit.Append(e);
+  reactor->Finish(ToGrpc(s));
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* AgentService::BeginEnroll(grpc::CallbackServerContext* ctx,
+                                                    const v1::BeginEnrollRequest* req,
+                                                    v1::BeginEnrollReply* reply) {
+  auto* reactor = ctx->DefaultReactor();
+  auto who = authz_.Check(*ctx, "BeginEnroll");
+  if (!who.ok()) return reactor->Finish(ToGrpc(who.status())), reactor;
+  if (!enrollment_) {
+    return FinishEnroll(reactor, audit_, *who, "BeginEnroll", "",
+                        Status(StatusCode::kFailedPrecondition,
+                               "this agent serves plain text: there is nothing to enrol"));
+  }
+  auto hello = enrollment_->Begin(req->client_nonce(), req->client_proof(), !who->join_token);
+  if (!hello.ok()) return FinishEnroll(reactor, audit_, *who, "BeginEnroll", "", hello.status());
+  char host[256] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  reply->set_agent_nonce(hello->agent_nonce);
+  reply->set_public_key_pem(hello->public_key_pem);
+  reply->set_agent_proof(hello->agent_proof);
+  reply->set_hostname(host);
+  reply->set_enrolled(hello->enrolled);
+  return FinishEnroll(reactor, audit_, *who, "BeginEnroll", "", Status::Ok());
+}
+
+grpc::ServerUnaryReactor* AgentService::CompleteEnroll(grpc::CallbackServerContext* ctx,
+                                                       const v1::CompleteEnrollRequest* req,
+                                                       v1::CompleteEnrollReply* reply) {
+  auto* reactor = ctx->DefaultReactor();
+  auto who = authz_.Check(*ctx, "CompleteEnroll");
+  if (!who.ok()) return reactor->Finish(ToGrpc(who.status())), reactor;
+  if (!enrollment_) {
+    return FinishEnroll(reactor, audit_, *who, "CompleteEnroll", "",
+                        Status(StatusCode::kFailedPrecondition,
+                               "this agent serves plain text: there is nothing to enrol"));
+  }
+  auto done = enrollment_->Complete(req->agent_nonce(), req->certificate_pem(), req->ca_pem(),
+                                    req->proof(), !who->join_token);
+  if (!done.ok()) return FinishEnroll(reactor, audit_, *who, "CompleteEnroll", "", done.status());
+  const auto reload = std::chrono::duration_cast<std::chrono::seconds>(config_.tls_reload).count();
+  reply->set_serial(done->cert.serial);
+  reply->set_not_after_unix(done->cert.not_after);
+  reply->set_reload_seconds(static_cast<uint32_t>(reload));
+  const std::string args =
+      fmt::format("{} name={} serial={}", done->renewal ? "renewed" : "enrolled",
+                  done->cert.common_name, done->cert.serial);
+  spdlog::info("certificate {} by {}: serving it within {} s", args, who->name, reload);
+  return FinishEnroll(reactor, audit_, *who, "CompleteEnroll", args, Status::Ok());
 }
 
 }  // namespace herd::agent

@@ -7,6 +7,7 @@
 #include "agent/audit_log.h"
 #include "agent/authz.h"
 #include "agent/config.h"
+#include "agent/enrollment.h"
 #include "agent/exec_runner.h"
 #include "agent/metrics.h"
 #include "herd/v1/agent.grpc.pb.h"
@@ -16,7 +17,7 @@ namespace herd::agent {
 class AgentService final : public v1::Agent::CallbackService {
  public:
   AgentService(const AgentConfig& config, ExecRunner& runner, AgentMetrics& metrics,
-               Authorizer& authz, AuditLog& audit);
+               Authorizer& authz, AuditLog& audit, Enrollment* enrollment);
 
   grpc::ServerUnaryReactor* Info(grpc::CallbackServerContext* ctx, const v1::InfoRequest* req,
                                  v1::InfoReply* reply) override;
@@ -34,6 +35,12 @@ class AgentService final : public v1::Agent::CallbackService {
   grpc::ServerUnaryReactor* SetRevocations(grpc::CallbackServerContext* ctx,
                                            const v1::SetRevocationsRequest* req,
                                            v1::SetRevocationsReply* reply) override;
+  grpc::ServerUnaryReactor* BeginEnroll(grpc::CallbackServerContext* ctx,
+                                        const v1::BeginEnrollRequest* req,
+                                        v1::BeginEnrollReply* reply) override;
+  grpc::ServerUnaryReactor* CompleteEnroll(grpc::CallbackServerContext* ctx,
+                                           const v1::CompleteEnrollRequest* req,
+                                           v1::CompleteEnrollReply* reply) override;
 
  private:
   const AgentConfig& config_;
@@ -41,6 +48,7 @@ class AgentService final : public v1::Agent::CallbackService {
   AgentMetrics& metrics_;
   Authorizer& authz_;
   AuditLog& audit_;
+  Enrollment* const enrollment_;  // null in plain-text mode
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

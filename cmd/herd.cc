@@ -9,11 +9,14 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
 
 #include "common/duration.h"
+#include "common/file.h"
+#include "control/enroll.h"
 #include "control/fanout.h"
 #include "control/host_result.h"
 #include "control/inventory.h"
@@ -39,6 +42,14 @@ void OnSigint(int) {
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "herd: error: %s\n", msg.c_str());
   return static_cast<int>(ExitCode::kHerdError);
+}
+
+// gRPC's own log lines (TLS handshake details and the like) only with
+// HERD_DEBUG=1: herd reports every host's outcome in its own words.
+herd::GrpcLogSink GrpcDebugLog() {
+  const char* debug = std::getenv("HERD_DEBUG");
+  if (!debug || !*debug || std::string(debug) == "0") return nullptr;
+  return [](int, const std::string& msg) { std::fprintf(stderr, "herd: grpc: %s\n", msg.c_str()); };
 }
 
 void RaiseFdLimit() {
@@ -173,6 +184,35 @@ class Cli {
                            "Write agent.key, agent.crt, ca.crt here (default PKI/agents/NAME); "
                            "give the folder to herdd --tls-dir");
 
+    auto* renew = cert->add_subcommand(
+        "renew", "Renew agents' certificates in place (same device key, no restart)");
+    renew->add_option("target", target_, "Agents to renew")->required();
+    renew->add_option("--days", days_, "Validity of the new certificates in days (default 365)");
+
+    auto* enroll = app.add_subcommand(
+        "enroll",
+        "Enrol a fresh agent: sign its device key, hand it the fleet CA, add it to "
+        "the inventory");
+    enroll->add_option("address", enroll_.address, "The agent's gRPC address host[:port]")
+        ->required();
+    enroll
+        ->add_option("--token", enroll_.token,
+                     "The agent's one-time join token (its <state_dir>/join-token)")
+        ->envname("HERD_JOIN_TOKEN")
+        ->required();
+    enroll->add_option("--name", enroll_.name, "Its fleet name (inventory and certificate)")
+        ->required();
+    enroll->add_option("--labels", enroll_labels_, "Inventory labels k=v,k=v")->delimiter(',');
+    enroll->add_option("--days", days_, "Certificate validity in days (default 365)");
+    enroll->add_flag("--no-inventory", no_inventory_, "Do not add the host to the inventory");
+    enroll->add_flag("--no-wait", no_wait_,
+                     "Return once the agent has its certificate, without waiting until it "
+                     "serves mTLS");
+    enroll->footer(
+        "Example:\n  herd enroll 192.168.1.20 --token $(cat token) --name attic --labels "
+        "role=nas,zone=home\n\nThe agent's private key never leaves it; the token never crosses "
+        "the wire and\nworks once. Needs the fleet CA key (--pki-dir).");
+
     for (auto* sub : app.get_subcommands({})) {
       sub->fallthrough();
       for (auto* nested : sub->get_subcommands({})) nested->fallthrough();
@@ -199,6 +239,7 @@ class Cli {
         return 0;
       }
     }
+    if (*enroll) return Enroll();
     if (*cert_agent) {
       auto f = hc::IssueAgentCert(hc::ResolvePkiDir(pki_dir_), cert_name_, days_ ? days_ : 365,
                                   out_dir_);
@@ -206,7 +247,7 @@ class Cli {
       return PrintIssued("issued agent certificate for", *f);
     }
 
-    for (auto* sub : {ping, run, facts, health, copy, inv, targets, audit, cert_revoke}) {
+    for (auto* sub : {ping, run, facts, health, copy, inv, targets, audit, cert_revoke, renew}) {
       if (sub->count("target")) given_target_ = true;
     }
     auto path = hc::ResolveInventoryPath(g_.inventory);
@@ -273,6 +314,11 @@ class Cli {
                            10000);
       collect = 16 << 20;
     }
+    if (*renew) {
+      auto fleet_ca = hc::LoadFleetCa(hc::ResolvePkiDir(pki_dir_));
+      if (!fleet_ca.ok()) return Fail(fleet_ca.status().message());
+      task = hc::RenewTask(std::move(*fleet_ca), days_ ? days_ : 365);
+    }
     if (*cert_revoke) task = hc::RevocationsTask(hc::RevokedSerials(hc::ResolvePkiDir(pki_dir_)));
     if (*copy) {
       if (dst_.empty() || dst_[0] != '/') return Fail("copy: DST must be an absolute path");
@@ -287,7 +333,7 @@ class Cli {
       task = hc::CopyTask(std::move(*source), dst_);
     }
 
-    herd::InitGrpcRuntime();
+    herd::InitGrpcRuntime(GrpcDebugLog());
     RaiseFdLimit();
     ::signal(SIGINT, OnSigint);
     ::signal(SIGPIPE, SIG_IGN);
@@ -359,6 +405,85 @@ class Cli {
     return PrintIssued("issued certificate for", *f);
   }
 
+  int Enroll() {
+    hc::EnrollRequest req = enroll_;
+    auto address = hc::NormaliseAddress(req.address);
+    if (!address.ok()) return Fail("enroll: " + address.status().message());
+    req.address = *address;
+    req.days = days_ ? days_ : 365;
+    hc::Host host{req.name, req.address, {}, ""};
+    for (const auto& kv : enroll_labels_) {
+      auto eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0) return Fail("--labels expects k=v, got '" + kv + "'");
+      host.labels[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    const std::string pki_dir = hc::ResolvePkiDir(pki_dir_);
+    auto fleet_ca = hc::LoadFleetCa(pki_dir);
+    if (!fleet_ca.ok()) return Fail(fleet_ca.status().message());
+    // Check the inventory before touching the device: a name clash found
+    // afterwards would leave an enrolled agent nobody can address.
+    const std::string inv_path = hc::ResolveInventoryPath(g_.inventory);
+    if (!no_inventory_) {
+      struct stat st {};
+      if (::stat(inv_path.c_str(), &st) == 0) {
+        auto inv = hc::LoadInventory(inv_path);
+        if (!inv.ok()) return Fail(inv.status().message());
+        if (const hc::Host* h = inv->FindHost(req.name); h && h->address != req.address) {
+          return Fail(inv_path + " already has a host named " + req.name + " at " + h->address +
+                      "; choose another --name");
+        }
+      }
+    }
+    herd::InitGrpcRuntime(GrpcDebugLog());
+    auto res = hc::EnrollAgent(req, *fleet_ca);
+    if (!res.ok()) {
+      std::fprintf(stderr, "herd: error: %s\n", res.status().message().c_str());
+      return static_cast<int>(res.status().code() == herd::StatusCode::kUnavailable
+                                  ? ExitCode::kHostUnreachable
+                                  : ExitCode::kHostFailed);
+    }
+    std::string inventory_note = "not added to the inventory (--no-inventory)";
+    if (!no_inventory_) {
+      herd::Status s = hc::AddHostToInventoryFile(inv_path, host);
+      if (s.code() == herd::StatusCode::kAlreadyExists) {
+        inventory_note = "already in " + inv_path;
+      } else if (!s.ok()) {
+        return Fail("enrolled, but the inventory was not updated: " + s.message());
+      } else {
+        inventory_note = "added to " + inv_path;
+      }
+    }
+    std::string serving = "not waited for (--no-wait)";
+    if (!no_wait_) {
+      auto id = hc::LoadIdentity(pki_dir, identity_);
+      if (!id.ok()) {
+        serving = "not checked (no identity '" + identity_ + "' to check with)";
+      } else {
+        herd::Status s =
+            hc::WaitForMtls(req.address, req.name, *id,
+                            std::chrono::seconds(res->reload_seconds) + std::chrono::seconds(15));
+        if (!s.ok()) return Fail(s.message());
+        serving = "serving mTLS";
+      }
+    }
+    char until[32] = {};
+    std::tm tm{};
+    gmtime_r(&res->cert.not_after, &tm);
+    std::strftime(until, sizeof until, "%Y-%m-%d", &tm);
+    if (g_.output == "json") {
+      nlohmann::json j = {{"host", req.name},           {"address", req.address},
+                          {"serial", res->cert.serial}, {"not_after", until},
+                          {"hostname", res->hostname},  {"inventory", inventory_note},
+                          {"status", serving}};
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::printf("enrolled %s at %s (device %s): certificate %s valid until %s; %s; %s\n",
+                  req.name.c_str(), req.address.c_str(), res->hostname.c_str(),
+                  res->cert.serial.c_str(), until, inventory_note.c_str(), serving.c_str());
+    }
+    return 0;
+  }
+
   int ListInventory(const std::vector<const hc::Host*>& hosts) {
     for (const auto* h : hosts) {
       if (g_.output == "json") {
@@ -382,22 +507,9 @@ class Cli {
       std::fputs(text.c_str(), stdout);
       return 0;
     }
-    // A fresh temporary beside the file (never a fixed name another user could
-    // pre-create or link), renamed over it so Prometheus never reads half a file.
-    const size_t slash = write_.rfind('/');
-    std::string tmp = (slash == std::string::npos ? std::string(".") : write_.substr(0, slash)) +
-                      "/.herd-targets-XXXXXX";
-    int fd = ::mkstemp(tmp.data());
-    if (fd < 0)
-      return Fail("cannot create a temporary beside " + write_ + ": " + std::strerror(errno));
-    ::fchmod(fd, 0644);
-    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-    ok = ::fsync(fd) == 0 && ok;
-    ::close(fd);
-    if (!ok || std::rename(tmp.c_str(), write_.c_str()) != 0) {
-      std::string why = std::strerror(errno);
-      ::unlink(tmp.c_str());
-      return Fail("cannot write " + write_ + ": " + why);
+    // Atomic, through a fresh temporary name, so Prometheus never reads half a file.
+    if (herd::Status st = herd::WriteFileAtomic(write_, text, 0644); !st.ok()) {
+      return Fail(st.message());
     }
     std::fprintf(stderr, "herd: wrote %zu targets to %s\n", hosts.size(), write_.c_str());
     return 0;
@@ -418,6 +530,9 @@ class Cli {
   std::string since_ = "24h";
   std::string identity_ = "admin";
   bool plaintext_ = false;
+  hc::EnrollRequest enroll_;
+  std::vector<std::string> enroll_labels_;
+  bool no_inventory_ = false, no_wait_ = false;
 };
 
 }  // namespace

@@ -100,7 +100,11 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  herd::InitGrpcRuntime();
+  // gRPC's own lines (mostly failed handshakes of refused callers) go to the
+  // debug level: what matters about a call is audited and logged by herdd.
+  herd::InitGrpcRuntime([](int severity, const std::string& msg) {
+    spdlog::log(severity == 2 ? spdlog::level::debug : spdlog::level::trace, "grpc: {}", msg);
+  });
   herd::agent::AgentServer server(config);
   if (auto s = server.Start(); !s.ok()) {
     spdlog::error("{}", s.message());

@@ -1,4 +1,5 @@
-// Whole-file reads shared by agent and CLI (configs, inventories, PEM files).
+// Whole-file reads and writes shared by agent and CLI (configs, inventories,
+// PEM files, small state files).
 #pragma once
 
 #include <string>
@@ -9,5 +10,13 @@ namespace herd {
 
 // The file's contents, or kNotFound "cannot read PATH: <reason>".
 Result<std::string> ReadFileToString(const std::string& path);
+
+// Replaces `path` with `content` atomically: a temporary file in the same
+// folder, fsync, rename, fsync of the folder. Readers see the old or the new
+// file, never a part; on error the old file is untouched.
+Status WriteFileAtomic(const std::string& path, const std::string& content, unsigned mode = 0644);
+
+// Creates `dir` and any missing parents with `mode`; existing ones are kept.
+Status MakeDirs(const std::string& dir, unsigned mode = 0700);
 
 }  // namespace herd

@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -178,6 +181,38 @@ Result<std::string> SelfSignedCa(const std::string& key_pem, const std::string& 
   return CertPem(c->get());
 }
 
+Result<std::string> SelfSignedCert(const std::string& key_pem, const std::string& name, int days) {
+  auto k = LoadKey(key_pem);
+  if (!k.ok()) return k.status();
+  auto c = NewCert(k->get(), days);
+  if (!c.ok()) return c.status();
+  X509_NAME* subject = X509_get_subject_name(c->get());
+  X509_NAME_add_entry_by_NID(subject, NID_organizationName, MBSTRING_UTF8,
+                             reinterpret_cast<const unsigned char*>("herd (not enrolled)"), -1, -1,
+                             0);
+  X509_NAME_add_entry_by_NID(subject, NID_commonName, MBSTRING_UTF8,
+                             reinterpret_cast<const unsigned char*>(name.c_str()), -1, -1, 0);
+  X509_set_issuer_name(c->get(), subject);
+  for (auto [nid, value] : {std::pair<int, const char*>{NID_basic_constraints, "critical,CA:FALSE"},
+                            {NID_key_usage, "critical,digitalSignature"},
+                            {NID_ext_key_usage, "serverAuth"}}) {
+    Status s = AddExt(c->get(), c->get(), nid, value);
+    if (!s.ok()) return s;
+  }
+  if (!X509_sign(c->get(), k->get(), EVP_sha256())) return SslError("cannot sign certificate");
+  return CertPem(c->get());
+}
+
+Result<std::string> CertPublicKeyPem(const std::string& cert_pem) {
+  auto c = LoadCert(cert_pem);
+  if (!c.ok()) return c.status();
+  EVP_PKEY* pub = X509_get0_pubkey(c->get());
+  if (!pub) return SslError("certificate has no public key");
+  Bio b(BIO_new(BIO_s_mem()));
+  PEM_write_bio_PUBKEY(b.get(), pub);
+  return Drain(b.get());
+}
+
 Result<std::string> IssueCert(const std::string& ca_cert_pem, const std::string& ca_key_pem,
                               const std::string& public_key_pem, const CertSpec& spec) {
   if (spec.common_name.empty()) return Status::Invalid("a certificate needs a name");
@@ -257,6 +292,43 @@ Status VerifyCert(const std::string& ca_cert_pem, const std::string& cert_pem) {
                       X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get())));
   }
   return Status::Ok();
+}
+
+std::string RandomBytes(size_t n) {
+  std::string out(n, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
+    std::abort();  // no randomness: nothing secure can be made
+  }
+  return out;
+}
+
+std::string RandomToken() {
+  static const char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+  const std::string raw = RandomBytes(20);
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (unsigned char byte : raw) {
+    acc = (acc << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += kAlphabet[(acc >> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  return out;
+}
+
+std::string HmacSha256(const std::string& key, const std::string& msg) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &len);
+  return std::string(reinterpret_cast<char*>(out), len);
+}
+
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 Status WriteNewFile(const std::string& path, const std::string& content, unsigned mode) {

@@ -36,6 +36,13 @@ struct CertSpec {
   bool server = false;  // serverAuth (agents) vs clientAuth (people, CI)
 };
 
+// A self-signed serverAuth certificate for `key_pem` (not a CA): what a fresh
+// agent presents while it waits to be enrolled.
+Result<std::string> SelfSignedCert(const std::string& key_pem, const std::string& name, int days);
+
+// The public key inside a certificate, PEM (the form PublicKeyPem returns).
+Result<std::string> CertPublicKeyPem(const std::string& cert_pem);
+
 // Signs a certificate for `public_key_pem` with the CA.
 Result<std::string> IssueCert(const std::string& ca_cert_pem, const std::string& ca_key_pem,
                               const std::string& public_key_pem, const CertSpec& spec);
@@ -51,6 +58,15 @@ Result<CertInfo> InspectCert(const std::string& cert_pem);
 
 // True when `cert_pem` was signed by the CA in `ca_cert_pem` and is in date.
 Status VerifyCert(const std::string& ca_cert_pem, const std::string& cert_pem);
+
+// Cryptographic randomness, `n` raw bytes.
+std::string RandomBytes(size_t n);
+// A join token: 32 characters of base32 (160 random bits).
+std::string RandomToken();
+// HMAC-SHA256 of `msg` keyed with `key`, 32 raw bytes.
+std::string HmacSha256(const std::string& key, const std::string& msg);
+// Compares in time independent of where the inputs differ.
+bool ConstantTimeEquals(const std::string& a, const std::string& b);
 
 // Writes `content` to `path` with `mode`, refusing to replace an existing file.
 Status WriteNewFile(const std::string& path, const std::string& content, unsigned mode);

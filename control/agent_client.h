@@ -48,6 +48,10 @@ class AgentClient {
                          Done<v1::ReadAuditReply> done) = 0;
   virtual void SetRevocations(const v1::SetRevocationsRequest& req, const CallOptions& opts,
                               Done<v1::SetRevocationsReply> done) = 0;
+  virtual void BeginEnroll(const v1::BeginEnrollRequest& req, const CallOptions& opts,
+                           Done<v1::BeginEnrollReply> done) = 0;
+  virtual void CompleteEnroll(const v1::CompleteEnrollRequest& req, const CallOptions& opts,
+                              Done<v1::CompleteEnrollReply> done) = 0;
   // Best-effort cancel of every call in flight; their `done` still fires.
   virtual void CancelAll() = 0;
 };

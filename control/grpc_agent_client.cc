@@ -11,12 +11,11 @@
 
 #include "common/file.h"
 #include "control/agent_client.h"
+#include "control/grpc_util.h"
 #include "herd/v1/agent.grpc.pb.h"
 
 namespace herd::control {
-namespace {
 
-// The one place where gRPC status becomes a herd Status.
 Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return Status::Ok();
   StatusCode code;
@@ -67,6 +66,8 @@ std::string ChannelTarget(const std::string& address) {
   }
   return "dns:///" + address;
 }
+
+namespace {
 
 // The one place where transport credentials are made: once per CLI run and
 // shared by every channel, so the TLS context (CA, key, certificate parsing)
@@ -288,6 +289,17 @@ class GrpcAgentClient : public AgentClient {
                       Done<v1::SetRevocationsReply> done) override {
     Unary<v1::SetRevocationsRequest, v1::SetRevocationsReply>(
         o, std::move(done), [this](auto... a) { stub_->async()->SetRevocations(a...); }, &req);
+  }
+
+  void BeginEnroll(const v1::BeginEnrollRequest& req, const CallOptions& o,
+                   Done<v1::BeginEnrollReply> done) override {
+    Unary<v1::BeginEnrollRequest, v1::BeginEnrollReply>(
+        o, std::move(done), [this](auto... a) { stub_->async()->BeginEnroll(a...); }, &req);
+  }
+  void CompleteEnroll(const v1::CompleteEnrollRequest& req, const CallOptions& o,
+                      Done<v1::CompleteEnrollReply> done) override {
+    Unary<v1::CompleteEnrollRequest, v1::CompleteEnrollReply>(
+        o, std::move(done), [this](auto... a) { stub_->async()->CompleteEnroll(a...); }, &req);
   }
 
   void Exec(const v1::ExecRequest& req, const CallOptions& o,

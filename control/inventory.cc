@@ -5,6 +5,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -281,6 +282,120 @@ Result<Inventory> LoadInventory(const std::string& path) {
                             " (use -i FILE or set HERD_INVENTORY)");
   }
   return ParseInventory(*text, path);
+}
+
+namespace {
+
+// A YAML double-quoted scalar (JSON escapes are valid YAML escapes).
+std::string Quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(c));
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string HostEntry(const Host& h, const std::string& indent) {
+  std::string e =
+      indent + "- name: " + h.name + "\n" + indent + "  address: " + Quoted(h.address) + "\n";
+  if (!h.labels.empty()) {
+    std::string l;
+    for (const auto& [k, v] : h.labels) l += (l.empty() ? "" : ", ") + k + ": " + Quoted(v);
+    e += indent + "  labels: {" + l + "}\n";
+  }
+  return e;
+}
+
+// Inserts `host` at the end of the block list under a top-level `hosts:`.
+Result<std::string> InsertHost(const std::string& text, const Host& host, const std::string& path) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  static const std::regex kHostsKey(R"(^hosts:\s*(\[\s*\])?\s*(#.*)?$)");
+  size_t key = lines.size();
+  std::smatch m;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (std::regex_match(lines[i], m, kHostsKey)) {
+      key = i;
+      break;
+    }
+  }
+  if (key == lines.size()) {
+    if (text.find("hosts:") != std::string::npos) {
+      return Status::Invalid(path + ": 'hosts:' is not a block list herd can append to; add " +
+                             host.name + " by hand");
+    }
+    std::string out = text;
+    if (!out.empty() && out.back() != '\n') out += '\n';
+    return out + "hosts:\n" + HostEntry(host, "  ");
+  }
+  if (m[1].matched) lines[key] = "hosts:";  // "hosts: []" becomes a block list
+  std::string indent = "  ";
+  size_t last = key;  // last line that belongs to the list
+  for (size_t i = key + 1; i < lines.size(); ++i) {
+    const std::string& l = lines[i];
+    const size_t first = l.find_first_not_of(' ');
+    if (first == std::string::npos || l[first] == '#') continue;
+    if (first == 0 && l[0] != '-') break;  // the next top-level key
+    if (last == key && l[first] == '-') indent = l.substr(0, first);
+    last = i;
+  }
+  std::string out;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    out += lines[i] + "\n";
+    if (i == last) out += HostEntry(host, indent);
+  }
+  return out;
+}
+
+}  // namespace
+
+Status AddHostToInventoryFile(const std::string& path, const Host& host) {
+  std::string text;
+  unsigned mode = 0644;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    auto existing = ReadFileToString(path);
+    if (!existing.ok()) return existing.status();
+    text = *existing;
+    mode = st.st_mode & 0777;
+    auto inv = ParseInventory(text, path);
+    if (!inv.ok()) return inv.status();
+    if (const Host* h = inv->FindHost(host.name)) {
+      if (h->address == host.address) {
+        return Status(StatusCode::kAlreadyExists,
+                      path + " already lists " + host.name + " at " + host.address);
+      }
+      return Status(StatusCode::kAlreadyExists,
+                    path + " already has a host named " + host.name + " at " + h->address);
+    }
+  } else {
+    const auto slash = path.rfind('/');
+    if (slash != std::string::npos && slash > 0) {
+      if (Status s = MakeDirs(path.substr(0, slash)); !s.ok()) return s;
+    }
+  }
+  auto edited = InsertHost(text, host, path);
+  if (!edited.ok()) return edited.status();
+  auto check = ParseInventory(*edited, path);
+  if (!check.ok()) {
+    return Status::Invalid("adding " + host.name + " to " + path +
+                           " would not load (nothing changed): " + check.status().message());
+  }
+  const Host* added = check->FindHost(host.name);
+  if (!added || added->address != host.address) {
+    return Status::Internal("adding " + host.name + " to " + path + " failed (nothing changed)");
+  }
+  return WriteFileAtomic(path, *edited, mode);
 }
 
 std::string ResolveInventoryPath(const std::string& explicit_path) {

@@ -45,6 +45,14 @@ Result<Inventory> LoadInventory(const std::string& path);
 // else $XDG_CONFIG_HOME/herd/inventory.yaml (~/.config/herd/inventory.yaml).
 std::string ResolveInventoryPath(const std::string& explicit_path);
 
+// Adds `host` to the inventory file at `path` (creating the file, and its
+// folder, if missing) by inserting an entry at the end of the `hosts:` list:
+// comments, order and everything else in the file stay as they were. The
+// result is parsed before it replaces the file (atomically), so a file that
+// would not load is never written. A host of the same name and address is
+// left as it is (kAlreadyExists); the same name at another address is an error.
+Status AddHostToInventoryFile(const std::string& path, const Host& host);
+
 // Normalises "host", "host:port", "[v6]:port" into host:port, filling in
 // `default_port` when none is given. Errors say why.
 Result<std::string> NormaliseAddress(const std::string& text, int default_port = kDefaultAgentPort);

@@ -16,19 +16,6 @@
 namespace herd::control {
 namespace {
 
-Status MakeDir(const std::string& dir) {
-  std::string partial;
-  for (size_t i = 0; i <= dir.size(); ++i) {
-    if (i == dir.size() || (dir[i] == '/' && i > 0)) {
-      partial = dir.substr(0, i);
-      if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) {
-        return Status::Internal("cannot create " + partial + ": " + std::strerror(errno));
-      }
-    }
-  }
-  return Status::Ok();
-}
-
 bool ValidCertName(const std::string& s) {
   if (s.empty() || s.size() > 64 || s[0] == '.' || s[0] == '-') return false;
   for (char c : s) {
@@ -70,7 +57,7 @@ Result<IssuedFiles> InitFleetCa(const std::string& dir, const std::string& name,
     return Status(StatusCode::kAlreadyExists,
                   "a fleet CA already exists in " + dir + "; refusing to replace " + f.key_path);
   }
-  if (Status s = MakeDir(dir); !s.ok()) return s;
+  if (Status s = MakeDirs(dir); !s.ok()) return s;
   auto key = pki::GenerateKeyPem();
   if (!key.ok()) return key.status();
   auto cert = pki::SelfSignedCa(*key, name, days);
@@ -84,13 +71,9 @@ namespace {
 // CERT_NAME into `out`.
 Result<IssuedFiles> Issue(const std::string& dir, const pki::CertSpec& spec, const std::string& out,
                           const std::string& key_name, const std::string& cert_name) {
-  auto ca_cert = ReadFileToString(dir + "/ca.crt");
-  if (!ca_cert.ok()) {
-    return Status::NotFound("no fleet CA in " + dir + " (run 'herd ca init' first)");
-  }
-  auto ca_key = ReadFileToString(dir + "/ca.key");
-  if (!ca_key.ok()) return ca_key.status();
-  if (Status s = MakeDir(out); !s.ok()) return s;
+  auto ca = LoadFleetCa(dir);
+  if (!ca.ok()) return ca.status();
+  if (Status s = MakeDirs(out); !s.ok()) return s;
   IssuedFiles f{out + "/" + key_name, out + "/" + cert_name, {}};
   struct stat st {};
   if (::stat(f.key_path.c_str(), &st) == 0) {
@@ -101,24 +84,45 @@ Result<IssuedFiles> Issue(const std::string& dir, const pki::CertSpec& spec, con
   if (!key.ok()) return key.status();
   auto pub = pki::PublicKeyPem(*key);
   if (!pub.ok()) return pub.status();
-  auto cert = pki::IssueCert(*ca_cert, *ca_key, *pub, spec);
+  auto cert = pki::IssueCert(ca->cert_pem, ca->key_pem, *pub, spec);
   if (!cert.ok()) return cert.status();
   return WritePair(std::move(f), *key, *cert);
 }
 
 }  // namespace
 
-Result<IssuedFiles> IssueAgentCert(const std::string& dir, const std::string& name, int days,
-                                   const std::string& out_dir) {
-  if (!ValidCertName(name)) return Status::Invalid("invalid agent name '" + name + "'");
+Result<FleetCa> LoadFleetCa(const std::string& dir) {
+  auto cert = ReadFileToString(dir + "/ca.crt");
+  if (!cert.ok()) return Status::NotFound("no fleet CA in " + dir + " (run 'herd ca init' first)");
+  auto key = ReadFileToString(dir + "/ca.key");
+  if (!key.ok()) {
+    return Status::NotFound("no fleet CA key in " + dir +
+                            " (signing agents needs the CA's key: run this where 'herd ca init' "
+                            "ran, or pass --pki-dir)");
+  }
+  return FleetCa{std::move(*cert), std::move(*key)};
+}
+
+Result<pki::CertSpec> AgentCertSpec(const std::string& name, int days) {
+  if (!ValidCertName(name)) {
+    return Status::Invalid("invalid agent name '" + name +
+                           "' (letters, digits, '-', '_', '.', '@'; not 'ca')");
+  }
   if (days < 1) return Status::Invalid("--days must be at least 1");
-  const std::string out = out_dir.empty() ? dir + "/agents/" + name : out_dir;
   pki::CertSpec spec;
   spec.common_name = name;
   spec.dns_names = {name};
   spec.server = true;
   spec.days = days;
-  auto f = Issue(dir, spec, out, "agent.key", "agent.crt");
+  return spec;
+}
+
+Result<IssuedFiles> IssueAgentCert(const std::string& dir, const std::string& name, int days,
+                                   const std::string& out_dir) {
+  auto spec = AgentCertSpec(name, days);
+  if (!spec.ok()) return spec.status();
+  const std::string out = out_dir.empty() ? dir + "/agents/" + name : out_dir;
+  auto f = Issue(dir, *spec, out, "agent.key", "agent.crt");
   if (!f.ok()) return f;
   auto ca = ReadFileToString(dir + "/ca.crt");
   ::unlink((out + "/ca.crt").c_str());

@@ -29,6 +29,16 @@ Result<IssuedFiles> InitFleetCa(const std::string& dir, const std::string& name,
 Result<IssuedFiles> IssueClientCert(const std::string& dir, const std::string& name, pki::Role role,
                                     int days, const std::string& out_dir);
 
+struct FleetCa {
+  std::string cert_pem, key_pem;
+};
+// The CA certificate and key in `dir`; errors say what is missing.
+Result<FleetCa> LoadFleetCa(const std::string& dir);
+
+// What an agent's certificate holds: its inventory name as CN and DNS SAN
+// (the CLI checks the agent against the name it dialled), serverAuth.
+Result<pki::CertSpec> AgentCertSpec(const std::string& name, int days);
+
 // Issues an agent's server certificate (subjectAltName DNS:NAME, the host's
 // inventory name) and writes agent.key, agent.crt and a copy of ca.crt into
 // `out_dir` (default: DIR/agents/NAME): what herdd --tls-dir reads.

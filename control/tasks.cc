@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 
@@ -266,6 +267,41 @@ HostTask RevocationsTask(std::vector<std::string> serials) {
       r.summary = fmt::format("revocation list updated ({} serials)", res->count());
       r.data = {{"revoked", res->count()}};
       sink->Finish(std::move(r));
+    });
+  };
+}
+
+HostTask RenewTask(FleetCa ca, int days) {
+  auto fleet = std::make_shared<const FleetCa>(std::move(ca));
+  return [fleet, days](const Host& host, AgentClient& c, const CallOptions& o,
+                       std::shared_ptr<HostSink> sink) {
+    auto spec = AgentCertSpec(host.name, days);
+    if (!spec.ok()) return sink->Finish(ErrorResult(spec.status()));
+    v1::BeginEnrollRequest hello;
+    hello.set_client_nonce(pki::RandomBytes(32));
+    c.BeginEnroll(hello, o, [fleet, spec = *spec, &c, o, sink](Result<v1::BeginEnrollReply> res) {
+      if (!res.ok()) return sink->Finish(ErrorResult(res.status()));
+      auto cert = pki::IssueCert(fleet->cert_pem, fleet->key_pem, res->public_key_pem(), spec);
+      if (!cert.ok()) return sink->Finish(ErrorResult(cert.status()));
+      v1::CompleteEnrollRequest req;
+      req.set_agent_nonce(res->agent_nonce());
+      req.set_certificate_pem(*cert);
+      req.set_ca_pem(fleet->cert_pem);
+      c.CompleteEnroll(req, o, [sink](Result<v1::CompleteEnrollReply> done) {
+        if (!done.ok()) return sink->Finish(ErrorResult(done.status()));
+        HostResult r;
+        r.outcome = Outcome::kOk;
+        char until[32] = {};
+        std::time_t t = done->not_after_unix();
+        std::strftime(until, sizeof until, "%Y-%m-%d", std::gmtime(&t));
+        r.summary =
+            fmt::format("certificate renewed (serial {}, valid until {}; served within {} s)",
+                        done->serial(), until, done->reload_seconds());
+        r.data = {{"serial", done->serial()},
+                  {"not_after_unix", done->not_after_unix()},
+                  {"reload_seconds", done->reload_seconds()}};
+        sink->Finish(std::move(r));
+      });
     });
   };
 }

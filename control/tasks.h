@@ -6,6 +6,7 @@
 #include <string>
 
 #include "control/fanout.h"
+#include "control/pki_store.h"
 
 namespace herd::control {
 
@@ -30,6 +31,10 @@ HostTask CopyTask(CopySource source, std::string dest_path);
 HostTask AuditTask(int64_t since_unix, uint32_t limit);
 // Replaces each agent's revocation list with `serials`.
 HostTask RevocationsTask(std::vector<std::string> serials);
+
+// Renews each agent's certificate: the agent's key stays, a new certificate
+// for it (named after the inventory host, `days` long) is signed with `ca`.
+HostTask RenewTask(FleetCa ca, int days);
 
 // Per-command deadline budget: the agent kills the command a little before the
 // CLI gives up on the host, so a slow command ends as "timeout", not
