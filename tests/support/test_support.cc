@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -106,10 +108,11 @@ const std::string& TestPkiDir() {
   return path;
 }
 
-AgentProcess::AgentProcess(const std::string& name, std::vector<std::string> extra) : name_(name) {
+AgentProcess::AgentProcess(const std::string& name, std::vector<std::string> extra, bool enrolled)
+    : name_(name) {
   state_dir_ = dir_ / "state";
   const std::string ready = dir_ / "ready";
-  if (std::find(extra.begin(), extra.end(), "--plaintext") == extra.end()) {
+  if (enrolled && std::find(extra.begin(), extra.end(), "--plaintext") == extra.end()) {
     auto r = RunHerd({"--pki-dir", TestPkiDir(), "cert", "agent", name, "--out", dir_ / "tls"},
                      std::chrono::seconds(30));
     if (r.exit_code != 0) std::cerr << "cannot issue agent certificate: " << r.err << "\n";
@@ -151,6 +154,37 @@ AgentProcess::AgentProcess(const std::string& name, std::vector<std::string> ext
 }
 
 std::string AgentProcess::log() const { return ReadFile(dir_ / "log"); }
+
+std::string AgentProcess::join_token() const {
+  std::string t = ReadFile(state_dir_ + "/join-token");
+  while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+  return t;
+}
+
+std::string ServedCertificate(const std::string& address) {
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
+                                                        SSL_CTX_free);
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+  BIO* bio = BIO_new_ssl_connect(ctx.get());
+  if (!bio) return "";
+  std::unique_ptr<BIO, decltype(&BIO_free_all)> guard(bio, BIO_free_all);
+  SSL* ssl = nullptr;
+  BIO_get_ssl(bio, &ssl);
+  static const unsigned char kAlpn[] = {2, 'h', '2'};
+  SSL_set_alpn_protos(ssl, kAlpn, sizeof kAlpn);
+  BIO_set_conn_hostname(bio, address.c_str());
+  if (BIO_do_handshake(bio) != 1) return "";
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (!cert) return "";
+  BIO* mem = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(mem, cert);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(mem, &data);
+  std::string pem(data, n > 0 ? n : 0);
+  BIO_free(mem);
+  X509_free(cert);
+  return pem;
+}
 
 int AgentProcess::Stop() {
   if (pid_ <= 0) return -1;

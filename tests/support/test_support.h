@@ -43,7 +43,10 @@ const std::string& TestPkiDir();
 // SIGKILL, and reaps. The log is printed if the agent failed to start.
 class AgentProcess {
  public:
-  explicit AgentProcess(const std::string& name, std::vector<std::string> extra_args = {});
+  // `enrolled` false: no certificate is handed to the agent, so it starts in
+  // enrolment mode with a fresh key and join token in its state dir.
+  explicit AgentProcess(const std::string& name, std::vector<std::string> extra_args = {},
+                        bool enrolled = true);
   ~AgentProcess();
   AgentProcess(const AgentProcess&) = delete;
   AgentProcess& operator=(const AgentProcess&) = delete;
@@ -53,6 +56,7 @@ class AgentProcess {
   const std::string& metrics_address() const { return metrics_; }
   const std::string& state_dir() const { return state_dir_; }
   std::string log() const;
+  std::string join_token() const;  // <state_dir>/join-token, trimmed
   pid_t pid() const { return pid_; }
   bool ready() const { return !grpc_.empty(); }
   // Sends SIGTERM and waits (bounded) for exit; returns the exit status.
@@ -87,6 +91,10 @@ CliResult RunProgram(const std::string& program, const std::vector<std::string>&
 
 // HTTP GET via libcurl; returns the body, or "" with *code set (0 on transport error).
 std::string HttpGet(const std::string& url, long* code = nullptr);
+
+// The certificate (PEM) a TLS server at host:port presents, or "" if the
+// handshake fails. No verification: tests compare what they get.
+std::string ServedCertificate(const std::string& address);
 
 // Splits text into lines (without the newline).
 std::vector<std::string> Lines(const std::string& text);
