@@ -203,6 +203,8 @@ class Cli {
     enroll->add_option("--name", enroll_.name, "Its fleet name (inventory and certificate)")
         ->required();
     enroll->add_option("--labels", enroll_labels_, "Inventory labels k=v,k=v")->delimiter(',');
+    enroll->add_option("--metrics", enroll_metrics_,
+                       "Its /metrics host:port for the inventory (default: same host, 9420)");
     enroll->add_option("--days", days_, "Certificate validity in days (default 365)");
     enroll->add_flag("--no-inventory", no_inventory_, "Do not add the host to the inventory");
     enroll->add_flag("--no-wait", no_wait_,
@@ -412,6 +414,11 @@ class Cli {
     req.address = *address;
     req.days = days_ ? days_ : 365;
     hc::Host host{req.name, req.address, {}, ""};
+    if (!enroll_metrics_.empty()) {
+      auto m = hc::NormaliseAddress(enroll_metrics_, hc::kDefaultMetricsPort);
+      if (!m.ok()) return Fail("--metrics: " + m.status().message());
+      host.metrics = *m;
+    }
     for (const auto& kv : enroll_labels_) {
       auto eq = kv.find('=');
       if (eq == std::string::npos || eq == 0) return Fail("--labels expects k=v, got '" + kv + "'");
@@ -532,6 +539,7 @@ class Cli {
   bool plaintext_ = false;
   hc::EnrollRequest enroll_;
   std::vector<std::string> enroll_labels_;
+  std::string enroll_metrics_;
   bool no_inventory_ = false, no_wait_ = false;
 };
 

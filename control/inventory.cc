@@ -1,6 +1,9 @@
 #include "control/inventory.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
@@ -307,6 +310,7 @@ std::string Quoted(const std::string& s) {
 std::string HostEntry(const Host& h, const std::string& indent) {
   std::string e =
       indent + "- name: " + h.name + "\n" + indent + "  address: " + Quoted(h.address) + "\n";
+  if (!h.metrics.empty()) e += indent + "  metrics: " + Quoted(h.metrics) + "\n";
   if (!h.labels.empty()) {
     std::string l;
     for (const auto& [k, v] : h.labels) l += (l.empty() ? "" : ", ") + k + ": " + Quoted(v);
@@ -359,15 +363,61 @@ Result<std::string> InsertHost(const std::string& text, const Host& host, const 
 
 }  // namespace
 
+namespace {
+
+// Holds an exclusive lock on the inventory file for one read-modify-write, so
+// two `herd enroll` runs at once both land. The lock is on the inode; a
+// writer replaces the file by rename, so after locking we check the path
+// still names the inode we hold and retry if not.
+class InventoryLock {
+ public:
+  static Result<InventoryLock> Acquire(const std::string& path) {
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+      if (fd < 0) return Status::Internal("cannot open " + path + ": " + std::strerror(errno));
+      if (::flock(fd, LOCK_EX) != 0) {
+        ::close(fd);
+        return Status::Internal("cannot lock " + path + ": " + std::strerror(errno));
+      }
+      struct stat held {
+      }, now{};
+      if (::fstat(fd, &held) == 0 && ::stat(path.c_str(), &now) == 0 && held.st_ino == now.st_ino &&
+          held.st_dev == now.st_dev) {
+        return InventoryLock(fd);
+      }
+      ::close(fd);  // replaced while we waited: lock the new file
+    }
+    return Status::Internal("cannot lock " + path + ": it keeps being replaced");
+  }
+  InventoryLock(InventoryLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  InventoryLock(const InventoryLock&) = delete;
+  ~InventoryLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  explicit InventoryLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+}  // namespace
+
 Status AddHostToInventoryFile(const std::string& path, const Host& host) {
-  std::string text;
-  unsigned mode = 0644;
+  const auto slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    if (Status s = MakeDirs(path.substr(0, slash)); !s.ok()) return s;
+  }
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0) {
-    auto existing = ReadFileToString(path);
-    if (!existing.ok()) return existing.status();
-    text = *existing;
-    mode = st.st_mode & 0777;
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return Status::Invalid("inventory " + path + " is a directory, not a YAML file");
+  }
+  auto lock = InventoryLock::Acquire(path);
+  if (!lock.ok()) return lock.status();
+  auto existing = ReadFileToString(path);
+  if (!existing.ok()) return existing.status();
+  const std::string text = *existing;
+  const unsigned mode = ::stat(path.c_str(), &st) == 0 ? (st.st_mode & 0777) : 0644;
+  if (text.find_first_not_of(" \n\t") != std::string::npos) {
     auto inv = ParseInventory(text, path);
     if (!inv.ok()) return inv.status();
     if (const Host* h = inv->FindHost(host.name)) {
@@ -377,11 +427,6 @@ Status AddHostToInventoryFile(const std::string& path, const Host& host) {
       }
       return Status(StatusCode::kAlreadyExists,
                     path + " already has a host named " + host.name + " at " + h->address);
-    }
-  } else {
-    const auto slash = path.rfind('/');
-    if (slash != std::string::npos && slash > 0) {
-      if (Status s = MakeDirs(path.substr(0, slash)); !s.ok()) return s;
     }
   }
   auto edited = InsertHost(text, host, path);

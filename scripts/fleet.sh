@@ -3,8 +3,9 @@
 # and the matching inventory. Used by the demo, the tests and the benchmarks.
 #
 #   scripts/fleet.sh up N [--plaintext]
-#                              start N agents, write DIR/inventory.yaml; mTLS with a
-#                              fleet CA in DIR/pki (identity admin) unless --plaintext
+#                              start N agents and enrol each with 'herd enroll' (its own
+#                              key and join token, a fleet CA in DIR/pki, identity admin),
+#                              which writes DIR/inventory.yaml; --plaintext: no TLS
 #   scripts/fleet.sh down      stop every agent of DIR (TERM, then KILL), verify none is left
 #   scripts/fleet.sh status    how many agents of DIR are alive
 #
@@ -96,20 +97,18 @@ cmd_up() {
   ((width < 2)) && width=2
   local roles=(web web db cache) zones=(a b)
   local i name
-  local -a tls
-  if ((plaintext == 0)); then
+  local -a tls=()
+  if ((plaintext)); then
+    tls=(--plaintext)
+  else
     "$herd" --pki-dir "$dir/pki" ca init --name "herd local fleet CA" >/dev/null
     "$herd" --pki-dir "$dir/pki" cert issue admin --role admin >/dev/null
   fi
   for ((i = 1; i <= n; i++)); do
     printf -v name "node%0${width}d" "$i"
     mkdir -p "$dir/$name"
-    if ((plaintext)); then
-      tls=(--plaintext)
-    else
-      "$herd" --pki-dir "$dir/pki" cert agent "$name" --out "$dir/$name/tls" >/dev/null
-      tls=(--tls-dir "$dir/$name/tls")
-    fi
+    # Without TLS files the agent starts in enrolment mode: it makes its own
+    # key and join token in its state dir.
     "$herdd" "${tls[@]}" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
       --state-dir "$dir/$name/state" --ready-file "$dir/$name/ready" --name "$name" \
       --label "role=${roles[$(((i - 1) % 4))]}" --label "zone=${zones[$(((i - 1) % 2))]}" \
@@ -127,26 +126,57 @@ cmd_up() {
     echo "fleet: only $ready of $n agents became ready; see $dir/*/log" >&2
     exit 1
   fi
-  {
-    echo "# Local fleet of $n agents written by scripts/fleet.sh; removed by 'fleet.sh down'."
-    echo "hosts:"
+  local groups='groups:
+  web: {selector: "role=web"}
+  db: {selector: "role=db"}
+  cache: {selector: "role=cache"}
+  zone-a: {selector: "zone=a"}'
+  if ((plaintext)); then
+    {
+      echo "# Local fleet of $n agents written by scripts/fleet.sh; removed by 'fleet.sh down'."
+      echo "hosts:"
+      for ((i = 1; i <= n; i++)); do
+        printf -v name "node%0${width}d" "$i"
+        echo "  - name: $name"
+        echo "    address: $(sed -n 's/^grpc=//p' "$dir/$name/ready")"
+        echo "    metrics: $(sed -n 's/^metrics=//p' "$dir/$name/ready")"
+        echo "    labels: {role: ${roles[$(((i - 1) % 4))]}, zone: ${zones[$(((i - 1) % 2))]}}"
+      done
+      echo "$groups"
+    } >"$dir/inventory.yaml.tmp"
+    mv "$dir/inventory.yaml.tmp" "$dir/inventory.yaml"
+  else
+    # Enrol every agent the way an operator would; herd enroll adds each to
+    # the inventory (two at a time: it locks the file for its edit).
+    printf '# Local fleet of %s agents enrolled by scripts/fleet.sh; removed by '"'"'fleet.sh down'"'"'.\nhosts: []\n%s\n' \
+      "$n" "$groups" >"$dir/inventory.yaml"
     for ((i = 1; i <= n; i++)); do
       printf -v name "node%0${width}d" "$i"
-      local grpc metrics
-      grpc=$(sed -n 's/^grpc=//p' "$dir/$name/ready")
-      metrics=$(sed -n 's/^metrics=//p' "$dir/$name/ready")
-      echo "  - name: $name"
-      echo "    address: $grpc"
-      echo "    metrics: $metrics"
-      echo "    labels: {role: ${roles[$(((i - 1) % 4))]}, zone: ${zones[$(((i - 1) % 2))]}}"
+      printf '%s %s %s %s role=%s,zone=%s\n' "$name" \
+        "$(sed -n 's/^grpc=//p' "$dir/$name/ready")" "$(sed -n 's/^metrics=//p' "$dir/$name/ready")" \
+        "$dir/$name/state/join-token" "${roles[$(((i - 1) % 4))]}" "${zones[$(((i - 1) % 2))]}"
+    done >"$dir/enrol.list"
+    if ! xargs -P 2 -L 1 bash -c 'exec "$0" --pki-dir "$1" -i "$2" enroll "$4" --name "$3" \
+          --metrics "$5" --token "$(<"$6")" --labels "$7" --no-wait >/dev/null' \
+          "$herd" "$dir/pki" "$dir/inventory.yaml" <"$dir/enrol.list"; then
+      echo "fleet: enrolment failed for some agent (see above)" >&2
+      exit 1
+    fi
+    rm -f "$dir/enrol.list"
+    # Each agent switches to its fleet certificate within its reload interval.
+    local answered=0
+    deadline=$((SECONDS + 30 + n / 20))
+    while ((SECONDS < deadline)); do
+      answered=$("$herd" --pki-dir "$dir/pki" -i "$dir/inventory.yaml" -q -o json ping all 2>/dev/null |
+        grep -c '"outcome":"ok"' || true)
+      ((answered == n)) && break
+      sleep 0.5
     done
-    echo "groups:"
-    echo "  web: {selector: \"role=web\"}"
-    echo "  db: {selector: \"role=db\"}"
-    echo "  cache: {selector: \"role=cache\"}"
-    echo "  zone-a: {selector: \"zone=a\"}"
-  } >"$dir/inventory.yaml.tmp"
-  mv "$dir/inventory.yaml.tmp" "$dir/inventory.yaml"
+    if ((answered != n)); then
+      echo "fleet: only $answered of $n agents answer mTLS after enrolment; see $dir/*/log" >&2
+      exit 1
+    fi
+  fi
   if ((plaintext)); then
     echo "fleet: $n agents up (plain text: use herd --plaintext); inventory: $dir/inventory.yaml"
     echo "       export HERD_INVENTORY=$dir/inventory.yaml"
