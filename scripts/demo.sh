@@ -38,7 +38,7 @@ show herd run all --fold -- uname -sr
 show herd run 'role=db' --shell 'echo "$(hostname) has $(nproc) CPUs"; exit 0'
 show herd run 'node0[1-3]' -o json -- id -un
 show herd health all --fold
-first=$(sed -n 's/^    metrics: //p' "$HERD_INVENTORY" | head -1)
+first=$("$herd" -o json inventory node01 | sed -n 's/.*"metrics":"\([^"]*\)".*/\1/p')
 printf '\n\033[1m$ curl -s http://%s/metrics | grep -E "^herd_(build_info|grpc_requests_total|exec_total|agent_resident)"\033[0m\n' "$first"
 curl -s "http://$first/metrics" | grep -E '^herd_(build_info|grpc_requests_total|exec_total|agent_resident)'
 
