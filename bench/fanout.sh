@@ -35,13 +35,17 @@ usage() {
 }
 
 runs=${RUNS:-5}
-# TRANSPORT=mtls (default: the fleet CA, as users run it) or plaintext (agents
-# with --plaintext): run both to measure what mTLS costs.
+# TRANSPORT=mtls (default: the fleet CA, as users run it, a handshake per host
+# per command), mux (mTLS through 'herd mux', connections kept warm between
+# commands) or plaintext (agents with --plaintext): run them to measure what
+# mTLS costs.
 transport=${TRANSPORT:-mtls}
+use_mux=0
 case $transport in
-  mtls) fleet_flags=(); herd_transport=() ;;
+  mtls) fleet_flags=(); herd_transport=(--no-mux) ;;
+  mux) fleet_flags=(); herd_transport=(); use_mux=1 ;;
   plaintext) fleet_flags=(--plaintext); herd_transport=(--plaintext) ;;
-  *) echo "bench: TRANSPORT must be mtls or plaintext" >&2; exit 1 ;;
+  *) echo "bench: TRANSPORT must be mtls, mux or plaintext" >&2; exit 1 ;;
 esac
 peer_max=${PEER_MAX:-100}
 sizes=()
@@ -86,6 +90,9 @@ sshd_pid=""
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  if [[ -d $fleet/pki ]]; then
+    "$herd" --pki-dir "$fleet/pki" mux stop >/dev/null 2>&1 || true
+  fi
   if [[ -d $fleet ]]; then
     HERD_FLEET_DIR=$fleet bash "$repo/scripts/fleet.sh" down >/dev/null 2>&1 || true
   fi
@@ -295,11 +302,19 @@ for n in "${sizes[@]}"; do
   herd_run=("${herd_common[@]}" run all -- true)
   herd_ping=("${herd_common[@]}" ping all)
 
-  # one warm-up, which also checks that the whole fleet answers
+  if ((use_mux)); then
+    "$herd" --pki-dir "$fleet/pki" mux start --idle 30m >/dev/null
+  fi
+  # one warm-up, which also checks that the whole fleet answers (with the mux:
+  # the cold run that opens its connections, reported separately)
+  t0=$(date +%s.%N)
   if ! "${herd_run[@]}" >"$work/out" 2>&1; then
     echo "fanout: warm-up 'herd run all -- true' at N=$n failed:" >&2
     head -20 "$work/out" >&2
     exit 1
+  fi
+  if ((use_mux)); then
+    say "N=$n: cold run through the mux (opens $n connections) $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }') s"
   fi
   measure "$runs" "${herd_run[@]}"; R[$n,run]=$REPLY
   measure "$runs" "${herd_ping[@]}"; R[$n,ping]=$REPLY
@@ -344,6 +359,9 @@ for n in "${sizes[@]}"; do
     'BEGIN { printf "%.3f", (b - a) / hz / 10 / n * 100 }')
   say "N=$n: agent RSS median $(fmt_mb "${R[$n,rss_med]}") MB, PSS median $(fmt_mb "${R[$n,pss_med]}") MB, idle CPU ${R[$n,cpu]} % per agent"
 
+  if ((use_mux)); then
+    "$herd" --pki-dir "$fleet/pki" mux stop >/dev/null
+  fi
   HERD_FLEET_DIR=$fleet bash "$repo/scripts/fleet.sh" down >/dev/null
 done
 

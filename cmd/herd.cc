@@ -1,5 +1,6 @@
 // herd: the fleet CLI. Parses flags, loads the inventory, calls control/, and
 // maps the results to an exit code. Nothing else lives here.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -20,6 +21,7 @@
 #include "control/fanout.h"
 #include "control/host_result.h"
 #include "control/inventory.h"
+#include "control/mux.h"
 #include "control/output.h"
 #include "control/pki_store.h"
 #include "control/selector.h"
@@ -215,6 +217,21 @@ class Cli {
         "role=nas,zone=home\n\nThe agent's private key never leaves it; the token never crosses "
         "the wire and\nworks once. Needs the fleet CA key (--pki-dir).");
 
+    auto* mux = app.add_subcommand(
+        "mux", "Keep warm mTLS connections to agents between commands (like ssh ControlMaster)");
+    mux->require_subcommand(1);
+    auto* mux_start =
+        mux->add_subcommand("start", "Start the mux for --identity in the background");
+    mux_start->add_option("--idle", mux_idle_, "Exit after this long without calls (default 10m)");
+    mux_start->add_flag("--foreground", mux_foreground_, "Serve in the foreground (Ctrl-C stops)");
+    auto* mux_stop = mux->add_subcommand("stop", "Stop the mux for --identity");
+    auto* mux_status = mux->add_subcommand("status", "Is a mux running for --identity?");
+    mux->footer(
+        "While a mux runs for the identity in use, herd sends every call through it: one\n"
+        "local connection instead of a TLS handshake per host. Agents still see and check\n"
+        "the caller's own certificate on every call. --no-mux bypasses it.");
+    app.add_flag("--no-mux", no_mux_, "Dial agents directly even if a mux is running");
+
     for (auto* sub : app.get_subcommands({})) {
       sub->fallthrough();
       for (auto* nested : sub->get_subcommands({})) nested->fallthrough();
@@ -242,6 +259,23 @@ class Cli {
       }
     }
     if (*enroll) return Enroll();
+    if (*mux_start) return MuxStart();
+    if (*mux_stop || *mux_status) {
+      const std::string sock = hc::MuxSocketPath(hc::ResolvePkiDir(pki_dir_), identity_);
+      const int pid = hc::MuxPid(sock);
+      if (*mux_status) {
+        std::printf(pid ? "mux for %s: running (pid %d) at %s\n" : "mux for %s: not running\n",
+                    identity_.c_str(), pid, sock.c_str());
+        return pid ? 0 : 3;
+      }
+      if (!pid) return Fail("no mux is running for identity " + identity_);
+      ::kill(pid, SIGTERM);
+      for (int i = 0; i < 100 && hc::MuxPid(sock) != 0; ++i) ::usleep(100'000);
+      if (hc::MuxPid(sock) != 0)
+        return Fail("the mux (pid " + std::to_string(pid) + ") did not stop");
+      std::printf("mux for %s: stopped\n", identity_.c_str());
+      return 0;
+    }
     if (*cert_agent) {
       auto f = hc::IssueAgentCert(hc::ResolvePkiDir(pki_dir_), cert_name_, days_ ? days_ : 365,
                                   out_dir_);
@@ -361,7 +395,11 @@ class Cli {
       if (!id.ok()) return Fail(id.status().message());
       transport = std::move(*id);
     }
-    auto factory = hc::MakeGrpcClientFactory(transport);
+    // A running mux for this identity saves a TLS handshake per host.
+    const std::string mux_socket = hc::MuxSocketPath(hc::ResolvePkiDir(pki_dir_), identity_);
+    auto factory = !plaintext_ && !no_mux_ && hc::MuxPid(mux_socket) != 0
+                       ? hc::MakeMuxClientFactory(mux_socket)
+                       : hc::MakeGrpcClientFactory(transport);
     hc::FanOut engine(*factory, fo);
     auto results = engine.Run(*hosts, task, *reporter);
     return static_cast<int>(hc::ComputeExitCode(results));
@@ -491,6 +529,58 @@ class Cli {
     return 0;
   }
 
+  int MuxStart() {
+    if (plaintext_) return Fail("the mux holds mTLS connections; it has no use with --plaintext");
+    std::chrono::milliseconds idle{10 * 60 * 1000};
+    if (!mux_idle_.empty()) {
+      auto d = herd::ParseDuration(mux_idle_);
+      if (!d.ok() || d->count() <= 0) return Fail("--idle: expects a duration such as 30m");
+      idle = *d;
+    }
+    const std::string pki_dir = hc::ResolvePkiDir(pki_dir_);
+    auto id = hc::LoadIdentity(pki_dir, identity_);
+    if (!id.ok()) return Fail(id.status().message());
+    hc::MuxOptions opts{hc::MuxSocketPath(pki_dir, identity_), std::move(*id), idle};
+    if (int pid = hc::MuxPid(opts.socket_path)) {
+      std::printf("mux for %s: already running (pid %d)\n", identity_.c_str(), pid);
+      return 0;
+    }
+    if (mux_foreground_) {
+      ::signal(SIGINT, OnSigint);
+      ::signal(SIGTERM, OnSigint);
+      herd::InitGrpcRuntime(GrpcDebugLog());
+      std::fprintf(stderr, "herd: mux for %s at %s (Ctrl-C stops)\n", identity_.c_str(),
+                   opts.socket_path.c_str());
+      auto s = hc::RunMux(opts, &g_interrupted);
+      return s.ok() ? 0 : Fail(s.message());
+    }
+    // Background: a child in its own session, detached from the terminal.
+    const pid_t child = ::fork();
+    if (child < 0) return Fail(std::string("cannot fork: ") + std::strerror(errno));
+    if (child == 0) {
+      ::setsid();
+      int null = ::open("/dev/null", O_RDWR);
+      if (null >= 0) {
+        ::dup2(null, 0);
+        ::dup2(null, 1);
+        ::dup2(null, 2);
+        if (null > 2) ::close(null);
+      }
+      ::signal(SIGTERM, OnSigint);
+      ::signal(SIGINT, SIG_IGN);
+      ::signal(SIGHUP, SIG_IGN);
+      herd::InitGrpcRuntime();
+      ::_exit(hc::RunMux(opts, &g_interrupted).ok() ? 0 : 1);
+    }
+    for (int i = 0; i < 100 && hc::MuxPid(opts.socket_path) == 0; ++i) ::usleep(100'000);
+    const int pid = hc::MuxPid(opts.socket_path);
+    if (!pid) return Fail("the mux did not start (socket " + opts.socket_path + ")");
+    std::printf("mux for %s: running (pid %d) at %s; exits after %s without calls\n",
+                identity_.c_str(), pid, opts.socket_path.c_str(),
+                mux_idle_.empty() ? "10m" : mux_idle_.c_str());
+    return 0;
+  }
+
   int ListInventory(const std::vector<const hc::Host*>& hosts) {
     for (const auto* h : hosts) {
       if (g_.output == "json") {
@@ -540,6 +630,8 @@ class Cli {
   hc::EnrollRequest enroll_;
   std::vector<std::string> enroll_labels_;
   std::string enroll_metrics_;
+  std::string mux_idle_;
+  bool mux_foreground_ = false, no_mux_ = false;
   bool no_inventory_ = false, no_wait_ = false;
 };
 

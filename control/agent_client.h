@@ -76,5 +76,7 @@ class AgentClientFactory {
 };
 
 std::unique_ptr<AgentClientFactory> MakeGrpcClientFactory(const TransportOptions& opts);
+// Clients that reach agents through a running `herd mux` (control/mux.h).
+std::unique_ptr<AgentClientFactory> MakeMuxClientFactory(const std::string& socket_path);
 
 }  // namespace herd::control

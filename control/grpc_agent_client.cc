@@ -67,11 +67,6 @@ std::string ChannelTarget(const std::string& address) {
   return "dns:///" + address;
 }
 
-namespace {
-
-// The one place where transport credentials are made: once per CLI run and
-// shared by every channel, so the TLS context (CA, key, certificate parsing)
-// is built once, not once per host.
 std::shared_ptr<grpc::ChannelCredentials> MakeCredentials(const TransportOptions& opts) {
   if (opts.plaintext) return grpc::InsecureChannelCredentials();
   grpc::SslCredentialsOptions ssl;
@@ -96,6 +91,8 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const std
   if (tls) args.SetSslTargetNameOverride(name);  // agents' certificates name them, not their IPs
   return grpc::CreateCustomChannel(ChannelTarget(address), creds, args);
 }
+
+namespace {
 
 class GrpcAgentClient;
 
@@ -261,8 +258,11 @@ class PutFileReactor : public grpc::ClientWriteReactor<v1::PutFileMessage> {
 
 class GrpcAgentClient : public AgentClient {
  public:
-  explicit GrpcAgentClient(std::shared_ptr<grpc::Channel> channel)
-      : channel_(channel),
+  // `metadata` goes on every call (the mux reads the agent's address from it).
+  explicit GrpcAgentClient(std::shared_ptr<grpc::Channel> channel,
+                           std::vector<std::pair<std::string, std::string>> metadata = {})
+      : metadata_(std::move(metadata)),
+        channel_(channel),
         stub_(v1::Agent::NewStub(channel)),
         registry_(std::make_shared<ContextRegistry>()) {}
   ~GrpcAgentClient() override { registry_->WaitIdle(); }
@@ -307,7 +307,7 @@ class GrpcAgentClient : public AgentClient {
             Done<v1::ExecResult> done) override {
     auto* r = new ExecReactor(registry_, std::move(on_output), std::move(done));
     r->req = req;
-    r->ctx.set_deadline(o.deadline);
+    Prepare(r->ctx, o);
     registry_->Add(&r->ctx);
     stub_->async()->Exec(&r->ctx, &r->req, r);
     r->Begin();
@@ -316,7 +316,7 @@ class GrpcAgentClient : public AgentClient {
   void PutFile(const v1::PutFileHeader& header, std::shared_ptr<const std::string> content,
                const CallOptions& o, Done<v1::PutFileReply> done) override {
     auto* r = new PutFileReactor(registry_, header, std::move(content), std::move(done));
-    r->ctx.set_deadline(o.deadline);
+    Prepare(r->ctx, o);
     registry_->Add(&r->ctx);
     stub_->async()->PutFile(&r->ctx, &r->reply, r);
     r->Begin();
@@ -330,7 +330,7 @@ class GrpcAgentClient : public AgentClient {
     auto* call = new UnaryCall<Req, Reply>(registry_);
     if (req) call->req = *req;
     call->done = std::move(done);
-    call->ctx.set_deadline(o.deadline);
+    Prepare(call->ctx, o);
     registry_->Add(&call->ctx);
     auto reg = registry_;
     method(&call->ctx, &call->req, &call->reply,
@@ -345,6 +345,12 @@ class GrpcAgentClient : public AgentClient {
            }));
   }
 
+  void Prepare(grpc::ClientContext& ctx, const CallOptions& o) {
+    ctx.set_deadline(o.deadline);
+    for (const auto& [k, v] : metadata_) ctx.AddMetadata(k, v);
+  }
+
+  const std::vector<std::pair<std::string, std::string>> metadata_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Agent::Stub> stub_;
   std::shared_ptr<ContextRegistry> registry_;
@@ -384,6 +390,37 @@ Result<TransportOptions> LoadIdentity(const std::string& pki_dir, const std::str
 
 std::unique_ptr<AgentClientFactory> MakeGrpcClientFactory(const TransportOptions& opts) {
   return std::make_unique<GrpcClientFactory>(opts);
+}
+
+namespace {
+
+// Every host's calls go over one local connection to the mux, which forwards
+// them to the agent named in the call's metadata.
+class MuxClientFactory : public AgentClientFactory {
+ public:
+  explicit MuxClientFactory(const std::string& socket_path) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+    args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 64 << 20);
+    args.SetInt(GRPC_ARG_ENABLE_CHANNELZ, 0);
+    channel_ =
+        grpc::CreateCustomChannel("unix:" + socket_path, grpc::InsecureChannelCredentials(), args);
+  }
+  std::unique_ptr<AgentClient> Connect(const std::string& address,
+                                       const std::string& name) override {
+    return std::make_unique<GrpcAgentClient>(
+        channel_, std::vector<std::pair<std::string, std::string>>{{kMuxAddressKey, address},
+                                                                   {kMuxNameKey, name}});
+  }
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+}  // namespace
+
+std::unique_ptr<AgentClientFactory> MakeMuxClientFactory(const std::string& socket_path) {
+  return std::make_unique<MuxClientFactory>(socket_path);
 }
 
 }  // namespace herd::control

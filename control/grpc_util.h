@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "control/agent_client.h"
 
 namespace herd::control {
 
@@ -15,5 +16,18 @@ Status FromGrpc(const grpc::Status& s);
 
 // A channel target for host:port; IP literals skip the DNS resolver.
 std::string ChannelTarget(const std::string& address);
+
+// The one place where transport credentials are made (mTLS with the caller's
+// identity, or plain text), once per process and shared by every channel.
+std::shared_ptr<grpc::ChannelCredentials> MakeCredentials(const TransportOptions& opts);
+
+// One agent's channel: `name` is what its certificate must carry.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const std::string& name,
+                                           const std::shared_ptr<grpc::ChannelCredentials>& creds,
+                                           bool tls);
+
+// Call metadata naming the agent a mux should forward a call to.
+inline constexpr const char* kMuxAddressKey = "herd-agent-address";
+inline constexpr const char* kMuxNameKey = "herd-agent-name";
 
 }  // namespace herd::control

@@ -1,0 +1,251 @@
+#include "control/mux.h"
+
+#include <grpcpp/generic/async_generic_service.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "common/file.h"
+#include "control/grpc_util.h"
+
+namespace herd::control {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Channels by agent (address, name), opened at first use and kept; plus the
+// bookkeeping for the idle exit.
+class ChannelCache {
+ public:
+  explicit ChannelCache(const TransportOptions& t)
+      : creds_(MakeCredentials(t)), tls_(!t.plaintext) {}
+  std::shared_ptr<grpc::Channel> Get(const std::string& address, const std::string& name) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto& ch = channels_[{address, name}];
+    if (!ch) ch = MakeChannel(address, name, creds_, tls_);
+    return ch;
+  }
+  void CallStarted() {
+    std::lock_guard<std::mutex> l(mu_);
+    ++active_;
+    last_ = Clock::now();
+  }
+  void CallEnded() {
+    std::lock_guard<std::mutex> l(mu_);
+    --active_;
+    last_ = Clock::now();
+  }
+  bool IdleFor(std::chrono::milliseconds d) {
+    std::lock_guard<std::mutex> l(mu_);
+    return active_ == 0 && Clock::now() - last_ >= d;
+  }
+
+ private:
+  const std::shared_ptr<grpc::ChannelCredentials> creds_;
+  const bool tls_;
+  std::mutex mu_;  // guards everything below
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<grpc::Channel>> channels_;
+  int active_ = 0;
+  Clock::time_point last_ = Clock::now();
+};
+
+std::string Metadata(const grpc::GenericCallbackServerContext* ctx, const char* key) {
+  auto it = ctx->client_metadata().find(key);
+  return it == ctx->client_metadata().end() ? ""
+                                            : std::string(it->second.data(), it->second.size());
+}
+
+// One forwarded call: a server reactor facing herd and a client reactor
+// facing the agent, pumping messages both ways, one in flight each way.
+// Deleted when both sides are done.
+class Forward final : public grpc::ServerGenericBidiReactor {
+ public:
+  Forward(grpc::GenericCallbackServerContext* ctx, std::shared_ptr<grpc::Channel> channel,
+          ChannelCache& cache)
+      : ctx_(ctx), up_(this), cache_(cache) {
+    cache_.CallStarted();
+    upstream_ctx_.set_deadline(ctx->deadline());
+    grpc::GenericStub stub(std::move(channel));
+    stub.PrepareBidiStreamingCall(&upstream_ctx_, ctx->method(), grpc::StubOptions(), &up_);
+    up_.AddHold();  // released once herd has sent everything (or gave up)
+    StartRead(&from_herd_);
+    up_.StartRead(&from_agent_);
+    up_.StartCall();
+  }
+
+  // herd -> mux
+  void OnReadDone(bool ok) override {
+    if (ok) {
+      up_.StartWrite(&from_herd_);
+      return;
+    }
+    up_.StartWritesDone();
+    ReleaseHold();
+  }
+  // mux -> herd
+  void OnWriteDone(bool ok) override {
+    bool finish = false;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      writing_to_herd_ = false;
+      finish = upstream_done_;
+    }
+    if (finish) return Finish(status_);
+    if (ok) {
+      up_.StartRead(&from_agent_);
+    } else {
+      upstream_ctx_.TryCancel();
+    }
+  }
+  void OnCancel() override { upstream_ctx_.TryCancel(); }
+  void OnDone() override { Unref(); }
+
+ private:
+  class Upstream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+   public:
+    explicit Upstream(Forward* f) : f_(f) {}
+    void OnWriteDone(bool ok) override {
+      if (ok) {
+        f_->StartRead(&f_->from_herd_);
+      } else {
+        f_->ReleaseHold();
+      }
+    }
+    void OnReadDone(bool ok) override {
+      if (!ok) return;  // OnDone brings the status
+      {
+        std::lock_guard<std::mutex> l(f_->mu_);
+        f_->writing_to_herd_ = true;
+      }
+      f_->StartWrite(&f_->from_agent_);
+    }
+    void OnDone(const grpc::Status& s) override { f_->UpstreamDone(s); }
+
+   private:
+    Forward* f_;
+  };
+
+  void ReleaseHold() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (released_) return;
+      released_ = true;
+    }
+    up_.RemoveHold();
+  }
+  void UpstreamDone(const grpc::Status& s) {
+    bool finish = false;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      status_ = s;
+      upstream_done_ = true;
+      finish = !writing_to_herd_;
+    }
+    if (finish) Finish(s);
+    Unref();
+  }
+  void Unref() {
+    if (refs_.fetch_sub(1) == 1) {
+      cache_.CallEnded();
+      delete this;
+    }
+  }
+
+  grpc::GenericCallbackServerContext* ctx_;
+  grpc::ClientContext upstream_ctx_;
+  Upstream up_;
+  ChannelCache& cache_;
+  grpc::ByteBuffer from_herd_, from_agent_;
+  std::atomic<int> refs_{2};  // server side OnDone + upstream OnDone
+  std::mutex mu_;             // guards the flags and status_ below
+  bool writing_to_herd_ = false, upstream_done_ = false, released_ = false;
+  grpc::Status status_;
+};
+
+class MuxService final : public grpc::CallbackGenericService {
+ public:
+  explicit MuxService(ChannelCache& cache) : cache_(cache) {}
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override {
+    const std::string address = Metadata(ctx, kMuxAddressKey);
+    const std::string name = Metadata(ctx, kMuxNameKey);
+    if (address.empty() || name.empty() || ctx->method().rfind("/herd.v1.", 0) != 0) {
+      class Refuse : public grpc::ServerGenericBidiReactor {
+       public:
+        Refuse() {
+          Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              "herd mux: a call needs herd-agent-address and herd-agent-name"));
+        }
+        void OnDone() override { delete this; }
+      };
+      return new Refuse;
+    }
+    return new Forward(ctx, cache_.Get(address, name), cache_);
+  }
+
+ private:
+  ChannelCache& cache_;
+};
+
+}  // namespace
+
+std::string MuxSocketPath(const std::string& pki_dir, const std::string& identity) {
+  return pki_dir + "/mux-" + identity + ".sock";
+}
+
+int MuxPid(const std::string& socket_path) {
+  auto text = ReadFileToString(socket_path + ".pid");
+  if (!text.ok()) return 0;
+  const int pid = std::atoi(text->c_str());
+  if (pid <= 0 || ::kill(pid, 0) != 0) return 0;
+  struct stat st {};
+  if (::stat(socket_path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return 0;
+  return pid;
+}
+
+Status RunMux(const MuxOptions& opts, const std::atomic<bool>* stop) {
+  if (opts.socket_path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return Status::Invalid("socket path " + opts.socket_path +
+                           " is too long for a unix socket; use a shorter --pki-dir");
+  }
+  if (MuxPid(opts.socket_path) != 0) {
+    return Status(StatusCode::kAlreadyExists, "a mux already serves " + opts.socket_path);
+  }
+  ::unlink(opts.socket_path.c_str());  // a stale socket of a mux that died
+  ChannelCache cache(opts.transport);
+  MuxService service(cache);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("unix:" + opts.socket_path, grpc::InsecureServerCredentials());
+  builder.RegisterCallbackGenericService(&service);
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
+  const mode_t old_umask = ::umask(077);  // the socket: owner only
+  auto server = builder.BuildAndStart();
+  ::umask(old_umask);
+  if (!server) return Status(StatusCode::kUnavailable, "cannot listen on " + opts.socket_path);
+  ::chmod(opts.socket_path.c_str(), 0600);
+  if (Status s =
+          WriteFileAtomic(opts.socket_path + ".pid", std::to_string(::getpid()) + "\n", 0600);
+      !s.ok()) {
+    server->Shutdown();
+    return s;
+  }
+  // Bounded polling: the idle check and the stop flag, twice a second.
+  while (!(stop && stop->load()) && !cache.IdleFor(opts.idle)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  ::unlink(opts.socket_path.c_str());
+  ::unlink((opts.socket_path + ".pid").c_str());
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  return Status::Ok();
+}
+
+}  // namespace herd::control

@@ -1,0 +1,79 @@
+// herd mux: warm connections between commands, the caller's identity kept.
+#include <signal.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+
+#include "tests/support/test_support.h"
+
+using namespace herd::testing;
+using namespace std::chrono_literals;
+
+TEST_CASE("herd mux forwards every kind of call as the caller, and stops cleanly",
+          "[integration]") {
+  ScopedTempDir dir;
+  AgentProcess agent("node1");
+  REQUIRE(agent.ready());
+  const std::string inventory = WriteInventory(dir, {&agent});
+  // A private copy of the test PKI: the mux socket lives in it, and carol's
+  // revocation below must not touch other tests.
+  const std::string pki = dir / "pki";
+  std::filesystem::copy(TestPkiDir(), pki);
+  const std::map<std::string, std::string> admin = {{"HERD_PKI_DIR", pki}};
+  REQUIRE(RunHerd({"cert", "issue", "carol", "--role", "operator"}, 30s, admin).exit_code == 0);
+  auto carol = admin;
+  carol["HERD_IDENTITY"] = "carol";
+
+  auto start = RunHerd({"mux", "start", "--idle", "5m"}, 30s, carol);
+  INFO(start.err);
+  REQUIRE(start.exit_code == 0);
+  CHECK_THAT(start.out, Catch::Contains("mux for carol: running"));
+  const pid_t mux_pid = std::stoi(ReadFile(pki + "/mux-carol.sock.pid"));
+  CHECK(RunHerd({"mux", "status"}, 30s, carol).exit_code == 0);
+
+  // Server streaming (output), client streaming (copy), a deadline.
+  auto run = RunHerd({"-i", inventory, "run", "all", "--", "echo", "through the mux"}, 60s, carol);
+  CHECK(run.exit_code == 0);
+  CHECK_THAT(run.out, Catch::Contains("node1: through the mux"));
+  const std::string src = dir / "payload", dst = dir / "copied";
+  WriteFile(src, std::string(3 << 20, 'x') + "end");
+  auto copy = RunHerd({"-i", inventory, "copy", "all", src, dst}, 60s, carol);
+  CHECK(copy.exit_code == 0);
+  CHECK(ReadFile(dst) == ReadFile(src));
+  auto slow = RunHerd({"-i", inventory, "-t", "2s", "run", "all", "--", "sleep", "30"}, 60s, carol);
+  CHECK(slow.exit_code == 2);
+  CHECK(slow.elapsed < 20s);
+
+  // The agent saw carol herself, not the mux.
+  const std::string audit = ReadFile(agent.state_dir() + "/audit.log");
+  CHECK_THAT(audit, Catch::Contains("\"caller\":\"carol\""));
+  CHECK_THAT(audit, Catch::Contains("\"method\":\"PutFile\""));
+
+  // The calls really go through the mux: frozen, it answers nothing.
+  REQUIRE(::kill(mux_pid, SIGSTOP) == 0);
+  auto frozen = RunHerd({"-i", inventory, "-t", "2s", "ping", "all"}, 60s, carol);
+  CHECK(frozen.exit_code == 4);
+  auto direct = RunHerd({"-i", inventory, "--no-mux", "ping", "all"}, 60s, carol);
+  CHECK(direct.exit_code == 0);
+  REQUIRE(::kill(mux_pid, SIGCONT) == 0);
+
+  // Revoking carol takes effect on her warm connection at once.
+  CHECK(RunHerd({"-i", inventory, "cert", "revoke", "carol", "all"}, 60s, admin).exit_code == 0);
+  auto revoked = RunHerd({"-i", inventory, "run", "all", "--", "true"}, 60s, carol);
+  CHECK(revoked.exit_code == 2);
+  CHECK_THAT(revoked.out + revoked.err, Catch::Contains("revoked"));
+
+  auto stop = RunHerd({"mux", "stop"}, 30s, carol);
+  CHECK(stop.exit_code == 0);
+  // Gone (or a zombie waiting for whoever adopted it to reap it).
+  CHECK(WaitFor(
+      [&] {
+        const std::string stat = ReadFile("/proc/" + std::to_string(mux_pid) + "/stat");
+        const auto paren = stat.rfind(')');
+        return stat.empty() || (paren != std::string::npos && stat.substr(paren + 2, 1) == "Z");
+      },
+      10s));
+  CHECK_FALSE(std::filesystem::exists(pki + "/mux-carol.sock"));
+  CHECK(RunHerd({"mux", "status"}, 30s, carol).exit_code == 3);
+}
