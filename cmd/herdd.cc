@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
                  "gRPC address host:port (port 0 picks one; default "
                  "127.0.0.1:7420)");
   app.add_option("--metrics-listen", metrics_listen,
-                 "Prometheus /metrics address host:port (default 127.0.0.1:9420)");
+                 "Prometheus /metrics address host:port (default 127.0.0.1:9420; \"\" disables)");
   app.add_option("--state-dir", state_dir, "State directory (default /var/lib/herd)");
   app.add_option("--name", name, "Fleet name of this device");
   app.add_option("-l,--label", labels, "Label KEY=VALUE (repeatable; adds to the config's)");
@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     config = std::move(*loaded);
   }
   if (!listen.empty()) config.listen = listen;
-  if (!metrics_listen.empty()) config.metrics_listen = metrics_listen;
+  if (app.count("--metrics-listen")) config.metrics_listen = metrics_listen;  // "" disables
   if (!state_dir.empty()) config.state_dir = state_dir;
   if (!name.empty()) config.name = name;
   if (!ready_file.empty()) config.ready_file = ready_file;
