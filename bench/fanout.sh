@@ -395,7 +395,7 @@ for n in "${sizes[@]}"; do
     "$(fmt_mb "${R[$n,pss_med]}")" "${R[$n,cpu]}"
 done
 echo
-echo "herd: one agent per host, forks 256 (default). pdsh -f 32, ansible -f 50, all against one local sshd."
+echo "herd: one agent per host, forks 128 (default). pdsh -f 32, ansible -f 50, all against one local sshd."
 for n in "${sizes[@]}"; do
   if ((n > peer_max)); then
     msg="N=$n: pdsh and ansible not measured (N > PEER_MAX=$peer_max):"

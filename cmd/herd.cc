@@ -66,7 +66,7 @@ struct Globals {
   std::string inventory;
   std::string output = "text";
   bool fold = false;
-  size_t forks = 256;
+  size_t forks = 128;
   std::string timeout;
   bool allow_empty = false;
   bool no_progress = false;
@@ -99,7 +99,7 @@ class Cli {
     app.add_option("-o,--output", g_.output, "Output format: text or json (JSON Lines)")
         ->check(CLI::IsMember({"text", "json"}));
     app.add_flag("--fold", g_.fold, "Group hosts with identical output: node[01-05,09]");
-    app.add_option("-f,--forks", g_.forks, "Hosts contacted at once (default 256)")
+    app.add_option("-f,--forks", g_.forks, "Hosts contacted at once (default 128)")
         ->check(CLI::Range(1, 100000));
     app.add_option("-t,--timeout", g_.timeout,
                    "Deadline per host, e.g. 500ms, 10s, 2m (default 10s; run and copy 60s)");

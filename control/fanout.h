@@ -53,7 +53,7 @@ using HostTask = std::function<void(const Host& host, AgentClient& client, const
                                     std::shared_ptr<HostSink> sink)>;
 
 struct FanOutOptions {
-  size_t forks = 256;                              // calls in flight at most
+  size_t forks = 128;                              // calls in flight at most
   std::chrono::milliseconds timeout{30'000};       // per host, from its start
   size_t collect_output_bytes = 0;                 // per host and stream kept in the result
   const std::atomic<bool>* interrupted = nullptr;  // set by a signal handler
