@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 
@@ -186,6 +187,8 @@ class Cli {
                            "Write agent.key, agent.crt, ca.crt here (default PKI/agents/NAME); "
                            "give the folder to herdd --tls-dir");
 
+    auto* cert_list =
+        cert->add_subcommand("list", "List the PKI folder's certificates: role, expiry, revoked");
     auto* renew = cert->add_subcommand(
         "renew", "Renew agents' certificates in place (same device key, no restart)");
     renew->add_option("target", target_, "Agents to renew")->required();
@@ -259,6 +262,7 @@ class Cli {
       }
     }
     if (*enroll) return Enroll();
+    if (*cert_list) return CertList();
     if (*mux_start) return MuxStart();
     if (*mux_stop || *mux_status) {
       const std::string sock = hc::MuxSocketPath(hc::ResolvePkiDir(pki_dir_), identity_);
@@ -525,6 +529,35 @@ class Cli {
       std::printf("enrolled %s at %s (device %s): certificate %s valid until %s; %s; %s\n",
                   req.name.c_str(), req.address.c_str(), res->hostname.c_str(),
                   res->cert.serial.c_str(), until, inventory_note.c_str(), serving.c_str());
+    }
+    return 0;
+  }
+
+  int CertList() {
+    const std::string dir = hc::ResolvePkiDir(pki_dir_);
+    auto ids = hc::ListIdentities(dir);
+    if (!ids.ok()) return Fail(ids.status().message());
+    const std::time_t now = std::time(nullptr);
+    for (const auto& id : *ids) {
+      char until[32] = {};
+      std::tm tm{};
+      gmtime_r(&id.info.not_after, &tm);
+      std::strftime(until, sizeof until, "%Y-%m-%d", &tm);
+      const char* role = id.info.is_ca  ? "CA"
+                         : id.info.role ? herd::pki::RoleName(*id.info.role)
+                                        : "-";
+      const char* state = id.revoked                             ? "revoked"
+                          : id.info.not_after < now              ? "expired"
+                          : id.info.not_after < now + 30 * 86400 ? "expires soon"
+                                                                 : "valid";
+      if (g_.output == "json") {
+        nlohmann::json j = {{"name", id.name},    {"role", role},   {"serial", id.info.serial},
+                            {"not_after", until}, {"state", state}, {"cert", id.cert_path}};
+        std::printf("%s\n", j.dump().c_str());
+      } else {
+        std::printf("%-16s %-9s %-13s until %s  %s\n", id.name.c_str(), role, state, until,
+                    id.info.serial.c_str());
+      }
     }
     return 0;
   }

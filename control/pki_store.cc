@@ -1,5 +1,6 @@
 #include "control/pki_store.h"
 
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -142,6 +143,34 @@ Result<IssuedFiles> IssueClientCert(const std::string& dir, const std::string& n
   spec.role = role;
   spec.days = days;
   return Issue(dir, spec, out_dir.empty() ? dir : out_dir, name + ".key", name + ".crt");
+}
+
+Result<std::vector<IdentityInfo>> ListIdentities(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return Status::NotFound("cannot read " + dir + ": " + std::strerror(errno));
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    const std::string f = e->d_name;
+    if (f.size() > 4 && f.compare(f.size() - 4, 4, ".crt") == 0)
+      names.push_back(f.substr(0, f.size() - 4));
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
+    return (a == "ca") != (b == "ca") ? a == "ca" : a < b;
+  });
+  const auto revoked = RevokedSerials(dir);
+  std::vector<IdentityInfo> out;
+  for (const auto& n : names) {
+    IdentityInfo id{n, dir + "/" + n + ".crt", {}, false};
+    auto pem = ReadFileToString(id.cert_path);
+    if (!pem.ok()) continue;
+    auto info = pki::InspectCert(*pem);
+    if (!info.ok()) return Status::Invalid(id.cert_path + ": " + info.status().message());
+    id.info = *info;
+    id.revoked = std::find(revoked.begin(), revoked.end(), info->serial) != revoked.end();
+    out.push_back(std::move(id));
+  }
+  return out;
 }
 
 std::vector<std::string> RevokedSerials(const std::string& dir) {

@@ -49,6 +49,14 @@ Result<IssuedFiles> IssueAgentCert(const std::string& dir, const std::string& na
 // per line). `who` is an identity name with NAME.crt in `dir`, or a serial in
 // hex. Returns the whole list, for pushing to agents.
 Result<std::vector<std::string>> RevokeCert(const std::string& dir, const std::string& who);
+struct IdentityInfo {
+  std::string name, cert_path;
+  pki::CertInfo info;
+  bool revoked = false;
+};
+// Every certificate in the folder (NAME.crt), the CA first, sorted by name.
+Result<std::vector<IdentityInfo>> ListIdentities(const std::string& dir);
+
 // The folder's current revocation list.
 std::vector<std::string> RevokedSerials(const std::string& dir);
 

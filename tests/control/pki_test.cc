@@ -69,3 +69,23 @@ TEST_CASE("roles include the ones below them", "[pki]") {
   CHECK(*pki::ParseRole("admin") == Role::kAdmin);
   CHECK_FALSE(pki::ParseRole("root").ok());
 }
+
+TEST_CASE("cert list shows the CA first, each role, and who is revoked", "[pki]") {
+  ScopedTempDir dir;
+  const std::string pki = dir / "pki";
+  REQUIRE(control::InitFleetCa(pki, "test CA", 30).ok());
+  REQUIRE(control::IssueClientCert(pki, "zed", pki::Role::kViewer, 30, "").ok());
+  REQUIRE(control::IssueClientCert(pki, "alice", pki::Role::kOperator, 30, "").ok());
+  REQUIRE(control::RevokeCert(pki, "zed").ok());
+  auto ids = control::ListIdentities(pki);
+  REQUIRE(ids.ok());
+  REQUIRE(ids->size() == 3);
+  CHECK((*ids)[0].name == "ca");
+  CHECK((*ids)[0].info.is_ca);
+  CHECK((*ids)[1].name == "alice");
+  CHECK((*ids)[1].info.role == pki::Role::kOperator);
+  CHECK_FALSE((*ids)[1].revoked);
+  CHECK((*ids)[2].name == "zed");
+  CHECK((*ids)[2].revoked);
+  CHECK_FALSE(control::ListIdentities(dir / "missing").ok());
+}
