@@ -45,6 +45,27 @@ Status AuditLog::Append(const AuditEntry& e) {
   return Status::Ok();
 }
 
+Status AuditLog::AppendAnonymous(AuditEntry e) {
+  {
+    std::lock_guard<std::mutex> l(anon_mu_);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - anon_window_ >= std::chrono::minutes(1)) {
+      anon_window_ = now;
+      anon_in_window_ = 0;
+    }
+    if (++anon_in_window_ > kAnonymousPerMinute) {
+      ++anon_suppressed_;
+      return Status::Ok();
+    }
+    if (anon_suppressed_ > 0) {
+      e.args += (e.args.empty() ? "" : " ") + std::string("(") + std::to_string(anon_suppressed_) +
+                " earlier unauthenticated refusals not recorded: rate limit)";
+      anon_suppressed_ = 0;
+    }
+  }
+  return Append(e);
+}
+
 std::vector<std::string> AuditLog::Read(int64_t since, size_t limit) const {
   std::lock_guard<std::mutex> l(mu_);
   std::vector<std::string> out;

@@ -5,6 +5,7 @@
 // audit.log.<keep>. There is no API to modify it. Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -26,6 +27,12 @@ class AuditLog {
  public:
   AuditLog(std::string dir, uint64_t max_bytes = 1 << 20, int keep = 5);
   Status Append(const AuditEntry& e);
+  // For refusals of callers nobody has authenticated (no certificate, a
+  // wrong join token): at most kAnonymousPerMinute lines a minute, so that
+  // outsiders cannot rotate the real record away. Refusals over the limit
+  // are counted, and the count is written with the next line let through.
+  static constexpr int kAnonymousPerMinute = 30;
+  Status AppendAnonymous(AuditEntry e);
   // Entries at or after `since` (unix seconds), oldest first, at most `limit`.
   std::vector<std::string> Read(int64_t since, size_t limit) const;
   const std::string& path() const { return path_; }
@@ -36,6 +43,9 @@ class AuditLog {
   const uint64_t max_bytes_;
   const int keep_;
   mutable std::mutex mu_;  // serialises appends, rotation and reads
+  std::mutex anon_mu_;     // guards the anonymous-refusal budget below
+  std::chrono::steady_clock::time_point anon_window_{};
+  int anon_in_window_ = 0, anon_suppressed_ = 0;
 };
 
 }  // namespace herd::agent

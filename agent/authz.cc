@@ -30,8 +30,10 @@ pki::Role Authorizer::RequiredRole(const std::string& method) {
 
 Status Authorizer::Deny(const Caller& who, const std::string& method, StatusCode code,
                         const std::string& msg) {
-  (void)audit_.Append(
-      {who.name, who.serial.empty() ? "" : pki::RoleName(who.role), method, "", "denied: " + msg});
+  AuditEntry e{who.name, who.serial.empty() ? "" : pki::RoleName(who.role), method, "",
+               "denied: " + msg};
+  // Without a certificate that verified, the caller is nobody we know.
+  (void)(who.serial.empty() ? audit_.AppendAnonymous(std::move(e)) : audit_.Append(e));
   return Status(code, msg);
 }
 

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "common/file.h"
 
@@ -113,8 +114,8 @@ Status Enrollment::CheckLockoutLocked(std::chrono::steady_clock::time_point now)
 
 Status Enrollment::FailLocked(std::chrono::steady_clock::time_point now, const std::string& why) {
   ++failures_;
-  if (failures_ >= kFreeFailures) {
-    const int shift = std::min(failures_ - kFreeFailures + 1, 9);
+  if (failures_ > kFreeFailures) {
+    const int shift = std::min(failures_ - kFreeFailures, 9);
     locked_until_ = now + std::chrono::seconds(std::min(300, 1 << shift));
   }
   return Status(StatusCode::kPermissionDenied, why);
@@ -136,19 +137,23 @@ Result<Enrollment::Hello> Enrollment::Begin(const std::string& client_nonce,
     if (client_nonce.size() != kNonceBytes) {
       return Status::Invalid("client nonce must be " + std::to_string(kNonceBytes) + " bytes");
     }
-    if (!pki::ConstantTimeEquals(client_proof,
-                                 pki::HmacSha256(token_, kClientLabel + client_nonce))) {
+    // A proof seen before is a replay (only someone in the middle of an
+    // earlier attempt could have it): refused like a wrong token.
+    if (used_nonces_.count(client_nonce)) return FailLocked(now, "replayed enrolment request");
+    if (!pki::ConstantTimeEquals(
+            client_proof, pki::HmacSha256(token_, pki::Framed({kClientLabel, client_nonce})))) {
       return FailLocked(now, "wrong join token");
     }
-    failures_ = 0;
+    if (used_nonces_.size() >= 4096) used_nonces_.clear();
+    used_nonces_.insert(client_nonce);
   }
   pending_nonce_ = pki::RandomBytes(kNonceBytes);
   pending_until_ = now + kPendingFor;
   h.agent_nonce = pending_nonce_;
   h.public_key_pem = public_key_pem_;
   if (!admin) {
-    h.agent_proof =
-        pki::HmacSha256(token_, kAgentLabel + client_nonce + pending_nonce_ + public_key_pem_);
+    h.agent_proof = pki::HmacSha256(
+        token_, pki::Framed({kAgentLabel, client_nonce, pending_nonce_, public_key_pem_}));
   }
   return h;
 }
@@ -173,7 +178,8 @@ Result<Enrollment::Installed> Enrollment::Complete(const std::string& agent_nonc
   }
   if (!admin) {
     if (!pki::ConstantTimeEquals(
-            proof, pki::HmacSha256(token_, kCompleteLabel + agent_nonce + cert_pem + ca_pem))) {
+            proof, pki::HmacSha256(token_,
+                                   pki::Framed({kCompleteLabel, agent_nonce, cert_pem, ca_pem})))) {
       return FailLocked(now, "wrong join token");
     }
   }
@@ -186,6 +192,11 @@ Result<Enrollment::Installed> Enrollment::Complete(const std::string& agent_nonc
   }
   auto info = pki::InspectCert(cert_pem);
   if (!info.ok()) return Status::Invalid("certificate: " + info.status().message());
+  const std::time_t wall = std::time(nullptr);
+  if (info->is_ca) return Status::Invalid("the agent certificate must not be a CA");
+  if (info->not_before > wall + 300 || info->not_after < wall + 60) {
+    return Status::Invalid("the certificate is not valid now (check the clocks)");
+  }
   if (Status v = pki::VerifyCert(ca_pem, cert_pem); !v.ok()) {
     return Status::Invalid("certificate is not signed by the given CA: " + v.message());
   }
@@ -206,6 +217,7 @@ Result<Enrollment::Installed> Enrollment::Complete(const std::string& agent_nonc
     ca_pem_ = ca_pem;
   }
   pending_nonce_.clear();
+  failures_ = 0;
   return out;
 }
 

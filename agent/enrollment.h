@@ -12,12 +12,15 @@
 //
 // Failed token proofs are rate limited: five are free, then each further
 // failure locks enrolment for 2, 4, 8 ... (at most 300) seconds, during
-// which every attempt, right or wrong, is refused. Thread-safe.
+// which every attempt, right or wrong, is refused; only a completed
+// enrolment resets the count. A client nonce is accepted once (a replayed
+// request counts as a failure). Thread-safe.
 #pragma once
 
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "agent/config.h"
@@ -75,6 +78,7 @@ class Enrollment {
   bool enrolled_ = false;
   std::string pending_nonce_;
   std::chrono::steady_clock::time_point pending_until_{};
+  std::set<std::string> used_nonces_;  // client nonces already accepted
   int failures_ = 0;
   std::chrono::steady_clock::time_point locked_until_{};
 };

@@ -420,7 +420,11 @@ grpc::ServerUnaryReactor* FinishEnroll(grpc::ServerUnaryReactor* reactor, AuditL
                                        const std::string& args, const Status& s) {
   AuditEntry e{who.name, who.join_token ? "join-token" : pki::RoleName(who.role), method, args,
                s.ok() ? "ok" : "denied: " + s.message()};
-  if (!s.ok() || std::string(method) == "CompleteEnroll") (void)audit.Append(e);
+  if (!s.ok() && who.join_token) {
+    (void)audit.AppendAnonymous(std::move(e));
+  } else if (!s.ok() || std::string(method) == "CompleteEnroll") {
+    (void)audit.Append(e);
+  }
   reactor->Finish(ToGrpc(s));
   return reactor;
 }

@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -202,9 +203,11 @@ class Cli {
         ->required();
     enroll
         ->add_option("--token", enroll_.token,
-                     "The agent's one-time join token (its <state_dir>/join-token)")
-        ->envname("HERD_JOIN_TOKEN")
-        ->required();
+                     "The agent's one-time join token (shows in ps: prefer --token-file or "
+                     "$HERD_JOIN_TOKEN)")
+        ->envname("HERD_JOIN_TOKEN");
+    enroll->add_option("--token-file", enroll_token_file_,
+                       "Read the join token from this file (a copy of its <state_dir>/join-token)");
     enroll->add_option("--name", enroll_.name, "Its fleet name (inventory and certificate)")
         ->required();
     enroll->add_option("--labels", enroll_labels_, "Inventory labels k=v,k=v")->delimiter(',');
@@ -216,7 +219,7 @@ class Cli {
                      "Return once the agent has its certificate, without waiting until it "
                      "serves mTLS");
     enroll->footer(
-        "Example:\n  herd enroll 192.168.1.20 --token $(cat token) --name attic --labels "
+        "Example:\n  herd enroll 192.168.1.20 --token-file token --name attic --labels "
         "role=nas,zone=home\n\nThe agent's private key never leaves it; the token never crosses "
         "the wire and\nworks once. Needs the fleet CA key (--pki-dir).");
 
@@ -451,6 +454,16 @@ class Cli {
 
   int Enroll() {
     hc::EnrollRequest req = enroll_;
+    if (!enroll_token_file_.empty()) {
+      auto t = herd::ReadFileToString(enroll_token_file_);
+      if (!t.ok()) return Fail("--token-file: " + t.status().message());
+      req.token = *t;
+      while (!req.token.empty() && std::isspace(static_cast<unsigned char>(req.token.back()))) {
+        req.token.pop_back();
+      }
+    }
+    if (req.token.empty())
+      return Fail("enroll needs the join token: --token-file FILE, $HERD_JOIN_TOKEN or --token");
     auto address = hc::NormaliseAddress(req.address);
     if (!address.ok()) return Fail("enroll: " + address.status().message());
     req.address = *address;
@@ -662,7 +675,7 @@ class Cli {
   bool plaintext_ = false;
   hc::EnrollRequest enroll_;
   std::vector<std::string> enroll_labels_;
-  std::string enroll_metrics_;
+  std::string enroll_metrics_, enroll_token_file_;
   std::string mux_idle_;
   bool mux_foreground_ = false, no_mux_ = false;
   bool no_inventory_ = false, no_wait_ = false;

@@ -327,6 +327,18 @@ std::string HmacSha256(const std::string& key, const std::string& msg) {
   return std::string(reinterpret_cast<char*>(out), len);
 }
 
+std::string Framed(std::initializer_list<std::string_view> fields) {
+  std::string out;
+  for (auto f : fields) {
+    const uint32_t n = static_cast<uint32_t>(f.size());
+    const char len[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16),
+                         static_cast<char>(n >> 8), static_cast<char>(n)};
+    out.append(len, 4);
+    out.append(f.data(), f.size());
+  }
+  return out;
+}
+
 bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }

@@ -4,8 +4,10 @@
 #pragma once
 
 #include <ctime>
+#include <initializer_list>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -65,6 +67,9 @@ std::string RandomBytes(size_t n);
 std::string RandomToken();
 // HMAC-SHA256 of `msg` keyed with `key`, 32 raw bytes.
 std::string HmacSha256(const std::string& key, const std::string& msg);
+// Fields joined unambiguously for a MAC: each prefixed with its length as
+// 4 bytes, big-endian.
+std::string Framed(std::initializer_list<std::string_view> fields);
 // Compares in time independent of where the inputs differ.
 bool ConstantTimeEquals(const std::string& a, const std::string& b);
 

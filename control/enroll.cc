@@ -56,7 +56,8 @@ Result<EnrollResult> EnrollAgent(const EnrollRequest& req, const FleetCa& ca) {
 
   v1::BeginEnrollRequest hello;
   hello.set_client_nonce(pki::RandomBytes(32));
-  hello.set_client_proof(pki::HmacSha256(req.token, kClientLabel + hello.client_nonce()));
+  hello.set_client_proof(
+      pki::HmacSha256(req.token, pki::Framed({kClientLabel, hello.client_nonce()})));
   v1::BeginEnrollReply agent;
   grpc::ClientContext begin_ctx;
   begin_ctx.set_deadline(deadline);
@@ -64,8 +65,9 @@ Result<EnrollResult> EnrollAgent(const EnrollRequest& req, const FleetCa& ca) {
     return CallError(s, "enrolment refused", req.address);
   }
   // The agent proves it holds the token, over the key it presented in TLS.
-  const std::string expected = pki::HmacSha256(
-      req.token, kAgentLabel + hello.client_nonce() + agent.agent_nonce() + agent.public_key_pem());
+  const std::string expected =
+      pki::HmacSha256(req.token, pki::Framed({kAgentLabel, hello.client_nonce(),
+                                              agent.agent_nonce(), agent.public_key_pem()}));
   if (!pki::ConstantTimeEquals(agent.agent_proof(), expected)) {
     return Status(StatusCode::kPermissionDenied,
                   req.address +
@@ -86,8 +88,8 @@ Result<EnrollResult> EnrollAgent(const EnrollRequest& req, const FleetCa& ca) {
   complete.set_agent_nonce(agent.agent_nonce());
   complete.set_certificate_pem(*cert);
   complete.set_ca_pem(ca.cert_pem);
-  complete.set_proof(
-      pki::HmacSha256(req.token, kCompleteLabel + agent.agent_nonce() + *cert + ca.cert_pem));
+  complete.set_proof(pki::HmacSha256(
+      req.token, pki::Framed({kCompleteLabel, agent.agent_nonce(), *cert, ca.cert_pem})));
   v1::CompleteEnrollReply done;
   grpc::ClientContext complete_ctx;
   complete_ctx.set_deadline(deadline);

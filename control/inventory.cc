@@ -313,7 +313,7 @@ std::string HostEntry(const Host& h, const std::string& indent) {
   if (!h.metrics.empty()) e += indent + "  metrics: " + Quoted(h.metrics) + "\n";
   if (!h.labels.empty()) {
     std::string l;
-    for (const auto& [k, v] : h.labels) l += (l.empty() ? "" : ", ") + k + ": " + Quoted(v);
+    for (const auto& [k, v] : h.labels) l += (l.empty() ? "" : ", ") + Quoted(k) + ": " + Quoted(v);
     e += indent + "  labels: {" + l + "}\n";
   }
   return e;
@@ -402,17 +402,10 @@ class InventoryLock {
 
 }  // namespace
 
-Status AddHostToInventoryFile(const std::string& path, const Host& host) {
-  const auto slash = path.rfind('/');
-  if (slash != std::string::npos && slash > 0) {
-    if (Status s = MakeDirs(path.substr(0, slash)); !s.ok()) return s;
-  }
+namespace {
+
+Status AddHostLocked(const std::string& path, const Host& host) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-    return Status::Invalid("inventory " + path + " is a directory, not a YAML file");
-  }
-  auto lock = InventoryLock::Acquire(path);
-  if (!lock.ok()) return lock.status();
   auto existing = ReadFileToString(path);
   if (!existing.ok()) return existing.status();
   const std::string text = *existing;
@@ -441,6 +434,34 @@ Status AddHostToInventoryFile(const std::string& path, const Host& host) {
     return Status::Internal("adding " + host.name + " to " + path + " failed (nothing changed)");
   }
   return WriteFileAtomic(path, *edited, mode);
+}
+
+}  // namespace
+
+Status AddHostToInventoryFile(const std::string& given_path, const Host& host) {
+  // Edit the file a symlink points to, not replace the link.
+  std::string path = given_path;
+  if (char* real = ::realpath(given_path.c_str(), nullptr)) {
+    path = real;
+    std::free(real);
+  }
+  const auto slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    if (Status s = MakeDirs(path.substr(0, slash)); !s.ok()) return s;
+  }
+  struct stat st {};
+  const bool existed = ::stat(path.c_str(), &st) == 0;
+  if (existed && S_ISDIR(st.st_mode)) {
+    return Status::Invalid("inventory " + path + " is a directory, not a YAML file");
+  }
+  auto lock = InventoryLock::Acquire(path);
+  if (!lock.ok()) return lock.status();
+  Status s = AddHostLocked(path, host);
+  // Locking created an empty file: don't leave it behind when nothing was added.
+  if (!s.ok() && !existed && ::stat(path.c_str(), &st) == 0 && st.st_size == 0) {
+    ::unlink(path.c_str());
+  }
+  return s;
 }
 
 std::string ResolveInventoryPath(const std::string& explicit_path) {

@@ -4,6 +4,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -43,6 +44,12 @@ class ChannelCache {
     std::lock_guard<std::mutex> l(mu_);
     --active_;
     last_ = Clock::now();
+    if (active_ == 0) idle_.notify_all();
+  }
+  // After the server has shut down: waits (bounded) until every call object is gone.
+  void WaitNoCalls(std::chrono::seconds limit) {
+    std::unique_lock<std::mutex> l(mu_);
+    idle_.wait_for(l, limit, [&] { return active_ == 0; });
   }
   bool IdleFor(std::chrono::milliseconds d) {
     std::lock_guard<std::mutex> l(mu_);
@@ -53,6 +60,7 @@ class ChannelCache {
   const std::shared_ptr<grpc::ChannelCredentials> creds_;
   const bool tls_;
   std::mutex mu_;  // guards everything below
+  std::condition_variable idle_;
   std::map<std::pair<std::string, std::string>, std::shared_ptr<grpc::Channel>> channels_;
   int active_ = 0;
   Clock::time_point last_ = Clock::now();
@@ -91,20 +99,15 @@ class Forward final : public grpc::ServerGenericBidiReactor {
     up_.StartWritesDone();
     ReleaseHold();
   }
-  // mux -> herd
+  // mux -> herd. The agent side holds (AddHold in Upstream::OnReadDone)
+  // while this write is in flight, so it cannot finish under us.
   void OnWriteDone(bool ok) override {
-    bool finish = false;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      writing_to_herd_ = false;
-      finish = upstream_done_;
-    }
-    if (finish) return Finish(status_);
     if (ok) {
       up_.StartRead(&from_agent_);
     } else {
       upstream_ctx_.TryCancel();
     }
+    up_.RemoveHold();
   }
   void OnCancel() override { upstream_ctx_.TryCancel(); }
   void OnDone() override { Unref(); }
@@ -122,10 +125,7 @@ class Forward final : public grpc::ServerGenericBidiReactor {
     }
     void OnReadDone(bool ok) override {
       if (!ok) return;  // OnDone brings the status
-      {
-        std::lock_guard<std::mutex> l(f_->mu_);
-        f_->writing_to_herd_ = true;
-      }
+      AddHold();        // released when the write to herd is done
       f_->StartWrite(&f_->from_agent_);
     }
     void OnDone(const grpc::Status& s) override { f_->UpstreamDone(s); }
@@ -142,21 +142,16 @@ class Forward final : public grpc::ServerGenericBidiReactor {
     }
     up_.RemoveHold();
   }
+  // No write to herd can be in flight here (see OnWriteDone).
   void UpstreamDone(const grpc::Status& s) {
-    bool finish = false;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      status_ = s;
-      upstream_done_ = true;
-      finish = !writing_to_herd_;
-    }
-    if (finish) Finish(s);
+    Finish(s);
     Unref();
   }
   void Unref() {
     if (refs_.fetch_sub(1) == 1) {
-      cache_.CallEnded();
+      ChannelCache& cache = cache_;
       delete this;
+      cache.CallEnded();  // last: RunMux may destroy the cache once no call is active
     }
   }
 
@@ -166,9 +161,8 @@ class Forward final : public grpc::ServerGenericBidiReactor {
   ChannelCache& cache_;
   grpc::ByteBuffer from_herd_, from_agent_;
   std::atomic<int> refs_{2};  // server side OnDone + upstream OnDone
-  std::mutex mu_;             // guards the flags and status_ below
-  bool writing_to_herd_ = false, upstream_done_ = false, released_ = false;
-  grpc::Status status_;
+  std::mutex mu_;             // guards released_
+  bool released_ = false;
 };
 
 class MuxService final : public grpc::CallbackGenericService {
@@ -206,9 +200,22 @@ int MuxPid(const std::string& socket_path) {
   if (!text.ok()) return 0;
   const int pid = std::atoi(text->c_str());
   if (pid <= 0 || ::kill(pid, 0) != 0) return 0;
-  struct stat st {};
-  if (::stat(socket_path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return 0;
-  return pid;
+  // A recycled pid is not our mux: its command line must be herd's mux.
+  auto cmdline = ReadFileToString("/proc/" + std::to_string(pid) + "/cmdline");
+  if (!cmdline.ok() || cmdline->find("herd") == std::string::npos ||
+      cmdline->find(std::string("mux\0", 4)) == std::string::npos) {
+    return 0;
+  }
+  // And it must be accepting connections.
+  sockaddr_un addr{};
+  if (socket_path.size() >= sizeof addr.sun_path) return 0;
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  const bool up = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return up ? pid : 0;
 }
 
 Status RunMux(const MuxOptions& opts, const std::atomic<bool>* stop) {
@@ -245,6 +252,7 @@ Status RunMux(const MuxOptions& opts, const std::atomic<bool>* stop) {
   ::unlink(opts.socket_path.c_str());
   ::unlink((opts.socket_path + ".pid").c_str());
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  cache.WaitNoCalls(std::chrono::seconds(10));
   return Status::Ok();
 }
 

@@ -157,7 +157,7 @@ cmd_up() {
         "$dir/$name/state/join-token" "${roles[$(((i - 1) % 4))]}" "${zones[$(((i - 1) % 2))]}"
     done >"$dir/enrol.list"
     if ! xargs -P 2 -L 1 bash -c 'exec "$0" --pki-dir "$1" -i "$2" enroll "$4" --name "$3" \
-          --metrics "$5" --token "$(<"$6")" --labels "$7" --no-wait >/dev/null' \
+          --metrics "$5" --token-file "$6" --labels "$7" --no-wait >/dev/null' \
           "$herd" "$dir/pki" "$dir/inventory.yaml" <"$dir/enrol.list"; then
       echo "fleet: enrolment failed for some agent (see above)" >&2
       exit 1

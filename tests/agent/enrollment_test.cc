@@ -39,12 +39,14 @@ struct Fixture {
   // Runs both steps with `token`'s proofs; returns Complete's status.
   herd::Status Enrol(Enrollment& e, const std::string& token) {
     const std::string nonce = pki::RandomBytes(32);
-    auto hello = e.Begin(nonce, pki::HmacSha256(token, Enrollment::kClientLabel + nonce), false);
+    auto hello = e.Begin(
+        nonce, pki::HmacSha256(token, pki::Framed({Enrollment::kClientLabel, nonce})), false);
     if (!hello.ok()) return hello.status();
     const std::string cert = CertFor(hello->public_key_pem);
-    auto done = e.Complete(
-        hello->agent_nonce, cert, ca,
-        pki::HmacSha256(token, Enrollment::kCompleteLabel + hello->agent_nonce + cert + ca), false);
+    auto done = e.Complete(hello->agent_nonce, cert, ca,
+                           pki::HmacSha256(token, pki::Framed({Enrollment::kCompleteLabel,
+                                                               hello->agent_nonce, cert, ca})),
+                           false);
     return done.status();
   }
   herd::testing::ScopedTempDir dir;
@@ -104,11 +106,12 @@ TEST_CASE("wrong tokens are refused and rate limited", "[unit]") {
   Fixture f;
   auto e = f.Open();
   REQUIRE(e.ok());
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < 5; ++i) {  // five are free
     auto s = f.Enrol(**e, "wrong-token-wrong-token");
     CHECK(s.code() == StatusCode::kPermissionDenied);
     CHECK(s.message() == "wrong join token");
   }
+  // The sixth failure locks enrolment.
   CHECK(f.Enrol(**e, "wrong-token-wrong-token").code() == StatusCode::kPermissionDenied);
   // Locked now: even the right token waits.
   auto locked = f.Enrol(**e, kToken);
@@ -117,15 +120,28 @@ TEST_CASE("wrong tokens are refused and rate limited", "[unit]") {
   CHECK_FALSE((*e)->enrolled());
 }
 
+TEST_CASE("a replayed BeginEnroll is refused", "[unit]") {
+  Fixture f;
+  auto e = f.Open();
+  REQUIRE(e.ok());
+  const std::string nonce = pki::RandomBytes(32);
+  const std::string proof = pki::HmacSha256(kToken, pki::Framed({Enrollment::kClientLabel, nonce}));
+  REQUIRE((*e)->Begin(nonce, proof, false).ok());
+  auto replay = (*e)->Begin(nonce, proof, false);
+  CHECK(replay.status().code() == StatusCode::kPermissionDenied);
+  CHECK_THAT(replay.status().message(), Catch::Contains("replayed"));
+}
+
 TEST_CASE("Complete refuses a certificate for another key, a foreign CA, a stale nonce", "[unit]") {
   Fixture f;
   auto e = f.Open();
   REQUIRE(e.ok());
   const std::string nonce = pki::RandomBytes(32);
-  auto hello = (*e)->Begin(nonce, pki::HmacSha256(kToken, Enrollment::kClientLabel + nonce), false);
+  auto hello = (*e)->Begin(
+      nonce, pki::HmacSha256(kToken, pki::Framed({Enrollment::kClientLabel, nonce})), false);
   REQUIRE(hello.ok());
   auto proof = [&](const std::string& n, const std::string& cert, const std::string& ca) {
-    return pki::HmacSha256(kToken, Enrollment::kCompleteLabel + n + cert + ca);
+    return pki::HmacSha256(kToken, pki::Framed({Enrollment::kCompleteLabel, n, cert, ca}));
   };
   const std::string other = f.CertFor(*pki::PublicKeyPem(*pki::GenerateKeyPem()));
   auto wrong_key = (*e)->Complete(hello->agent_nonce, other, f.ca,
