@@ -160,47 +160,44 @@ Result<std::string> PublicKeyPem(const std::string& key_pem) {
   return Drain(b.get());
 }
 
-Result<std::string> SelfSignedCa(const std::string& key_pem, const std::string& name, int days) {
-  auto k = LoadKey(key_pem);
-  if (!k.ok()) return k.status();
-  auto c = NewCert(k->get(), days);
-  if (!c.ok()) return c.status();
-  X509_NAME* subject = X509_get_subject_name(c->get());
-  X509_NAME_add_entry_by_NID(subject, NID_organizationName, MBSTRING_UTF8,
-                             reinterpret_cast<const unsigned char*>("herd"), -1, -1, 0);
-  X509_NAME_add_entry_by_NID(subject, NID_commonName, MBSTRING_UTF8,
-                             reinterpret_cast<const unsigned char*>(name.c_str()), -1, -1, 0);
-  X509_set_issuer_name(c->get(), subject);
-  for (auto [nid, value] : {std::pair<int, const char*>{NID_basic_constraints, "critical,CA:TRUE"},
-                            {NID_key_usage, "critical,keyCertSign,cRLSign"},
-                            {NID_subject_key_identifier, "hash"}}) {
-    Status s = AddExt(c->get(), c->get(), nid, value);
-    if (!s.ok()) return s;
-  }
-  if (!X509_sign(c->get(), k->get(), EVP_sha256())) return SslError("cannot sign CA");
-  return CertPem(c->get());
-}
+namespace {
 
-Result<std::string> SelfSignedCert(const std::string& key_pem, const std::string& name, int days) {
+// A certificate for `key_pem` signed by itself: subject O=`org`, CN=`name`.
+Result<std::string> SelfSigned(const std::string& key_pem, const char* org, const std::string& name,
+                               int days,
+                               std::initializer_list<std::pair<int, const char*>> extensions) {
   auto k = LoadKey(key_pem);
   if (!k.ok()) return k.status();
   auto c = NewCert(k->get(), days);
   if (!c.ok()) return c.status();
   X509_NAME* subject = X509_get_subject_name(c->get());
   X509_NAME_add_entry_by_NID(subject, NID_organizationName, MBSTRING_UTF8,
-                             reinterpret_cast<const unsigned char*>("herd (not enrolled)"), -1, -1,
-                             0);
+                             reinterpret_cast<const unsigned char*>(org), -1, -1, 0);
   X509_NAME_add_entry_by_NID(subject, NID_commonName, MBSTRING_UTF8,
                              reinterpret_cast<const unsigned char*>(name.c_str()), -1, -1, 0);
   X509_set_issuer_name(c->get(), subject);
-  for (auto [nid, value] : {std::pair<int, const char*>{NID_basic_constraints, "critical,CA:FALSE"},
-                            {NID_key_usage, "critical,digitalSignature"},
-                            {NID_ext_key_usage, "serverAuth"}}) {
+  for (auto [nid, value] : extensions) {
     Status s = AddExt(c->get(), c->get(), nid, value);
     if (!s.ok()) return s;
   }
   if (!X509_sign(c->get(), k->get(), EVP_sha256())) return SslError("cannot sign certificate");
   return CertPem(c->get());
+}
+
+}  // namespace
+
+Result<std::string> SelfSignedCa(const std::string& key_pem, const std::string& name, int days) {
+  return SelfSigned(key_pem, "herd", name, days,
+                    {{NID_basic_constraints, "critical,CA:TRUE"},
+                     {NID_key_usage, "critical,keyCertSign,cRLSign"},
+                     {NID_subject_key_identifier, "hash"}});
+}
+
+Result<std::string> SelfSignedCert(const std::string& key_pem, const std::string& name, int days) {
+  return SelfSigned(key_pem, "herd (not enrolled)", name, days,
+                    {{NID_basic_constraints, "critical,CA:FALSE"},
+                     {NID_key_usage, "critical,digitalSignature"},
+                     {NID_ext_key_usage, "serverAuth"}});
 }
 
 Result<std::string> CertPublicKeyPem(const std::string& cert_pem) {

@@ -253,24 +253,23 @@ Result<std::string> NormaliseAddress(const std::string& text, int default_port) 
 }
 
 Result<Inventory> ParseInventory(const std::string& yaml_text, const std::string& source) {
+  auto error = [&](const YAML::Exception& e) {
+    std::ostringstream os;
+    os << source;
+    if (e.mark.line >= 0) os << ":" << e.mark.line + 1 << ":" << e.mark.column + 1;
+    os << ": " << e.msg;
+    return Status::Invalid(os.str());
+  };
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
   } catch (const YAML::Exception& e) {
-    std::ostringstream os;
-    os << source;
-    if (e.mark.line >= 0) os << ":" << e.mark.line + 1 << ":" << e.mark.column + 1;
-    os << ": " << e.msg;
-    return Status::Invalid(os.str());
+    return error(e);
   }
   try {
     return Loader(source).Load(root);
   } catch (const YAML::Exception& e) {
-    std::ostringstream os;
-    os << source;
-    if (e.mark.line >= 0) os << ":" << e.mark.line + 1 << ":" << e.mark.column + 1;
-    os << ": " << e.msg;
-    return Status::Invalid(os.str());
+    return error(e);
   }
 }
 
