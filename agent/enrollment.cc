@@ -40,6 +40,11 @@ Result<std::unique_ptr<Enrollment>> Enrollment::Open(const TlsFiles& tls, const 
   e->files_ = tls;
   e->token_file_ = token_file;
   const bool have_key = Exists(tls.key);
+  const std::string key_dir =
+      tls.key.substr(0, tls.key.rfind('/') == std::string::npos ? 0 : tls.key.rfind('/'));
+  if (!have_key && !key_dir.empty() && !Exists(key_dir)) {
+    return Status::NotFound("TLS folder " + key_dir + " does not exist");
+  }
   if (!have_key) {
     if (Exists(tls.cert) || Exists(tls.ca)) {
       return Status::Invalid("TLS key " + tls.key + " is missing but " + tls.cert + " or " +

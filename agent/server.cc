@@ -110,8 +110,8 @@ Status AgentServer::Start() {
                      impl_->enrollment->new_token().c_str());
       }
       spdlog::warn(
-          "not enrolled in a fleet: waiting for 'herd enroll ADDRESS --token TOKEN --name NAME' "
-          "(token in {})",
+          "not enrolled in a fleet: waiting for 'herd enroll ADDRESS --token-file FILE --name "
+          "NAME' (token in {})",
           c.enroll.token.empty() ? token_file : std::string("the config"));
     }
   }

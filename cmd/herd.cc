@@ -233,6 +233,7 @@ class Cli {
     auto* mux_stop = mux->add_subcommand("stop", "Stop the mux for --identity");
     auto* mux_status = mux->add_subcommand("status", "Is a mux running for --identity?");
     mux->footer(
+        "mux status exits 0 when running, 3 when not.\n"
         "While a mux runs for the identity in use, herd sends every call through it: one\n"
         "local connection instead of a TLS handshake per host. Agents still see and check\n"
         "the caller's own certificate on every call. --no-mux bypasses it.");
@@ -254,6 +255,17 @@ class Cli {
     if (*cert_issue) return CertIssue();
     auto* cert_revoke = cert->get_subcommand_ptr("revoke").get();
     if (*cert_revoke) {
+      // Pushing the list needs an admin identity: check before changing the
+      // folder's list, so a refused push leaves nothing half done.
+      if (!target_.empty() && !plaintext_) {
+        auto id = hc::LoadIdentity(hc::ResolvePkiDir(pki_dir_), identity_);
+        if (!id.ok()) return Fail(id.status().message());
+        auto info = herd::pki::InspectCert(id->cert_pem);
+        if (!info.ok() || !info->role || *info->role != herd::pki::Role::kAdmin) {
+          return Fail("pushing revocations needs an admin identity; '" + identity_ +
+                      "' is not one (nothing was revoked)");
+        }
+      }
       auto list = hc::RevokeCert(hc::ResolvePkiDir(pki_dir_), cert_name_);
       if (!list.ok()) return Fail(list.status().message());
       std::fprintf(stderr, "herd: %s revoked; the list holds %zu serial(s)\n", cert_name_.c_str(),

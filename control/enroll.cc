@@ -29,8 +29,10 @@ std::shared_ptr<grpc::ChannelCredentials> EnrolmentCredentials() {
 
 Status CallError(const grpc::Status& s, const std::string& what, const std::string& address) {
   Status st = FromGrpc(s);
-  if (st.code() == StatusCode::kDeadlineExceeded)
-    st = Status(StatusCode::kUnavailable, st.message());
+  if (st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kDeadlineExceeded) {
+    return Status(StatusCode::kUnavailable,
+                  address + ": cannot reach the agent (is herdd running there?): " + st.message());
+  }
   return Status(st.code(), address + ": " + what + ": " + st.message());
 }
 

@@ -26,6 +26,10 @@ HostResult ErrorResult(const Status& s) {
       r.message = "connection refused (is herdd running there?)";
     } else if (s.code() == StatusCode::kDeadlineExceeded) {
       r.message = "no answer before the deadline (--timeout)";
+    } else if (r.message.find("certificate verify failed") != std::string::npos) {
+      r.message =
+          "TLS: the agent's certificate is not from this fleet's CA (not enrolled yet? see herd "
+          "enroll)";
     }
   }
   return r;
