@@ -91,9 +91,6 @@ class Cli {
  public:
   int Main(int argc, char** argv) {
     CLI::App app{"herd: fan commands out across a fleet of herdd agents.", "herd"};
-    app.footer(std::string("\n") + kSelectorHelp + "\n\n" + kExitHelp +
-               "\n\nInventory: -i FILE, else $HERD_INVENTORY, else "
-               "~/.config/herd/inventory.yaml. See README.md.");
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("herd ") + HERD_VERSION);
     app.add_option("-i,--inventory", g_.inventory, "Inventory YAML file")
@@ -238,6 +235,17 @@ class Cli {
         "local connection instead of a TLS handshake per host. Agents still see and check\n"
         "the caller's own certificate on every call. --no-mux bypasses it.");
     app.add_flag("--no-mux", no_mux_, "Dial agents directly even if a mux is running");
+
+    // Footers are set last: CLI11 copies the parent's footer into subcommands
+    // made after it. The selector grammar goes where a TARGET is taken.
+    const std::string target_help = std::string("\n") + kSelectorHelp + "\n\n" + kExitHelp +
+                                    "\n\nInventory: -i FILE, else $HERD_INVENTORY, else "
+                                    "~/.config/herd/inventory.yaml. See README.md.";
+    app.footer(target_help);
+    for (auto* sub : {ping, facts, health, copy, inv, targets, audit, revoke, renew}) {
+      sub->footer(target_help);
+    }
+    run->footer(run->get_footer() + "\n" + target_help);
 
     for (auto* sub : app.get_subcommands({})) {
       sub->fallthrough();
