@@ -145,8 +145,7 @@ Result<Enrollment::Hello> Enrollment::Begin(const std::string& client_nonce,
     // A proof seen before is a replay (only someone in the middle of an
     // earlier attempt could have it): refused like a wrong token.
     if (used_nonces_.count(client_nonce)) return FailLocked(now, "replayed enrolment request");
-    if (!pki::ConstantTimeEquals(
-            client_proof, pki::HmacSha256(token_, pki::Framed({kClientLabel, client_nonce})))) {
+    if (!pki::ConstantTimeEquals(client_proof, pki::EnrolClientProof(token_, client_nonce))) {
       return FailLocked(now, "wrong join token");
     }
     if (used_nonces_.size() >= 4096) used_nonces_.clear();
@@ -157,8 +156,7 @@ Result<Enrollment::Hello> Enrollment::Begin(const std::string& client_nonce,
   h.agent_nonce = pending_nonce_;
   h.public_key_pem = public_key_pem_;
   if (!admin) {
-    h.agent_proof = pki::HmacSha256(
-        token_, pki::Framed({kAgentLabel, client_nonce, pending_nonce_, public_key_pem_}));
+    h.agent_proof = pki::EnrolAgentProof(token_, client_nonce, pending_nonce_, public_key_pem_);
   }
   return h;
 }
@@ -182,9 +180,8 @@ Result<Enrollment::Installed> Enrollment::Complete(const std::string& agent_nonc
                   "no enrolment in progress for this nonce (call BeginEnroll again)");
   }
   if (!admin) {
-    if (!pki::ConstantTimeEquals(
-            proof, pki::HmacSha256(token_,
-                                   pki::Framed({kCompleteLabel, agent_nonce, cert_pem, ca_pem})))) {
+    if (!pki::ConstantTimeEquals(proof,
+                                 pki::EnrolCompleteProof(token_, agent_nonce, cert_pem, ca_pem))) {
       return FailLocked(now, "wrong join token");
     }
   }

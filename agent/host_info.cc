@@ -13,10 +13,14 @@
 
 namespace herd::agent {
 
+std::string HostName() {
+  char host[256] = {};
+  return ::gethostname(host, sizeof(host) - 1) == 0 ? host : "";
+}
+
 HostFacts ReadHostFacts(const std::string& path) {
   HostFacts f;
-  char host[256] = {};
-  if (gethostname(host, sizeof(host) - 1) == 0) f.hostname = host;
+  f.hostname = HostName();
   utsname u{};
   if (uname(&u) == 0) {
     f.kernel = u.release;

@@ -21,6 +21,9 @@ struct HostFacts {
 
 HostFacts ReadHostFacts(const std::string& path);
 
+// This machine's host name ("" if it has none).
+std::string HostName();
+
 // CPU seconds by mode from /proc/stat (user, nice, system, idle, iowait, ...).
 std::vector<std::pair<std::string, double>> ReadCpuSeconds();
 

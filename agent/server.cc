@@ -16,6 +16,7 @@
 #include "agent/authz.h"
 #include "agent/enrollment.h"
 #include "agent/exec_runner.h"
+#include "agent/host_info.h"
 #include "agent/metrics.h"
 #include "agent/service.h"
 #include "common/file.h"
@@ -98,9 +99,8 @@ Status AgentServer::Start() {
     }
     const std::string token_file =
         c.enroll.token_file.empty() ? c.state_dir + "/join-token" : c.enroll.token_file;
-    char host[256] = {};
-    ::gethostname(host, sizeof(host) - 1);
-    auto e = Enrollment::Open(c.tls, c.enroll.token, token_file, c.name.empty() ? host : c.name);
+    auto e =
+        Enrollment::Open(c.tls, c.enroll.token, token_file, c.name.empty() ? HostName() : c.name);
     if (!e.ok()) return e.status();
     impl_->enrollment = std::move(*e);
     if (!impl_->enrollment->enrolled()) {

@@ -250,9 +250,7 @@ AgentService::AgentService(const AgentConfig& config, ExecRunner& runner, AgentM
 grpc::ServerUnaryReactor* AgentService::Info(grpc::CallbackServerContext* ctx,
                                              const v1::InfoRequest*, v1::InfoReply* reply) {
   return Unary(authz_, ctx, "Info", [&] {
-    char host[256] = {};
-    ::gethostname(host, sizeof(host) - 1);
-    reply->set_hostname(host);
+    reply->set_hostname(HostName());
     reply->set_agent_version(HERD_VERSION);
     reply->set_name(config_.name);
     reply->set_uptime_seconds(std::chrono::duration_cast<std::chrono::seconds>(
@@ -414,15 +412,16 @@ grpc::ServerUnaryReactor* AgentService::SetRevocations(grpc::CallbackServerConte
 namespace {
 
 // Finishes an enrolment call: audits the outcome (never the token, proofs or
-// PEM bodies) and maps the status.
+// PEM bodies) and maps the status. Successes are audited when they change
+// something (`mutated`).
 grpc::ServerUnaryReactor* FinishEnroll(grpc::ServerUnaryReactor* reactor, AuditLog& audit,
                                        const Caller& who, const char* method,
-                                       const std::string& args, const Status& s) {
+                                       const std::string& args, const Status& s, bool mutated) {
   AuditEntry e{who.name, who.join_token ? "join-token" : pki::RoleName(who.role), method, args,
                s.ok() ? "ok" : "denied: " + s.message()};
   if (!s.ok() && who.join_token) {
     (void)audit.AppendAnonymous(std::move(e));
-  } else if (!s.ok() || std::string(method) == "CompleteEnroll") {
+  } else if (!s.ok() || mutated) {
     (void)audit.Append(e);
   }
   reactor->Finish(ToGrpc(s));
@@ -431,43 +430,52 @@ grpc::ServerUnaryReactor* FinishEnroll(grpc::ServerUnaryReactor* reactor, AuditL
 
 }  // namespace
 
+// The common start of both enrolment calls: authorisation, then the
+// plain-text agent's refusal. On a refusal `reactor` is already finished.
+Result<Caller> AgentService::CheckEnroll(grpc::CallbackServerContext* ctx,
+                                         grpc::ServerUnaryReactor* reactor, const char* method) {
+  auto who = authz_.Check(*ctx, method);
+  if (!who.ok()) {
+    reactor->Finish(ToGrpc(who.status()));
+    return who;
+  }
+  if (!enrollment_) {
+    Status refused(StatusCode::kFailedPrecondition,
+                   "this agent serves plain text: there is nothing to enrol");
+    FinishEnroll(reactor, audit_, *who, method, "", refused, false);
+    return refused;
+  }
+  return who;
+}
+
 grpc::ServerUnaryReactor* AgentService::BeginEnroll(grpc::CallbackServerContext* ctx,
                                                     const v1::BeginEnrollRequest* req,
                                                     v1::BeginEnrollReply* reply) {
   auto* reactor = ctx->DefaultReactor();
-  auto who = authz_.Check(*ctx, "BeginEnroll");
-  if (!who.ok()) return reactor->Finish(ToGrpc(who.status())), reactor;
-  if (!enrollment_) {
-    return FinishEnroll(reactor, audit_, *who, "BeginEnroll", "",
-                        Status(StatusCode::kFailedPrecondition,
-                               "this agent serves plain text: there is nothing to enrol"));
-  }
+  auto who = CheckEnroll(ctx, reactor, "BeginEnroll");
+  if (!who.ok()) return reactor;
   auto hello = enrollment_->Begin(req->client_nonce(), req->client_proof(), !who->join_token);
-  if (!hello.ok()) return FinishEnroll(reactor, audit_, *who, "BeginEnroll", "", hello.status());
-  char host[256] = {};
-  ::gethostname(host, sizeof(host) - 1);
-  reply->set_agent_nonce(hello->agent_nonce);
-  reply->set_public_key_pem(hello->public_key_pem);
-  reply->set_agent_proof(hello->agent_proof);
-  reply->set_hostname(host);
-  reply->set_enrolled(hello->enrolled);
-  return FinishEnroll(reactor, audit_, *who, "BeginEnroll", "", Status::Ok());
+  if (hello.ok()) {
+    reply->set_agent_nonce(hello->agent_nonce);
+    reply->set_public_key_pem(hello->public_key_pem);
+    reply->set_agent_proof(hello->agent_proof);
+    reply->set_hostname(HostName());
+    reply->set_enrolled(hello->enrolled);
+  }
+  return FinishEnroll(reactor, audit_, *who, "BeginEnroll", "", hello.status(), false);
 }
 
 grpc::ServerUnaryReactor* AgentService::CompleteEnroll(grpc::CallbackServerContext* ctx,
                                                        const v1::CompleteEnrollRequest* req,
                                                        v1::CompleteEnrollReply* reply) {
   auto* reactor = ctx->DefaultReactor();
-  auto who = authz_.Check(*ctx, "CompleteEnroll");
-  if (!who.ok()) return reactor->Finish(ToGrpc(who.status())), reactor;
-  if (!enrollment_) {
-    return FinishEnroll(reactor, audit_, *who, "CompleteEnroll", "",
-                        Status(StatusCode::kFailedPrecondition,
-                               "this agent serves plain text: there is nothing to enrol"));
-  }
+  auto who = CheckEnroll(ctx, reactor, "CompleteEnroll");
+  if (!who.ok()) return reactor;
   auto done = enrollment_->Complete(req->agent_nonce(), req->certificate_pem(), req->ca_pem(),
                                     req->proof(), !who->join_token);
-  if (!done.ok()) return FinishEnroll(reactor, audit_, *who, "CompleteEnroll", "", done.status());
+  if (!done.ok()) {
+    return FinishEnroll(reactor, audit_, *who, "CompleteEnroll", "", done.status(), false);
+  }
   const auto reload = std::chrono::duration_cast<std::chrono::seconds>(config_.tls_reload).count();
   reply->set_serial(done->cert.serial);
   reply->set_not_after_unix(done->cert.not_after);
@@ -476,7 +484,7 @@ grpc::ServerUnaryReactor* AgentService::CompleteEnroll(grpc::CallbackServerConte
       fmt::format("{} name={} serial={}", done->renewal ? "renewed" : "enrolled",
                   done->cert.common_name, done->cert.serial);
   spdlog::info("certificate {} by {}: serving it within {} s", args, who->name, reload);
-  return FinishEnroll(reactor, audit_, *who, "CompleteEnroll", args, Status::Ok());
+  return FinishEnroll(reactor, audit_, *who, "CompleteEnroll", args, Status::Ok(), true);
 }
 
 }  // namespace herd::agent

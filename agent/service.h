@@ -43,6 +43,9 @@ class AgentService final : public v1::Agent::CallbackService {
                                            v1::CompleteEnrollReply* reply) override;
 
  private:
+  Result<Caller> CheckEnroll(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
+                             const char* method);
+
   const AgentConfig& config_;
   ExecRunner& runner_;
   AgentMetrics& metrics_;

@@ -434,10 +434,7 @@ class Cli {
 
  private:
   int PrintIssued(const char* what, const hc::IssuedFiles& f) {
-    char until[32];
-    std::tm tm{};
-    gmtime_r(&f.info.not_after, &tm);
-    std::strftime(until, sizeof until, "%Y-%m-%d", &tm);
+    const std::string until = herd::UtcDate(f.info.not_after);
     if (g_.output == "json") {
       nlohmann::json j = {{"name", f.info.common_name},
                           {"key", f.key_path},
@@ -452,7 +449,7 @@ class Cli {
                   f.info.role
                       ? (std::string(" with role ") + herd::pki::RoleName(*f.info.role)).c_str()
                       : "",
-                  until, f.key_path.c_str(), f.cert_path.c_str());
+                  until.c_str(), f.key_path.c_str(), f.cert_path.c_str());
     }
     return 0;
   }
@@ -548,10 +545,7 @@ class Cli {
         serving = "serving mTLS";
       }
     }
-    char until[32] = {};
-    std::tm tm{};
-    gmtime_r(&res->cert.not_after, &tm);
-    std::strftime(until, sizeof until, "%Y-%m-%d", &tm);
+    const std::string until = herd::UtcDate(res->cert.not_after);
     if (g_.output == "json") {
       nlohmann::json j = {{"host", req.name},           {"address", req.address},
                           {"serial", res->cert.serial}, {"not_after", until},
@@ -561,7 +555,7 @@ class Cli {
     } else {
       std::printf("enrolled %s at %s (device %s): certificate %s valid until %s; %s; %s\n",
                   req.name.c_str(), req.address.c_str(), res->hostname.c_str(),
-                  res->cert.serial.c_str(), until, inventory_note.c_str(), serving.c_str());
+                  res->cert.serial.c_str(), until.c_str(), inventory_note.c_str(), serving.c_str());
     }
     return 0;
   }
@@ -572,10 +566,7 @@ class Cli {
     if (!ids.ok()) return Fail(ids.status().message());
     const std::time_t now = std::time(nullptr);
     for (const auto& id : *ids) {
-      char until[32] = {};
-      std::tm tm{};
-      gmtime_r(&id.info.not_after, &tm);
-      std::strftime(until, sizeof until, "%Y-%m-%d", &tm);
+      const std::string until = herd::UtcDate(id.info.not_after);
       const char* role = id.info.is_ca  ? "CA"
                          : id.info.role ? herd::pki::RoleName(*id.info.role)
                                         : "-";
@@ -588,7 +579,7 @@ class Cli {
                             {"not_after", until}, {"state", state}, {"cert", id.cert_path}};
         std::printf("%s\n", j.dump().c_str());
       } else {
-        std::printf("%-16s %-9s %-13s until %s  %s\n", id.name.c_str(), role, state, until,
+        std::printf("%-16s %-9s %-13s until %s  %s\n", id.name.c_str(), role, state, until.c_str(),
                     id.info.serial.c_str());
       }
     }

@@ -1,6 +1,7 @@
 #include "common/duration.h"
 
 #include <cctype>
+#include <ctime>
 #include <string>
 
 namespace herd {
@@ -44,6 +45,14 @@ Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
                            "' (expected e.g. 500ms, 30s, 2m, 1h)");
   }
   return std::chrono::milliseconds(static_cast<long long>(value * ms_per_unit + 0.5));
+}
+
+std::string UtcDate(std::time_t t) {
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32] = {};
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
 }
 
 }  // namespace herd

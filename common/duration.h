@@ -2,6 +2,8 @@
 #pragma once
 
 #include <chrono>
+#include <ctime>
+#include <string>
 #include <string_view>
 
 #include "common/status.h"
@@ -9,5 +11,8 @@
 namespace herd {
 
 Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
+
+// A point in time as a UTC calendar date, "2027-11-25".
+std::string UtcDate(std::time_t t);
 
 }  // namespace herd

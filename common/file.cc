@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -53,6 +54,17 @@ Status WriteFileAtomic(const std::string& path, const std::string& content, unsi
     ::close(dfd);
   }
   return Status::Ok();
+}
+
+std::string UserConfigPath(const std::string& explicit_path, const char* env_var,
+                           const std::string& leaf) {
+  if (!explicit_path.empty()) return explicit_path;
+  if (const char* env = std::getenv(env_var); env && *env) return env;
+  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg && *xdg) {
+    return std::string(xdg) + "/herd/" + leaf;
+  }
+  const char* home = std::getenv("HOME");
+  return std::string(home ? home : ".") + "/.config/herd/" + leaf;
 }
 
 Status MakeDirs(const std::string& dir, unsigned mode) {

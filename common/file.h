@@ -16,6 +16,12 @@ Result<std::string> ReadFileToString(const std::string& path);
 // file, never a part; on error the old file is untouched.
 Status WriteFileAtomic(const std::string& path, const std::string& content, unsigned mode = 0644);
 
+// Where the CLI keeps a user's file: `explicit_path` if given, else the
+// environment variable `env_var`, else $XDG_CONFIG_HOME/herd/LEAF
+// (~/.config/herd/LEAF).
+std::string UserConfigPath(const std::string& explicit_path, const char* env_var,
+                           const std::string& leaf);
+
 // Creates `dir` and any missing parents with `mode`; existing ones are kept.
 Status MakeDirs(const std::string& dir, unsigned mode = 0700);
 

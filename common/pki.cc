@@ -336,6 +336,21 @@ std::string Framed(std::initializer_list<std::string_view> fields) {
   return out;
 }
 
+std::string EnrolClientProof(const std::string& token, const std::string& client_nonce) {
+  return HmacSha256(token, Framed({"herd-enroll-v1 client", client_nonce}));
+}
+
+std::string EnrolAgentProof(const std::string& token, const std::string& client_nonce,
+                            const std::string& agent_nonce, const std::string& public_key_pem) {
+  return HmacSha256(token,
+                    Framed({"herd-enroll-v1 agent", client_nonce, agent_nonce, public_key_pem}));
+}
+
+std::string EnrolCompleteProof(const std::string& token, const std::string& agent_nonce,
+                               const std::string& cert_pem, const std::string& ca_pem) {
+  return HmacSha256(token, Framed({"herd-enroll-v1 complete", agent_nonce, cert_pem, ca_pem}));
+}
+
 bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }

@@ -70,6 +70,13 @@ std::string HmacSha256(const std::string& key, const std::string& msg);
 // Fields joined unambiguously for a MAC: each prefixed with its length as
 // 4 bytes, big-endian.
 std::string Framed(std::initializer_list<std::string_view> fields);
+// The join-token proofs of enrolment (docs/security.md), computed the same
+// way by herd and herdd: HMAC-SHA256(token, Framed(label, fields...)).
+std::string EnrolClientProof(const std::string& token, const std::string& client_nonce);
+std::string EnrolAgentProof(const std::string& token, const std::string& client_nonce,
+                            const std::string& agent_nonce, const std::string& public_key_pem);
+std::string EnrolCompleteProof(const std::string& token, const std::string& agent_nonce,
+                               const std::string& cert_pem, const std::string& ca_pem);
 // Compares in time independent of where the inputs differ.
 bool ConstantTimeEquals(const std::string& a, const std::string& b);
 

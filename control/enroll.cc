@@ -13,10 +13,6 @@
 namespace herd::control {
 namespace {
 
-constexpr const char* kClientLabel = "herd-enroll-v1 client";
-constexpr const char* kAgentLabel = "herd-enroll-v1 agent";
-constexpr const char* kCompleteLabel = "herd-enroll-v1 complete";
-
 // TLS that accepts any server certificate: the join-token proof checked
 // below is what authenticates the agent during enrolment.
 std::shared_ptr<grpc::ChannelCredentials> EnrolmentCredentials() {
@@ -58,8 +54,7 @@ Result<EnrollResult> EnrollAgent(const EnrollRequest& req, const FleetCa& ca) {
 
   v1::BeginEnrollRequest hello;
   hello.set_client_nonce(pki::RandomBytes(32));
-  hello.set_client_proof(
-      pki::HmacSha256(req.token, pki::Framed({kClientLabel, hello.client_nonce()})));
+  hello.set_client_proof(pki::EnrolClientProof(req.token, hello.client_nonce()));
   v1::BeginEnrollReply agent;
   grpc::ClientContext begin_ctx;
   begin_ctx.set_deadline(deadline);
@@ -67,9 +62,8 @@ Result<EnrollResult> EnrollAgent(const EnrollRequest& req, const FleetCa& ca) {
     return CallError(s, "enrolment refused", req.address);
   }
   // The agent proves it holds the token, over the key it presented in TLS.
-  const std::string expected =
-      pki::HmacSha256(req.token, pki::Framed({kAgentLabel, hello.client_nonce(),
-                                              agent.agent_nonce(), agent.public_key_pem()}));
+  const std::string expected = pki::EnrolAgentProof(req.token, hello.client_nonce(),
+                                                    agent.agent_nonce(), agent.public_key_pem());
   if (!pki::ConstantTimeEquals(agent.agent_proof(), expected)) {
     return Status(StatusCode::kPermissionDenied,
                   req.address +
@@ -90,8 +84,7 @@ Result<EnrollResult> EnrollAgent(const EnrollRequest& req, const FleetCa& ca) {
   complete.set_agent_nonce(agent.agent_nonce());
   complete.set_certificate_pem(*cert);
   complete.set_ca_pem(ca.cert_pem);
-  complete.set_proof(pki::HmacSha256(
-      req.token, pki::Framed({kCompleteLabel, agent.agent_nonce(), *cert, ca.cert_pem})));
+  complete.set_proof(pki::EnrolCompleteProof(req.token, agent.agent_nonce(), *cert, ca.cert_pem));
   v1::CompleteEnrollReply done;
   grpc::ClientContext complete_ctx;
   complete_ctx.set_deadline(deadline);
@@ -109,19 +102,12 @@ Result<EnrollResult> EnrollAgent(const EnrollRequest& req, const FleetCa& ca) {
 
 Status WaitForMtls(const std::string& address, const std::string& name,
                    const TransportOptions& identity, std::chrono::milliseconds timeout) {
-  grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = identity.ca_pem;
-  ssl.pem_private_key = identity.key_pem;
-  ssl.pem_cert_chain = identity.cert_pem;
-  auto creds = grpc::SslCredentials(ssl);
+  auto creds = MakeCredentials(identity);
   const auto until = std::chrono::steady_clock::now() + timeout;
   grpc::Status last;
   for (int attempt = 0; std::chrono::steady_clock::now() < until && attempt < 1000; ++attempt) {
     // A new channel each time: a failed handshake must not be cached.
-    grpc::ChannelArguments args;
-    args.SetSslTargetNameOverride(name);
-    args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-    auto stub = v1::Agent::NewStub(grpc::CreateCustomChannel(ChannelTarget(address), creds, args));
+    auto stub = v1::Agent::NewStub(MakeChannel(address, name, creds, true));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
     v1::InfoReply reply;

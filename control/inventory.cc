@@ -464,13 +464,7 @@ Status AddHostToInventoryFile(const std::string& given_path, const Host& host) {
 }
 
 std::string ResolveInventoryPath(const std::string& explicit_path) {
-  if (!explicit_path.empty()) return explicit_path;
-  if (const char* env = std::getenv("HERD_INVENTORY"); env && *env) return env;
-  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg && *xdg) {
-    return std::string(xdg) + "/herd/inventory.yaml";
-  }
-  const char* home = std::getenv("HOME");
-  return std::string(home ? home : ".") + "/.config/herd/inventory.yaml";
+  return UserConfigPath(explicit_path, "HERD_INVENTORY", "inventory.yaml");
 }
 
 }  // namespace herd::control

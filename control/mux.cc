@@ -79,7 +79,7 @@ class Forward final : public grpc::ServerGenericBidiReactor {
  public:
   Forward(grpc::GenericCallbackServerContext* ctx, std::shared_ptr<grpc::Channel> channel,
           ChannelCache& cache)
-      : ctx_(ctx), up_(this), cache_(cache) {
+      : up_(this), cache_(cache) {
     cache_.CallStarted();
     upstream_ctx_.set_deadline(ctx->deadline());
     grpc::GenericStub stub(std::move(channel));
@@ -135,12 +135,7 @@ class Forward final : public grpc::ServerGenericBidiReactor {
   };
 
   void ReleaseHold() {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (released_) return;
-      released_ = true;
-    }
-    up_.RemoveHold();
+    if (!released_.exchange(true)) up_.RemoveHold();
   }
   // No write to herd can be in flight here (see OnWriteDone).
   void UpstreamDone(const grpc::Status& s) {
@@ -155,14 +150,12 @@ class Forward final : public grpc::ServerGenericBidiReactor {
     }
   }
 
-  grpc::GenericCallbackServerContext* ctx_;
   grpc::ClientContext upstream_ctx_;
   Upstream up_;
   ChannelCache& cache_;
   grpc::ByteBuffer from_herd_, from_agent_;
   std::atomic<int> refs_{2};  // server side OnDone + upstream OnDone
-  std::mutex mu_;             // guards released_
-  bool released_ = false;
+  std::atomic<bool> released_{false};
 };
 
 class MuxService final : public grpc::CallbackGenericService {

@@ -41,13 +41,7 @@ Result<IssuedFiles> WritePair(IssuedFiles f, const std::string& key, const std::
 }  // namespace
 
 std::string ResolvePkiDir(const std::string& explicit_dir) {
-  if (!explicit_dir.empty()) return explicit_dir;
-  if (const char* env = std::getenv("HERD_PKI_DIR"); env && *env) return env;
-  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg && *xdg) {
-    return std::string(xdg) + "/herd/pki";
-  }
-  const char* home = std::getenv("HOME");
-  return std::string(home ? home : ".") + "/.config/herd/pki";
+  return UserConfigPath(explicit_dir, "HERD_PKI_DIR", "pki");
 }
 
 Result<IssuedFiles> InitFleetCa(const std::string& dir, const std::string& name, int days) {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/duration.h"
 #include "common/hash.h"
 
 namespace herd::control {
@@ -295,9 +296,7 @@ HostTask RenewTask(FleetCa ca, int days) {
         if (!done.ok()) return sink->Finish(ErrorResult(done.status()));
         HostResult r;
         r.outcome = Outcome::kOk;
-        char until[32] = {};
-        std::time_t t = done->not_after_unix();
-        std::strftime(until, sizeof until, "%Y-%m-%d", std::gmtime(&t));
+        const std::string until = UtcDate(done->not_after_unix());
         r.summary =
             fmt::format("certificate renewed (serial {}, valid until {}; served within {} s)",
                         done->serial(), until, done->reload_seconds());

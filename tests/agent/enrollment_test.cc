@@ -39,14 +39,11 @@ struct Fixture {
   // Runs both steps with `token`'s proofs; returns Complete's status.
   herd::Status Enrol(Enrollment& e, const std::string& token) {
     const std::string nonce = pki::RandomBytes(32);
-    auto hello = e.Begin(
-        nonce, pki::HmacSha256(token, pki::Framed({Enrollment::kClientLabel, nonce})), false);
+    auto hello = e.Begin(nonce, pki::EnrolClientProof(token, nonce), false);
     if (!hello.ok()) return hello.status();
     const std::string cert = CertFor(hello->public_key_pem);
     auto done = e.Complete(hello->agent_nonce, cert, ca,
-                           pki::HmacSha256(token, pki::Framed({Enrollment::kCompleteLabel,
-                                                               hello->agent_nonce, cert, ca})),
-                           false);
+                           pki::EnrolCompleteProof(token, hello->agent_nonce, cert, ca), false);
     return done.status();
   }
   herd::testing::ScopedTempDir dir;
@@ -125,7 +122,7 @@ TEST_CASE("a replayed BeginEnroll is refused", "[unit]") {
   auto e = f.Open();
   REQUIRE(e.ok());
   const std::string nonce = pki::RandomBytes(32);
-  const std::string proof = pki::HmacSha256(kToken, pki::Framed({Enrollment::kClientLabel, nonce}));
+  const std::string proof = pki::EnrolClientProof(kToken, nonce);
   REQUIRE((*e)->Begin(nonce, proof, false).ok());
   auto replay = (*e)->Begin(nonce, proof, false);
   CHECK(replay.status().code() == StatusCode::kPermissionDenied);
@@ -137,11 +134,10 @@ TEST_CASE("Complete refuses a certificate for another key, a foreign CA, a stale
   auto e = f.Open();
   REQUIRE(e.ok());
   const std::string nonce = pki::RandomBytes(32);
-  auto hello = (*e)->Begin(
-      nonce, pki::HmacSha256(kToken, pki::Framed({Enrollment::kClientLabel, nonce})), false);
+  auto hello = (*e)->Begin(nonce, pki::EnrolClientProof(kToken, nonce), false);
   REQUIRE(hello.ok());
   auto proof = [&](const std::string& n, const std::string& cert, const std::string& ca) {
-    return pki::HmacSha256(kToken, pki::Framed({Enrollment::kCompleteLabel, n, cert, ca}));
+    return pki::EnrolCompleteProof(kToken, n, cert, ca);
   };
   const std::string other = f.CertFor(*pki::PublicKeyPem(*pki::GenerateKeyPem()));
   auto wrong_key = (*e)->Complete(hello->agent_nonce, other, f.ca,

@@ -10,20 +10,6 @@
 using namespace herd::testing;
 using namespace std::chrono_literals;
 
-namespace {
-
-bool AuditHas(const AgentProcess& agent, const std::string& method, const std::string& result) {
-  for (const auto& l : Lines(ReadFile(agent.state_dir() + "/audit.log"))) {
-    auto e = nlohmann::json::parse(l);
-    if (e["method"] == method && e["result"].get<std::string>().find(result) != std::string::npos) {
-      return true;
-    }
-  }
-  return false;
-}
-
-}  // namespace
-
 TEST_CASE("enrolment end to end: wrong token, right token, reused token", "[integration]") {
   ScopedTempDir dir;
   AgentProcess fresh("attic", {}, /*enrolled=*/false);
@@ -42,7 +28,7 @@ TEST_CASE("enrolment end to end: wrong token, right token, reused token", "[inte
                         "not-the-token-not-the-token", "--name", "attic"});
   CHECK(wrong.exit_code == 2);
   CHECK_THAT(wrong.err, Catch::Contains("wrong join token"));
-  CHECK(AuditHas(fresh, "BeginEnroll", "denied: wrong join token"));
+  CHECK(fresh.AuditHas("BeginEnroll", "denied: wrong join token"));
 
   auto ok = RunHerd({"-i", inventory, "enroll", fresh.grpc_address(), "--token", token, "--name",
                      "attic", "--labels", "role=nas,zone=home"});
@@ -50,7 +36,7 @@ TEST_CASE("enrolment end to end: wrong token, right token, reused token", "[inte
   REQUIRE(ok.exit_code == 0);
   CHECK_THAT(ok.out, Catch::Contains("enrolled attic at " + fresh.grpc_address()));
   CHECK_THAT(ok.out, Catch::Contains("serving mTLS"));
-  CHECK(AuditHas(fresh, "CompleteEnroll", "ok"));
+  CHECK(fresh.AuditHas("CompleteEnroll", "ok"));
   // The device kept its key; the certificate is for it and signed by the fleet CA.
   const std::string cert = ReadFile(fresh.state_dir() + "/tls/agent.crt");
   CHECK(ReadFile(fresh.state_dir() + "/tls/agent.key") == key_before);
@@ -71,7 +57,7 @@ TEST_CASE("enrolment end to end: wrong token, right token, reused token", "[inte
       {"-i", inventory, "enroll", fresh.grpc_address(), "--token", token, "--name", "attic"});
   CHECK(reused.exit_code == 2);
   CHECK_THAT(reused.err, Catch::Contains("already enrolled"));
-  CHECK(AuditHas(fresh, "BeginEnroll", "denied: this agent is already enrolled"));
+  CHECK(fresh.AuditHas("BeginEnroll", "denied: this agent is already enrolled"));
 }
 
 TEST_CASE("guessing the join token is rate limited", "[integration]") {
@@ -92,7 +78,7 @@ TEST_CASE("guessing the join token is rate limited", "[integration]") {
   auto locked = attempt(fresh.join_token());
   CHECK(locked.exit_code == 2);
   CHECK_THAT(locked.err, Catch::Contains("too many failed enrolment attempts"));
-  CHECK(AuditHas(fresh, "BeginEnroll", "denied: too many failed enrolment attempts"));
+  CHECK(fresh.AuditHas("BeginEnroll", "denied: too many failed enrolment attempts"));
   // The lock lapses (2 s after the sixth failure) and the right token works.
   CliResult later;
   CHECK(WaitFor(
@@ -113,7 +99,7 @@ TEST_CASE("an operator cannot enrol or renew; an admin renews without a restart"
   auto denied = RunHerd({"-i", inventory, "cert", "renew", "all"}, 60s, op);
   CHECK(denied.exit_code == 2);
   CHECK_THAT(denied.out + denied.err, Catch::Contains("BeginEnroll needs role admin"));
-  CHECK(AuditHas(agent, "BeginEnroll", "denied: BeginEnroll needs role admin"));
+  CHECK(agent.AuditHas("BeginEnroll", "denied: BeginEnroll needs role admin"));
 
   const std::string before = ServedCertificate(agent.grpc_address());
   REQUIRE_FALSE(before.empty());
@@ -122,7 +108,7 @@ TEST_CASE("an operator cannot enrol or renew; an admin renews without a restart"
   REQUIRE(renew.exit_code == 0);
   auto line = nlohmann::json::parse(Lines(renew.out).front());
   const std::string serial = line["data"]["serial"];
-  CHECK(AuditHas(agent, "CompleteEnroll", "ok"));
+  CHECK(agent.AuditHas("CompleteEnroll", "ok"));
   // Every ping succeeds while the agent switches to the new certificate.
   int pings = 0, failed = 0;
   CHECK(WaitFor(

@@ -20,21 +20,9 @@ struct OneAgent {
     REQUIRE(agent.ready());
     inventory = WriteInventory(dir, {&agent});
   }
-  std::vector<nlohmann::json> Audit() const {
-    std::vector<nlohmann::json> out;
-    for (const auto& l : Lines(ReadFile(agent.state_dir() + "/audit.log"))) {
-      out.push_back(nlohmann::json::parse(l));
-    }
-    return out;
-  }
+  std::vector<nlohmann::json> Audit() const { return agent.Audit(); }
   bool AuditHas(const std::string& method, const std::string& result_part) const {
-    for (const auto& e : Audit()) {
-      if (e["method"] == method &&
-          e["result"].get<std::string>().find(result_part) != std::string::npos) {
-        return true;
-      }
-    }
-    return false;
+    return agent.AuditHas(method, result_part);
   }
   ScopedTempDir dir;
   AgentProcess agent;

@@ -161,6 +161,24 @@ std::string AgentProcess::join_token() const {
   return t;
 }
 
+std::vector<nlohmann::json> AgentProcess::Audit() const {
+  std::vector<nlohmann::json> out;
+  for (const auto& l : Lines(ReadFile(state_dir_ + "/audit.log"))) {
+    out.push_back(nlohmann::json::parse(l));
+  }
+  return out;
+}
+
+bool AgentProcess::AuditHas(const std::string& method, const std::string& result_part) const {
+  for (const auto& e : Audit()) {
+    if (e["method"] == method &&
+        e["result"].get<std::string>().find(result_part) != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
 std::string ServedCertificate(const std::string& address) {
   std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
                                                         SSL_CTX_free);

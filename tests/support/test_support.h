@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,10 @@ class AgentProcess {
   const std::string& state_dir() const { return state_dir_; }
   std::string log() const;
   std::string join_token() const;  // <state_dir>/join-token, trimmed
+  // The agent's audit trail, one parsed JSON object per entry.
+  std::vector<nlohmann::json> Audit() const;
+  // True if an entry of `method` has a result containing `result_part`.
+  bool AuditHas(const std::string& method, const std::string& result_part) const;
   pid_t pid() const { return pid_; }
   bool ready() const { return !grpc_.empty(); }
   // Sends SIGTERM and waits (bounded) for exit; returns the exit status.
