@@ -1,10 +1,12 @@
 // herdd: the herd agent. Loads its config, applies flag overrides, serves
 // until SIGTERM or SIGINT, then stops what it started.
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 
 #include "agent/config.h"
 #include "agent/logging.h"
@@ -12,6 +14,10 @@
 #include "grpc_runtime.h"
 
 int main(int argc, char** argv) {
+  // One malloc arena for every thread: the agent allocates little, and each
+  // extra arena holds pages of its own (about 0.3 MB of idle RSS).
+  // MALLOC_ARENA_MAX in the environment still wins.
+  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, 1);
   CLI::App app{"herdd: the herd agent. Serves gRPC management and Prometheus metrics.", "herdd"};
   app.set_version_flag("--version", std::string("herdd ") + HERD_VERSION);
   std::string config_path, listen, metrics_listen, state_dir, name, ready_file, log_format,
