@@ -16,6 +16,8 @@
 # private temporary fleet directory) and measures:
 #   herd run all -- true     wall time, median of RUNS
 #   herd ping all            wall time, median of RUNS
+#   true alone               N local /bin/true processes, posix_spawn, nproc at a
+#                            time, no network: the job's own cost, the floor
 #   CLI peak RSS             /usr/bin/time -f %M of 'herd run', max of 3 runs
 #   agent idle RSS and PSS   VmRSS (median, max) and Pss (median) over all agents
 #   agent idle CPU           utime+stime over a 10 s window, average per agent
@@ -30,7 +32,7 @@ herd=${HERD:-$repo/build/cmd/herd}
 export HERDD=${HERDD:-$repo/build/cmd/herdd}
 
 usage() {
-  sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -143,6 +145,27 @@ measure() {
 
 # seconds with 3 decimals; KB as MB with 1 decimal; "-" (not measured) and "fail" pass through
 fmt_s() { awk -v v="$1" 'BEGIN { if (v ~ /^[0-9.]+$/) printf "%.3f", v; else printf "%s", v }'; }
+# The job without any fan-out: N /bin/true processes started with posix_spawn
+# (as herdd starts commands), as many at a time as there are CPUs. Prints the
+# seconds it took.
+true_alone() {
+  python3 - "$1" <<'PY'
+import os, sys, time
+n, par = int(sys.argv[1]), os.cpu_count()
+t0 = time.monotonic()
+started = running = 0
+while started < n or running:
+    if started < n and running < par:
+        os.posix_spawn("/bin/true", ["true"], os.environ)
+        started += 1
+        running += 1
+    else:
+        os.wait()
+        running -= 1
+print(f"{time.monotonic() - t0:.3f}")
+PY
+}
+
 fmt_mb() { awk -v v="$1" 'BEGIN { if (v ~ /^[0-9.]+$/) printf "%.1f", v / 1024; else printf "%s", v }'; }
 
 # ---------------------------------------------------------------- peers: sshd
@@ -319,6 +342,10 @@ for n in "${sizes[@]}"; do
   measure "$runs" "${herd_run[@]}"; R[$n,run]=$REPLY
   measure "$runs" "${herd_ping[@]}"; R[$n,ping]=$REPLY
   say "N=$n: herd run $(fmt_s "${R[$n,run]}") s, herd ping $(fmt_s "${R[$n,ping]}") s"
+  floors=()
+  for ((i = 0; i < runs; i++)); do floors+=("$(true_alone "$n")"); done
+  R[$n,floor]=$(printf '%s\n' "${floors[@]}" | median)
+  say "N=$n: $n x /bin/true alone, $(nproc) at a time: $(fmt_s "${R[$n,floor]}") s"
 
   peak=0
   for ((i = 0; i < 3; i++)); do
@@ -381,20 +408,21 @@ done
 echo
 echo "## herd fan-out benchmark — $(date -u '+%Y-%m-%d'), $(nproc) CPUs, RUNS=$runs (median; ansible $ansible_runs)"
 echo
-echo "| N | herd run (s) | herd ping (s) | pdsh (s) | ansible command (s) | ansible raw (s) | pdsh / herd run | CLI peak RSS (MB) | agent RSS median / max (MB) | agent PSS median (MB) | agent idle CPU (% of a core) |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| N | herd run (s) | herd ping (s) | true alone (s) | pdsh (s) | ansible command (s) | ansible raw (s) | pdsh / herd run | CLI peak RSS (MB) | agent RSS median / max (MB) | agent PSS median (MB) | agent idle CPU (% of a core) |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for n in "${sizes[@]}"; do
   ratio=-
   if [[ ${R[$n,pdsh]} != - && ${R[$n,pdsh]} != fail && ${R[$n,run]} != fail ]]; then
     ratio=$(awk -v p="${R[$n,pdsh]}" -v h="${R[$n,run]}" 'BEGIN { printf "%.1fx", p / h }')
   fi
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s |\n' "$n" \
-    "$(fmt_s "${R[$n,run]}")" "$(fmt_s "${R[$n,ping]}")" "$(fmt_s "${R[$n,pdsh]}")" \
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s |\n' "$n" \
+    "$(fmt_s "${R[$n,run]}")" "$(fmt_s "${R[$n,ping]}")" "$(fmt_s "${R[$n,floor]}")" "$(fmt_s "${R[$n,pdsh]}")" \
     "$(fmt_s "${R[$n,ansible-command]}")" "$(fmt_s "${R[$n,ansible-raw]}")" "$ratio" \
     "$(fmt_mb "${R[$n,cli_rss]}")" "$(fmt_mb "${R[$n,rss_med]}")" "$(fmt_mb "${R[$n,rss_max]}")" \
     "$(fmt_mb "${R[$n,pss_med]}")" "${R[$n,cpu]}"
 done
 echo
+echo "true alone: the job without fan-out, $(nproc) local /bin/true processes at a time (posix_spawn)."
 echo "herd: one agent per host, forks 128 (default). pdsh -f 32, ansible -f 50, all against one local sshd."
 for n in "${sizes[@]}"; do
   if ((n > peer_max)); then
