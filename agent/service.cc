@@ -147,6 +147,13 @@ class ExecReactor : public grpc::ServerWriteReactor<v1::ExecEvent> {
   // queued event is written. Called with mu_ held.
   void Pump() {
     if (writing_ || finished_) return;
+    if (done_ && queue_.size() == 1 && !cancelled_) {
+      // The result is the last event: one batch with the status, instead of
+      // a write, its completion, and then Finish. It stays queued until OnDone.
+      finished_ = true;
+      StartWriteAndFinish(&queue_.front(), grpc::WriteOptions(), grpc::Status::OK);
+      return;
+    }
     if (!queue_.empty()) {
       writing_ = true;
       StartWrite(&queue_.front());

@@ -79,9 +79,11 @@ class Forward final : public grpc::ServerGenericBidiReactor {
  public:
   Forward(grpc::GenericCallbackServerContext* ctx, std::shared_ptr<grpc::Channel> channel,
           ChannelCache& cache)
-      : up_(this), cache_(cache) {
+      : up_(this), cache_(cache), one_request_(ctx->method() != kClientStreamingMethod) {
     cache_.CallStarted();
     upstream_ctx_.set_deadline(ctx->deadline());
+    // Headers leave with the first message, not in a packet of their own.
+    upstream_ctx_.set_initial_metadata_corked(true);
     grpc::GenericStub stub(std::move(channel));
     stub.PrepareBidiStreamingCall(&upstream_ctx_, ctx->method(), grpc::StubOptions(), &up_);
     up_.AddHold();  // released once herd has sent everything (or gave up)
@@ -92,11 +94,23 @@ class Forward final : public grpc::ServerGenericBidiReactor {
 
   // herd -> mux
   void OnReadDone(bool ok) override {
+    if (ok && one_request_) {
+      if (sent_last_) {  // a second request where the method takes one
+        upstream_ctx_.TryCancel();
+        ReleaseHold();
+        return;
+      }
+      // The only request: it goes out with the end of the stream, so the
+      // agent gets headers, message and half-close in one read.
+      sent_last_ = true;
+      up_.StartWriteLast(&from_herd_, grpc::WriteOptions());
+      return;
+    }
     if (ok) {
       up_.StartWrite(&from_herd_);
       return;
     }
-    up_.StartWritesDone();
+    if (!one_request_) up_.StartWritesDone();
     ReleaseHold();
   }
   // mux -> herd. The agent side holds (AddHold in Upstream::OnReadDone)
@@ -150,9 +164,14 @@ class Forward final : public grpc::ServerGenericBidiReactor {
     }
   }
 
+  // Every agent method takes one request message except this one.
+  static constexpr const char* kClientStreamingMethod = "/herd.v1.Agent/PutFile";
+
   grpc::ClientContext upstream_ctx_;
   Upstream up_;
   ChannelCache& cache_;
+  const bool one_request_;
+  bool sent_last_ = false;  // herd -> agent reads and writes never overlap
   grpc::ByteBuffer from_herd_, from_agent_;
   std::atomic<int> refs_{2};  // server side OnDone + upstream OnDone
   std::atomic<bool> released_{false};
