@@ -121,6 +121,7 @@ std::vector<HostResult> FanOut::Run(const std::vector<const Host*>& hosts, const
         HostResult r;
         r.outcome = Outcome::kCancelled;
         r.message = "not started: interrupted";
+        r.error_code = "cancelled";
         finish(next, std::move(r));
       }
     }
@@ -148,6 +149,8 @@ std::vector<HostResult> FanOut::Run(const std::vector<const Host*>& hosts, const
       }
       if (cancelled && e.result.outcome != Outcome::kOk) {
         e.result.outcome = Outcome::kCancelled;
+        e.result.message = "interrupted: the call was cancelled";
+        e.result.error_code = "cancelled";
       }
       --in_flight;
       finish(e.index, std::move(e.result));

@@ -124,30 +124,40 @@ class FoldReporter : public Reporter {
     // Hosts fold together when their status line and output are identical.
     struct Fold {
       std::string status;  // "" when ok, else "[outcome] reason"
-      std::string body;    // output, or the summary of an ok host without output
+      std::string out;     // stdout, or the summary of an ok host without output
+      std::string err;     // stderr: printed on herd's stderr, as in text mode
       std::vector<std::string> hosts;
     };
-    std::map<std::string, size_t> index;  // status + body -> position in folds
+    std::map<std::string, size_t> index;  // status + out + err -> position in folds
     std::vector<Fold> folds;
     for (const auto& r : results) {
       Fold f;
       if (r.outcome != Outcome::kOk) {
         f.status = fmt::format("[{}] {}", OutcomeName(r.outcome), FailureText(r));
       }
-      f.body = r.stdout_data + r.stderr_data;
-      if (f.body.empty() && r.outcome == Outcome::kOk) f.body = r.summary;
-      auto [it, fresh] = index.emplace(f.status + '\0' + f.body, folds.size());
+      f.out = r.stdout_data;
+      f.err = r.stderr_data;
+      if (f.out.empty() && f.err.empty() && r.outcome == Outcome::kOk) f.out = r.summary;
+      auto [it, fresh] = index.emplace(f.status + '\0' + f.out + '\0' + f.err, folds.size());
       if (fresh) folds.push_back(std::move(f));
       folds[it->second].hosts.push_back(r.host);
     }
+    auto body = [](std::FILE* to, const std::string& text) {
+      if (text.empty()) return;
+      std::fputs(text.c_str(), to);
+      if (text.back() != '\n') std::fputc('\n', to);
+    };
     for (const auto& f : folds) {
       std::string header = fmt::format("{} ({} host{})", FoldHosts(f.hosts), f.hosts.size(),
                                        f.hosts.size() == 1 ? "" : "s");
       if (!f.status.empty()) header += ": " + f.status;
       std::fprintf(o_.out, "==== %s ====\n", header.c_str());
-      if (!f.body.empty()) {
-        std::fputs(f.body.c_str(), o_.out);
-        if (f.body.back() != '\n') std::fputc('\n', o_.out);
+      body(o_.out, f.out);
+      std::fflush(o_.out);
+      if (!f.err.empty()) {
+        std::fprintf(o_.err, "==== %s, stderr ====\n", header.c_str());
+        body(o_.err, f.err);
+        std::fflush(o_.err);
       }
     }
     std::fflush(o_.out);

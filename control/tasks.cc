@@ -78,7 +78,7 @@ Outcome OutcomeForError(const Status& s) {
 
 uint32_t AgentTimeoutMs(std::chrono::milliseconds host_timeout) {
   auto ms = host_timeout.count();
-  auto margin = std::min<long long>(1000, ms / 5);
+  auto margin = std::min<long long>(1000, ms / 20);
   return static_cast<uint32_t>(std::max<long long>(1, ms - margin));
 }
 
@@ -151,6 +151,7 @@ HostTask HealthTask() {
         r.summary = fmt::format("healthy ({} checks)", res->checks_size());
       } else {
         r.message = "unhealthy: " + bad;
+        r.error_code = "unhealthy";
       }
       sink->Finish(std::move(r));
     });
@@ -183,13 +184,20 @@ HostTask ExecTask(v1::ExecRequest request) {
           if (!e.error().empty()) {
             r.outcome = Outcome::kCommandFailed;
             r.message = e.error();
+            r.error_code = "exec_failed";
           } else if (e.timed_out()) {
             r.outcome = Outcome::kTimeout;
-            r.message = fmt::format("timed out after {:.1f} s, killed", e.duration_ms() / 1000.0);
+            r.message =
+                fmt::format("timed out after {:.1f} s: killed before the --timeout deadline",
+                            e.duration_ms() / 1000.0);
+            r.error_code = "timeout";
           } else if (e.exit_code() == 0 && e.signal() == 0) {
             r.outcome = Outcome::kOk;
           } else {
             r.outcome = Outcome::kCommandFailed;
+            r.message = e.signal() ? fmt::format("killed by signal {}", e.signal())
+                                   : fmt::format("exit {}", e.exit_code());
+            r.error_code = e.signal() ? "signal" : "exit_status";
           }
           sink->Finish(std::move(r));
         });

@@ -6,12 +6,14 @@
 #                              start N agents and enrol each with 'herd enroll' (its own
 #                              key and join token, a fleet CA in DIR/pki, identity admin),
 #                              which writes DIR/inventory.yaml; --plaintext: no TLS
-#   scripts/fleet.sh down      stop every agent of DIR (TERM, then KILL), verify none is left
+#   scripts/fleet.sh down      stop every agent of DIR and any 'herd mux' serving DIR/pki
+#                              (TERM, then KILL), verify none is left
 #   scripts/fleet.sh status    how many agents of DIR are alive
 #
 # Environment: HERD_FLEET_DIR (default: <repo>/.fleet), HERDD (agent binary,
-# default <repo>/build/cmd/herdd). Ports are picked by the kernel (127.0.0.1:0)
-# and read back from each agent's ready file; nothing is guessed.
+# default <repo>/build/cmd/herdd), HERD (CLI, default <repo>/build/cmd/herd).
+# Ports are picked by the kernel (127.0.0.1:0) and read back from each agent's
+# ready file; nothing is guessed.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,7 +22,7 @@ herdd=${HERDD:-$repo/build/cmd/herdd}
 herd=${HERD:-$repo/build/cmd/herd}
 
 usage() {
-  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -50,15 +52,31 @@ remove_fleet_dir() {
   rm -rf "$dir"
 }
 
+# herd mux processes serving this fleet's credentials (DIR/pki/mux-*.sock.pid).
+mux_pids() {
+  [[ -d $dir/pki ]] || return 0
+  local f pid
+  for f in "$dir"/pki/mux-*.sock.pid; do
+    [[ -f $f ]] || continue
+    pid=$(<"$f")
+    if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
+      tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'herd.* mux'; then
+      echo "$pid"
+    fi
+  done
+}
+
 cmd_down() {
   local pids
-  pids=$(alive_pids)
+  pids="$(mux_pids) $(alive_pids)"
+  pids=${pids# }
   if [[ -n $pids ]]; then
     # shellcheck disable=SC2086
     kill -TERM $pids 2>/dev/null || true
     local i
     for ((i = 0; i < 100; i++)); do   # up to 10 s for a clean stop
-      pids=$(alive_pids)
+      pids="$(mux_pids) $(alive_pids)"
+      pids=${pids# }
       [[ -z $pids ]] && break
       sleep 0.1
     done

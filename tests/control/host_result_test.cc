@@ -46,7 +46,7 @@ TEST_CASE("transport errors map to outcomes in one place", "[control][exit]") {
 TEST_CASE("agent timeout leaves the CLI a margin", "[control][exit]") {
   using std::chrono::milliseconds;
   CHECK(AgentTimeoutMs(milliseconds(60'000)) == 59'000);
-  CHECK(AgentTimeoutMs(milliseconds(2'000)) == 1'600);
+  CHECK(AgentTimeoutMs(milliseconds(2'000)) == 1'900);
   CHECK(AgentTimeoutMs(milliseconds(1)) >= 1);
 }
 

@@ -27,8 +27,12 @@ out=$("$herd" -i "$HERD_FLEET_DIR/inventory.yaml" --pki-dir "$HERD_FLEET_DIR/pki
 grep -q "node0\[1-2\],node05\|node\[01-02\] (2 hosts)" <<<"$out" || { echo "FAIL: fold output: $out"; exit 1; }
 "$repo/scripts/fleet.sh" status | grep -q "4 agent(s) alive"
 if "$repo/scripts/fleet.sh" up 2 2>/dev/null; then echo "FAIL: second up should refuse"; exit 1; fi
+# A mux started on the fleet's credentials goes down with the fleet.
+"$herd" --pki-dir "$HERD_FLEET_DIR/pki" mux start >/dev/null
+mux=$(cat "$HERD_FLEET_DIR/pki/mux-admin.sock.pid")
+kill -0 "$mux" || { echo "FAIL: mux not running"; exit 1; }
 "$repo/scripts/fleet.sh" down
-for p in $pids; do
-  if kill -0 "$p" 2>/dev/null; then echo "FAIL: agent $p still running after down"; exit 1; fi
+for p in $pids $mux; do
+  if kill -0 "$p" 2>/dev/null; then echo "FAIL: process $p still running after down"; exit 1; fi
 done
 echo "fleet test: 1 passed, 0 failed"

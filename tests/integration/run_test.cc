@@ -57,6 +57,11 @@ TEST_CASE("run --fold groups identical output under a folded host list", "[integ
   auto r = f.Herd({"run", "all", "--fold", "--shell", "echo same; test $(hostname) = never"});
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.out, Catch::Contains("==== node[1-3] (3 hosts): [failed] exit 1 ====\nsame\n"));
+  // stderr stays on stderr, folded the same way.
+  auto e = f.Herd({"run", "all", "--fold", "--shell", "echo out; echo err >&2"});
+  CHECK(e.exit_code == 0);
+  CHECK(e.out == "==== node[1-3] (3 hosts) ====\nout\n");
+  CHECK_THAT(e.err, Catch::Contains("==== node[1-3] (3 hosts), stderr ====\nerr\n"));
 }
 
 TEST_CASE("run -o json prints one object per host and a summary", "[integration][run]") {
@@ -69,6 +74,8 @@ TEST_CASE("run -o json prints one object per host and a summary", "[integration]
     CHECK(lines[i]["type"] == "host");
     CHECK(lines[i]["outcome"] == "failed");
     CHECK(lines[i]["exit_code"] == 3);
+    CHECK(lines[i]["error"] == "exit 3");
+    CHECK(lines[i]["error_code"] == "exit_status");
     CHECK(lines[i]["stdout"] == "out\n");
     CHECK(lines[i]["stderr"] == "err\n");
   }
@@ -88,6 +95,9 @@ TEST_CASE("a command past its timeout is killed and reported, within the deadlin
   auto lines = JsonLines(r.out);
   REQUIRE(lines.size() == 2);
   CHECK(lines[0]["outcome"] == "timeout");
+  CHECK(lines[0]["error_code"] == "timeout");
+  // SIGTERM comes at 80 % of a 2 s deadline, not earlier.
+  CHECK(lines[0]["duration_ms"].get<int>() >= 1500);
   pid_t pid = std::stoi(ReadFile(pidfile));
   CHECK(::kill(pid, 0) != 0);  // the agent reaped it before answering
 }
@@ -239,6 +249,7 @@ TEST_CASE("Ctrl-C cancels the run, stops the commands and exits 130", "[integrat
       60s);
   CHECK(r.exit_code == 130);
   CHECK_THAT(r.err, Catch::Contains("2 cancelled"));
+  CHECK_THAT(r.err, Catch::Contains("[cancelled] interrupted: the call was cancelled"));
   auto lines = Lines(ReadFile(pids));
   REQUIRE(lines.size() == 2);
   for (const auto& l : lines) {
