@@ -4,7 +4,9 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
+#include <netdb.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -56,6 +58,36 @@ TlsFiles DefaultTlsFiles(const std::string& state_dir) {
 
 std::string HostPart(const std::string& address) { return address.substr(0, address.rfind(':')); }
 
+// Why HOST:PORT cannot be bound, in the kernel's words ("Address already in
+// use"), or "" when it can. gRPC and civetweb only say that they failed.
+std::string BindError(const std::string& address) {
+  std::string host = HostPart(address);
+  const std::string port = address.substr(address.rfind(':') + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  if (int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &res);
+      rc != 0) {
+    return ::gai_strerror(rc);
+  }
+  std::string err;
+  const int fd = ::socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+  if (fd < 0) {
+    err = std::strerror(errno);
+  } else {
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // as gRPC does
+    if (::bind(fd, res->ai_addr, res->ai_addrlen) != 0) err = std::strerror(errno);
+    ::close(fd);
+  }
+  ::freeaddrinfo(res);
+  return err;
+}
+
 }  // namespace
 
 struct AgentServer::Impl {
@@ -89,6 +121,14 @@ Status AgentServer::Start() {
   if (::access(c.state_dir.c_str(), W_OK) != 0) {
     return Status::Internal("state dir " + c.state_dir +
                             " is not writable: " + std::strerror(errno));
+  }
+  // Both ports are checked before anything is written to the state dir.
+  if (std::string e = BindError(c.listen); !e.empty()) {
+    return Status(StatusCode::kUnavailable, "cannot listen for gRPC on " + c.listen + ": " + e);
+  }
+  if (std::string e = c.metrics_listen.empty() ? "" : BindError(c.metrics_listen); !e.empty()) {
+    return Status(StatusCode::kUnavailable,
+                  "cannot serve metrics on " + c.metrics_listen + ": " + e);
   }
   if (!c.plaintext) {
     if (impl_->config.tls.empty()) {

@@ -87,6 +87,48 @@ const char* kExitHelp =
     R"(Exit codes: 0 all hosts ok, 1 herd's own error (flags, inventory, selector),
 2 some host failed, 4 some host unreachable, 6 both, 130 interrupted.)";
 
+// The first word on the command line that is neither an option nor an
+// option's value: what the user meant as the command.
+std::string FirstWord(CLI::App& app, int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--") break;
+    if (a.size() > 1 && a[0] == '-') {
+      const CLI::Option* o =
+          a.find('=') == std::string::npos ? app.get_option_no_throw(a) : nullptr;
+      if (o != nullptr && o->get_expected_min() > 0) ++i;  // skip its value
+      continue;
+    }
+    return a;
+  }
+  return "";
+}
+
+// herd's own words for a command line CLI11 refused: prefixed like every other
+// herd error, naming an unknown command, with a hint for run's -e.
+int ParseFailure(CLI::App& app, const CLI::App& run, const CLI::ParseError& e, int argc,
+                 char** argv) {
+  std::string msg = e.what();
+  if (app.get_subcommands().empty()) {
+    const std::string word = FirstWord(app, argc, argv);
+    if (word == "help") {
+      std::printf("%s", app.help().c_str());
+      return 0;
+    }
+    std::string names;
+    for (const auto* sub : app.get_subcommands({})) {
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    msg = word.empty() ? "no command given" : "unknown command '" + word + "'";
+    msg += "; commands: " + names;
+  } else if (run.parsed() && dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
+    msg += " (one KEY=VALUE per -e: -e A=1 -e B=2; the command goes after --)";
+  }
+  std::fprintf(stderr, "herd: error: %s\nRun 'herd --help', or 'herd COMMAND --help', for more.\n",
+               msg.c_str());
+  return static_cast<int>(ExitCode::kHerdError);
+}
+
 class Cli {
  public:
   int Main(int argc, char** argv) {
@@ -255,8 +297,8 @@ class Cli {
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-      int rc = app.exit(e);
-      return rc == 0 ? 0 : static_cast<int>(ExitCode::kHerdError);
+      if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+      return ParseFailure(app, *run, e, argc, argv);
     }
 
     if (*ca_init) return CaInit();
@@ -591,7 +633,8 @@ class Cli {
     std::chrono::milliseconds idle{10 * 60 * 1000};
     if (!mux_idle_.empty()) {
       auto d = herd::ParseDuration(mux_idle_);
-      if (!d.ok() || d->count() <= 0) return Fail("--idle: expects a duration such as 30m");
+      if (!d.ok()) return Fail("--idle: expects a duration such as 30m, got '" + mux_idle_ + "'");
+      if (d->count() <= 0) return Fail("--idle must be more than zero, e.g. 30m");
       idle = *d;
     }
     const std::string pki_dir = hc::ResolvePkiDir(pki_dir_);
@@ -634,7 +677,7 @@ class Cli {
     if (!pid) return Fail("the mux did not start (socket " + opts.socket_path + ")");
     std::printf("mux for %s: running (pid %d) at %s; exits after %s without calls\n",
                 identity_.c_str(), pid, opts.socket_path.c_str(),
-                mux_idle_.empty() ? "10m" : mux_idle_.c_str());
+                herd::FormatDuration(idle).c_str());
     return 0;
   }
 

@@ -47,8 +47,15 @@ int main(int argc, char** argv) {
   app.add_option("--log-format", log_format, "text (default) or json");
   app.add_option("--log-level", log_level, "trace, debug, info (default), warn, error");
   app.footer(
+      "A new device starts in enrolment mode: without TLS files it makes its own key and a\n"
+      "one-time join token (STATE_DIR/join-token, 0600) and only answers enrolment. On the\n"
+      "operator's machine:\n"
+      "  herd enroll HOST:PORT --name NAME --token-file COPY_OF_JOIN_TOKEN\n"
+      "signs its certificate with the fleet CA; from then on it serves mTLS only.\n\n"
+      "Example (loopback, development):\n"
+      "  herdd --state-dir /tmp/herdd1 --listen 127.0.0.1:7420 --metrics-listen 127.0.0.1:9420\n\n"
       "Flags override the config file. Stops cleanly on SIGTERM/SIGINT, killing the "
-      "commands it started.");
+      "commands it started. See docs/security.md.");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -87,7 +94,7 @@ int main(int argc, char** argv) {
     config.labels[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   if (auto s = herd::agent::ValidateAgentConfig(
-          config, config_path.empty() ? std::string("herdd") : config_path);
+          config, config_path.empty() ? std::string("command line") : config_path);
       !s.ok()) {
     std::fprintf(stderr, "herdd: %s\n", s.message().c_str());
     return 1;

@@ -47,6 +47,19 @@ Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
   return std::chrono::milliseconds(static_cast<long long>(value * ms_per_unit + 0.5));
 }
 
+std::string FormatDuration(std::chrono::milliseconds d) {
+  const long long ms = d.count();
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  const long long s = ms / 1000;
+  auto two = [](long long a, const char* ua, long long b, const char* ub) {
+    return std::to_string(a) + ua + std::to_string(b) + ub;
+  };
+  if (s >= 86400) return two(s / 86400, "d", (s % 86400) / 3600, "h");
+  if (s >= 3600) return two(s / 3600, "h", (s % 3600) / 60, "m");
+  if (s >= 60) return two(s / 60, "m", s % 60, "s");
+  return std::to_string(s) + "s";
+}
+
 std::string UtcDate(std::time_t t) {
   std::tm tm{};
   gmtime_r(&t, &tm);

@@ -12,6 +12,9 @@ namespace herd {
 
 Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
 
+// The other way, two units at most: "500ms", "45s", "2m0s", "3h5m", "2d4h".
+std::string FormatDuration(std::chrono::milliseconds d);
+
 // A point in time as a UTC calendar date, "2027-11-25".
 std::string UtcDate(std::time_t t);
 

@@ -31,6 +31,16 @@ HostResult ErrorResult(const Status& s) {
       r.message =
           "TLS: the agent's certificate is not from this fleet's CA (not enrolled yet? see herd "
           "enroll)";
+    } else if (r.message.find("wrong version number") != std::string::npos) {
+      r.message = "TLS handshake failed: the agent serves plain text (herd --plaintext)";
+    } else if (r.message.find("is not in peer certificate") != std::string::npos) {
+      r.message =
+          "TLS: the agent's certificate is for another name (the inventory name must be the "
+          "name it was enrolled with)";
+    } else if (r.message.find("Socket closed") != std::string::npos) {
+      r.message =
+          "the agent closed the connection during set-up (herd --plaintext to an agent that "
+          "serves TLS?)";
     }
   }
   return r;
@@ -47,12 +57,7 @@ std::string Bytes(uint64_t b) {
   return fmt::format("{:.1f} {}", v, units[u]);
 }
 
-std::string Uptime(int64_t s) {
-  if (s >= 86400) return fmt::format("{}d{}h", s / 86400, (s % 86400) / 3600);
-  if (s >= 3600) return fmt::format("{}h{}m", s / 3600, (s % 3600) / 60);
-  if (s >= 60) return fmt::format("{}m{}s", s / 60, s % 60);
-  return fmt::format("{}s", s);
-}
+std::string Uptime(int64_t s) { return FormatDuration(std::chrono::seconds(s)); }
 
 nlohmann::json Labels(const google::protobuf::Map<std::string, std::string>& m) {
   nlohmann::json j = nlohmann::json::object();

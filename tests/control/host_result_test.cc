@@ -59,6 +59,15 @@ TEST_CASE("durations parse with units", "[common]") {
   CHECK_FALSE(herd::ParseDuration("").ok());
 }
 
+TEST_CASE("durations format with two units at most", "[common]") {
+  using std::chrono::milliseconds;
+  CHECK(herd::FormatDuration(milliseconds(500)) == "500ms");
+  CHECK(herd::FormatDuration(milliseconds(45'000)) == "45s");
+  CHECK(herd::FormatDuration(milliseconds(600'000)) == "10m0s");
+  CHECK(herd::FormatDuration(milliseconds(3'600'000 + 5 * 60'000 + 7'000)) == "1h5m");
+  CHECK(herd::FormatDuration(milliseconds(2 * 86'400'000LL + 4 * 3'600'000)) == "2d4h");
+}
+
 TEST_CASE("JSON result objects keep stable field names", "[control][output]") {
   HostResult r;
   r.host = "node01";

@@ -286,4 +286,14 @@ TEST_CASE("run flags keep to their own values", "[integration][cli]") {
   auto longsel = f.Herd({"ping", std::string(10000, 'a')});
   CHECK(longsel.exit_code == 1);
   CHECK_THAT(longsel.err, Catch::Contains("the limit is 4096"));
+  // Command-line mistakes get herd's prefix and say what was meant.
+  auto unknown = f.Herd({"pong", "all"});
+  CHECK(unknown.exit_code == 1);
+  CHECK_THAT(unknown.err, Catch::StartsWith("herd: error: unknown command 'pong'; commands: ping"));
+  auto two_env = f.Herd({"run", "all", "-e", "A=1", "B=2", "--", "true"});
+  CHECK(two_env.exit_code == 1);
+  CHECK_THAT(two_env.err, Catch::Contains("one KEY=VALUE per -e"));
+  auto help = f.Herd({"help"});
+  CHECK(help.exit_code == 0);
+  CHECK_THAT(help.out, Catch::Contains("Usage: herd"));
 }

@@ -134,6 +134,7 @@ TEST_CASE("plain text is refused off loopback and cannot reach a TLS agent",
   OneAgent f;
   auto plain = RunHerd({"-i", f.inventory, "--plaintext", "ping", "all"});
   CHECK(plain.exit_code == 4);
+  CHECK_THAT(plain.err, Catch::Contains("herd --plaintext to an agent that serves TLS?"));
   auto noid = RunHerd({"-i", f.inventory, "--identity", "nobody", "ping", "all"});
   CHECK(noid.exit_code == 1);
   CHECK_THAT(noid.err, Catch::Contains("no identity 'nobody'"));
@@ -142,6 +143,9 @@ TEST_CASE("plain text is refused off loopback and cannot reach a TLS agent",
   REQUIRE(dev.ready());
   auto inv = WriteInventory(dir, {&dev});
   CHECK(RunHerd({"-i", inv, "--plaintext", "run", "all", "--", "true"}).exit_code == 0);
+  auto tls_to_plain = RunHerd({"-i", inv, "ping", "all"});
+  CHECK(tls_to_plain.exit_code == 4);
+  CHECK_THAT(tls_to_plain.err, Catch::Contains("the agent serves plain text (herd --plaintext)"));
 }
 
 TEST_CASE("a revoked certificate is refused at once, and audit reads the trail",
