@@ -101,7 +101,14 @@ Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string&
     if (auto e = root["enroll"]) {
       s = CheckKeys(source, e, {"token", "token_file"}, " in 'enroll'");
       if (!s.ok()) return s;
-      if (e["token"]) c.enroll.token = e["token"].as<std::string>();
+      if (e["token"]) {
+        c.enroll.token = e["token"].as<std::string>();
+        if (c.enroll.token.size() < 16) {
+          return At(source, e["token"].Mark(),
+                    "enroll.token must have at least 16 characters (leave it unset and herdd "
+                    "makes a strong one)");
+        }
+      }
       if (e["token_file"]) c.enroll.token_file = e["token_file"].as<std::string>();
     }
     if (root["plaintext"]) c.plaintext = root["plaintext"].as<bool>();

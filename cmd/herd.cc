@@ -173,7 +173,8 @@ class Cli {
         "Global flags (-t/--timeout, -o json, --fold, -f/--forks, -i, --identity, ...) may come\n"
         "before or after 'run'; everything after -- is the command. See herd --help.");
 
-    auto* facts = app.add_subcommand("facts", "Show host facts: OS, kernel, CPUs, memory, disk");
+    auto* facts = app.add_subcommand(
+        "facts", "Show host facts: OS, kernel, CPUs, memory, disk, uptime, agent labels");
     facts->add_option("target", target_, "Hosts")->required();
 
     auto* health = app.add_subcommand("health", "Run the agents' health checks");
@@ -203,7 +204,8 @@ class Cli {
     auto* ca_init =
         ca->add_subcommand("init", "Create the fleet CA (P-256; refuses to replace one)");
     ca_init->add_option("--name", ca_name_, "CA common name (default 'herd fleet CA')");
-    ca_init->add_option("--days", days_, "Validity in days (default 3650)");
+    ca_init->add_option("--days", days_, "Validity in days (default 3650)")
+        ->check(CLI::Range(1, 36500));
     auto* cert = app.add_subcommand("cert", "Certificates for people and pipelines");
     cert->require_subcommand(1);
     auto* cert_issue = cert->add_subcommand("issue", "Issue a client certificate with a role");
@@ -212,7 +214,8 @@ class Cli {
     cert_issue->add_option("--role", role_, "viewer, operator or admin")
         ->required()
         ->check(CLI::IsMember({"viewer", "operator", "admin"}));
-    cert_issue->add_option("--days", days_, "Validity in days (default 365)");
+    cert_issue->add_option("--days", days_, "Validity in days (default 365)")
+        ->check(CLI::Range(1, 36500));
     cert_issue->add_option("--out", out_dir_,
                            "Write NAME.key and NAME.crt here (default: --pki-dir)");
     auto* revoke = cert->add_subcommand(
@@ -222,7 +225,8 @@ class Cli {
     revoke->add_option("target", target_, "Agents to push the revocation list to");
     auto* cert_agent = cert->add_subcommand("agent", "Issue an agent's server certificate");
     cert_agent->add_option("name", cert_name_, "The agent's inventory name")->required();
-    cert_agent->add_option("--days", days_, "Validity in days (default 365)");
+    cert_agent->add_option("--days", days_, "Validity in days (default 365)")
+        ->check(CLI::Range(1, 36500));
     cert_agent->add_option("--out", out_dir_,
                            "Write agent.key, agent.crt, ca.crt here (default PKI/agents/NAME); "
                            "give the folder to herdd --tls-dir");
@@ -232,7 +236,8 @@ class Cli {
     auto* renew = cert->add_subcommand(
         "renew", "Renew agents' certificates in place (same device key, no restart)");
     renew->add_option("target", target_, "Agents to renew")->required();
-    renew->add_option("--days", days_, "Validity of the new certificates in days (default 365)");
+    renew->add_option("--days", days_, "Validity of the new certificates in days (default 365)")
+        ->check(CLI::Range(1, 36500));
 
     auto* enroll = app.add_subcommand(
         "enroll",
@@ -252,7 +257,8 @@ class Cli {
     enroll->add_option("--labels", enroll_labels_, "Inventory labels k=v,k=v")->delimiter(',');
     enroll->add_option("--metrics", enroll_metrics_,
                        "Its /metrics host:port for the inventory (default: same host, 9420)");
-    enroll->add_option("--days", days_, "Certificate validity in days (default 365)");
+    enroll->add_option("--days", days_, "Certificate validity in days (default 365)")
+        ->check(CLI::Range(1, 36500));
     enroll->add_flag("--no-inventory", no_inventory_, "Do not add the host to the inventory");
     enroll->add_flag("--no-wait", no_wait_,
                      "Return once the agent has its certificate, without waiting until it "

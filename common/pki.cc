@@ -221,6 +221,10 @@ Result<std::string> IssueCert(const std::string& ca_cert_pem, const std::string&
   if (!pub.ok()) return pub.status();
   auto c = NewCert(pub->get(), spec.days);
   if (!c.ok()) return c.status();
+  // Never valid past its CA: such a certificate would stop verifying then anyway.
+  if (ASN1_TIME_compare(X509_get0_notAfter(c->get()), X509_get0_notAfter(ca->get())) > 0) {
+    X509_set1_notAfter(c->get(), X509_get0_notAfter(ca->get()));
+  }
   X509_NAME* subject = X509_get_subject_name(c->get());
   X509_NAME_add_entry_by_NID(subject, NID_organizationName, MBSTRING_UTF8,
                              reinterpret_cast<const unsigned char*>("herd"), -1, -1, 0);

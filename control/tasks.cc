@@ -7,6 +7,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "common/duration.h"
@@ -121,6 +122,8 @@ HostTask FactsTask() {
                       f.os(), f.kernel(), f.arch(), f.cpus(), Bytes(f.memory_available_bytes()),
                       Bytes(f.memory_total_bytes()), Bytes(f.disk_available_bytes()),
                       Bytes(f.disk_total_bytes()), Uptime(f.uptime_seconds()));
+      std::map<std::string, std::string> labels(f.labels().begin(), f.labels().end());
+      for (const auto& [k, v] : labels) r.summary += fmt::format(", {}={}", k, v);
       r.data = {{"hostname", f.hostname()},
                 {"os", f.os()},
                 {"kernel", f.kernel()},

@@ -29,6 +29,8 @@ TEST_CASE("bad agent configs name file, line and key", "[agent][config]") {
              Catch::Contains("a.yaml:"));
   CHECK_THAT(ParseAgentConfig("lisen: x\n", "a.yaml").status().message(),
              Catch::Contains("a.yaml:1:1: unknown key 'lisen'"));
+  CHECK_THAT(ParseAgentConfig("enroll:\n  token: short\n", "a.yaml").status().message(),
+             Catch::Contains("a.yaml:2:10: enroll.token must have at least 16 characters"));
   CHECK_THAT(ParseAgentConfig("exec:\n  kill_grace: soon\n", "a.yaml").status().message(),
              Catch::Contains("a.yaml:2:15: invalid duration 'soon'"));
   CHECK_THAT(ParseAgentConfig("log:\n  format: xml\n", "a.yaml").status().message(),

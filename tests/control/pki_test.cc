@@ -58,6 +58,12 @@ TEST_CASE("issued certificates carry their role and verify against the CA only",
       control::IssueClientCert(dir / "none", "bob", pki::Role::kViewer, 7, "").status().message(),
       Catch::Contains("herd ca init"));
   CHECK_FALSE(control::IssueClientCert(dir / "a", "../evil", pki::Role::kViewer, 7, "").ok());
+  // Never valid past the CA (30 days here).
+  auto late = control::IssueClientCert(dir / "a", "carol", pki::Role::kViewer, 100'000, "");
+  REQUIRE(late.ok());
+  auto ca = pki::InspectCert(ReadFile(dir / "a/ca.crt"));
+  REQUIRE(ca.ok());
+  CHECK(late->info.not_after == ca->not_after);
 }
 
 TEST_CASE("roles include the ones below them", "[pki]") {
