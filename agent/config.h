@@ -50,7 +50,7 @@ struct AgentConfig {
   ExecLimits exec;
   HealthLimits health;
   TlsFiles tls;
-  std::chrono::milliseconds tls_reload{2'000};  // how often certificate files are re-read
+  std::chrono::milliseconds tls_reload{60'000};  // how often certificate files are re-read
   EnrollSettings enroll;
   bool plaintext = false;  // no TLS, every caller admin: refused unless listening on loopback
 };

@@ -5,6 +5,7 @@
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 #include <netdb.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -155,28 +156,9 @@ Status AgentServer::Start() {
           c.enroll.token.empty() ? token_file : std::string("the config"));
     }
   }
-  auto creds = ServerCredentials(c);
-  if (!creds.ok()) return creds.status();
   impl_->authz =
       std::make_unique<Authorizer>(impl_->enrollment.get(), c.state_dir + "/revoked", impl_->audit);
-  impl_->service = std::make_unique<AgentService>(c, impl_->runner, impl_->metrics, *impl_->authz,
-                                                  impl_->audit, impl_->enrollment.get());
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(c.listen, *creds, &grpc_port_);
-  builder.RegisterService(impl_->service.get());
-  builder.SetMaxReceiveMessageSize(4 << 20);
-  // Per-connection bookkeeping herdd doesn't use: channelz nodes and BDP pings.
-  builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
-  // A second herdd on the same port must fail, not share it.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> icpt;
-  icpt.push_back(impl_->metrics.InterceptorFactory());
-  builder.experimental().SetInterceptorCreators(std::move(icpt));
-  impl_->server = builder.BuildAndStart();
-  if (!impl_->server || grpc_port_ == 0) {
-    return Status(StatusCode::kUnavailable, "cannot listen for gRPC on " + c.listen);
-  }
+  if (Status s = BuildGrpc(c.listen); !s.ok()) return s;
   std::string metrics_addr;
   if (!c.metrics_listen.empty()) {
     auto port = impl_->metrics.Serve(c.metrics_listen);
@@ -196,6 +178,56 @@ Status AgentServer::Start() {
     if (!s.ok()) return s;
   }
   return Status::Ok();
+}
+
+// The gRPC server with the current credentials, on `address` (host:0 picks
+// a port; a restart passes the port already bound).
+Status AgentServer::BuildGrpc(const std::string& address) {
+  const AgentConfig& c = impl_->config;
+  auto creds = ServerCredentials(c);
+  if (!creds.ok()) return creds.status();
+  // A new enrolment's reply is sent, then the listener restarts with the fleet
+  // certificate (SIGHUP to herdd's main thread, which owns the server).
+  impl_->service =
+      std::make_unique<AgentService>(c, impl_->runner, impl_->metrics, *impl_->authz, impl_->audit,
+                                     impl_->enrollment.get(), [] { ::kill(::getpid(), SIGHUP); });
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(address, *creds, &port);
+  builder.RegisterService(impl_->service.get());
+  builder.SetMaxReceiveMessageSize(4 << 20);
+  // Per-connection bookkeeping herdd doesn't use: channelz nodes and BDP pings.
+  builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
+  // A second herdd on the same port must fail, not share it.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> icpt;
+  icpt.push_back(impl_->metrics.InterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(icpt));
+  impl_->server = builder.BuildAndStart();
+  if (!impl_->server || port == 0) {
+    std::string why = BindError(address);
+    return Status(StatusCode::kUnavailable,
+                  "cannot listen for gRPC on " + address + (why.empty() ? "" : ": " + why));
+  }
+  grpc_port_ = port;
+  return Status::Ok();
+}
+
+Status AgentServer::RestartGrpc() {
+  if (!impl_->server) return Status::Ok();
+  spdlog::info("restarting the gRPC listener to serve the current TLS files");
+  impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  impl_->server.reset();
+  const std::string address = HostPart(impl_->config.listen) + ":" + std::to_string(grpc_port_);
+  Status s = BuildGrpc(address);
+  if (s.ok()) {
+    spdlog::info(
+        "serving gRPC ({}) on {}",
+        impl_->enrollment && impl_->enrollment->enrolled() ? "mTLS" : "TLS, enrolment only",
+        address);
+  }
+  return s;
 }
 
 void AgentServer::Shutdown() {

@@ -17,11 +17,17 @@ class AgentServer {
   ~AgentServer();
 
   Status Start();
+  // Serves the TLS files as they are now: stops the gRPC listener (calls in
+  // flight get 5 s) and starts it again on the same port. Used after a first
+  // enrolment (herdd's SIGHUP), so the fleet certificate is served at once.
+  Status RestartGrpc();
   void Shutdown();
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const { return metrics_port_; }
 
  private:
+  Status BuildGrpc(const std::string& address);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
   int grpc_port_ = 0, metrics_port_ = 0;

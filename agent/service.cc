@@ -246,13 +246,15 @@ AuditEntry EntryFor(const Caller& who, const char* method) {
 }  // namespace
 
 AgentService::AgentService(const AgentConfig& config, ExecRunner& runner, AgentMetrics& metrics,
-                           Authorizer& authz, AuditLog& audit, Enrollment* enrollment)
+                           Authorizer& authz, AuditLog& audit, Enrollment* enrollment,
+                           std::function<void()> on_enrolled)
     : config_(config),
       runner_(runner),
       metrics_(metrics),
       authz_(authz),
       audit_(audit),
-      enrollment_(enrollment) {}
+      enrollment_(enrollment),
+      on_enrolled_(std::move(on_enrolled)) {}
 
 grpc::ServerUnaryReactor* AgentService::Info(grpc::CallbackServerContext* ctx,
                                              const v1::InfoRequest*, v1::InfoReply* reply) {
@@ -474,10 +476,22 @@ grpc::ServerUnaryReactor* AgentService::BeginEnroll(grpc::CallbackServerContext*
   return FinishEnroll(reactor, audit_, *who, "BeginEnroll", "", hello.status(), false);
 }
 
+namespace {
+// A unary reactor that runs `after` once the call is over (reply sent).
+class AfterReactor : public grpc::ServerUnaryReactor {
+ public:
+  void OnDone() override {
+    if (after) after();
+    delete this;
+  }
+  std::function<void()> after;
+};
+}  // namespace
+
 grpc::ServerUnaryReactor* AgentService::CompleteEnroll(grpc::CallbackServerContext* ctx,
                                                        const v1::CompleteEnrollRequest* req,
                                                        v1::CompleteEnrollReply* reply) {
-  auto* reactor = ctx->DefaultReactor();
+  auto* reactor = new AfterReactor;
   auto who = CheckEnroll(ctx, reactor, "CompleteEnroll");
   if (!who.ok()) return reactor;
   auto done = enrollment_->Complete(req->agent_nonce(), req->certificate_pem(), req->ca_pem(),
@@ -485,7 +499,12 @@ grpc::ServerUnaryReactor* AgentService::CompleteEnroll(grpc::CallbackServerConte
   if (!done.ok()) {
     return FinishEnroll(reactor, audit_, *who, "CompleteEnroll", "", done.status(), false);
   }
-  const auto reload = std::chrono::duration_cast<std::chrono::seconds>(config_.tls_reload).count();
+  // A first enrolment is served at once (the listener restarts after this
+  // reply); a renewal within tls.reload_interval, without cutting calls.
+  const auto reload =
+      done->renewal ? std::chrono::duration_cast<std::chrono::seconds>(config_.tls_reload).count()
+                    : 0;
+  if (!done->renewal) reactor->after = on_enrolled_;
   reply->set_serial(done->cert.serial);
   reply->set_not_after_unix(done->cert.not_after);
   reply->set_reload_seconds(static_cast<uint32_t>(reload));

@@ -4,6 +4,8 @@
 // never on gRPC threads. Thread-safe; one instance per server.
 #pragma once
 
+#include <functional>
+
 #include "agent/audit_log.h"
 #include "agent/authz.h"
 #include "agent/config.h"
@@ -16,8 +18,10 @@ namespace herd::agent {
 
 class AgentService final : public v1::Agent::CallbackService {
  public:
+  // `on_enrolled` runs once the reply of a first enrolment is sent.
   AgentService(const AgentConfig& config, ExecRunner& runner, AgentMetrics& metrics,
-               Authorizer& authz, AuditLog& audit, Enrollment* enrollment);
+               Authorizer& authz, AuditLog& audit, Enrollment* enrollment,
+               std::function<void()> on_enrolled = nullptr);
 
   grpc::ServerUnaryReactor* Info(grpc::CallbackServerContext* ctx, const v1::InfoRequest* req,
                                  v1::InfoReply* reply) override;
@@ -52,6 +56,7 @@ class AgentService final : public v1::Agent::CallbackService {
   Authorizer& authz_;
   AuditLog& audit_;
   Enrollment* const enrollment_;  // null in plain-text mode
+  const std::function<void()> on_enrolled_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

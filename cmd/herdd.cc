@@ -110,6 +110,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGHUP);  // restart the gRPC listener (sent by a first enrolment)
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
@@ -124,7 +125,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   int sig = 0;
-  sigwait(&stop, &sig);
+  while (sigwait(&stop, &sig) == 0 && sig == SIGHUP) {
+    if (auto s = server.RestartGrpc(); !s.ok()) {
+      spdlog::error("{}", s.message());
+      server.Shutdown();
+      return 1;
+    }
+  }
   spdlog::info("received {}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   server.Shutdown();
   return 0;

@@ -181,7 +181,7 @@ cmd_up() {
       exit 1
     fi
     rm -f "$dir/enrol.list"
-    # Each agent switches to its fleet certificate within its reload interval.
+    # Each agent restarts its listener with its fleet certificate after enrolment.
     local answered=0
     deadline=$((SECONDS + 30 + n / 20))
     while ((SECONDS < deadline)); do

@@ -6,7 +6,7 @@
 using herd::agent::Authorizer;
 using herd::pki::Role;
 
-TEST_CASE("each method needs the documented role; anything unlisted needs admin", "[unit]") {
+TEST_CASE("each method needs the documented role, anything unlisted needs admin", "[unit]") {
   for (const char* m : {"Info", "Facts", "Health", "ReadAudit"}) {
     CHECK(Authorizer::RequiredRole(m) == Role::kViewer);
   }

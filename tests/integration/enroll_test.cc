@@ -2,6 +2,7 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/pki.h"
@@ -90,9 +91,12 @@ TEST_CASE("guessing the join token is rate limited", "[integration]") {
   CHECK_THAT(later.out, Catch::Contains("enrolled guess"));
 }
 
-TEST_CASE("an operator cannot enrol or renew; an admin renews without a restart", "[integration]") {
+TEST_CASE("an operator cannot enrol or renew, an admin renews without a restart", "[integration]") {
   ScopedTempDir dir;
-  AgentProcess agent("node1");
+  // Renewals are picked up by the file watcher: re-read every second here.
+  const std::string config = dir / "agent.yaml";
+  { std::ofstream(config) << "tls:\n  reload_interval: 1s\n"; }
+  AgentProcess agent("node1", {"--config", config});
   REQUIRE(agent.ready());
   const std::string inventory = WriteInventory(dir, {&agent});
   const std::map<std::string, std::string> op = {{"HERD_IDENTITY", "operator"}};

@@ -51,7 +51,7 @@ std::string IdentityDir(const ScopedTempDir& dir, const std::string& name,
 
 }  // namespace
 
-TEST_CASE("a viewer may read but not run or copy; refusals are audited",
+TEST_CASE("a viewer may read but not run or copy, and refusals are audited",
           "[integration][security]") {
   OneAgent f;
   const std::map<std::string, std::string> viewer = {{"HERD_IDENTITY", "viewer"}};
