@@ -180,14 +180,13 @@ Status AgentServer::Start() {
   return Status::Ok();
 }
 
-// The gRPC server with the current credentials, on `address` (host:0 picks
-// a port; a restart passes the port already bound).
+// The gRPC server with the current credentials, on `address` (port 0 picks one).
 Status AgentServer::BuildGrpc(const std::string& address) {
   const AgentConfig& c = impl_->config;
   auto creds = ServerCredentials(c);
   if (!creds.ok()) return creds.status();
-  // A new enrolment's reply is sent, then the listener restarts with the fleet
-  // certificate (SIGHUP to herdd's main thread, which owns the server).
+  // Once a first enrolment's reply is sent, herdd restarts in place with the
+  // fleet certificate (SIGHUP to its main thread, which owns the server).
   impl_->service =
       std::make_unique<AgentService>(c, impl_->runner, impl_->metrics, *impl_->authz, impl_->audit,
                                      impl_->enrollment.get(), [] { ::kill(::getpid(), SIGHUP); });
@@ -212,22 +211,6 @@ Status AgentServer::BuildGrpc(const std::string& address) {
   }
   grpc_port_ = port;
   return Status::Ok();
-}
-
-Status AgentServer::RestartGrpc() {
-  if (!impl_->server) return Status::Ok();
-  spdlog::info("restarting the gRPC listener to serve the current TLS files");
-  impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  impl_->server.reset();
-  const std::string address = HostPart(impl_->config.listen) + ":" + std::to_string(grpc_port_);
-  Status s = BuildGrpc(address);
-  if (s.ok()) {
-    spdlog::info(
-        "serving gRPC ({}) on {}",
-        impl_->enrollment && impl_->enrollment->enrolled() ? "mTLS" : "TLS, enrolment only",
-        address);
-  }
-  return s;
 }
 
 void AgentServer::Shutdown() {

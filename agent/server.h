@@ -17,10 +17,6 @@ class AgentServer {
   ~AgentServer();
 
   Status Start();
-  // Serves the TLS files as they are now: stops the gRPC listener (calls in
-  // flight get 5 s) and starts it again on the same port. Used after a first
-  // enrolment (herdd's SIGHUP), so the fleet certificate is served at once.
-  Status RestartGrpc();
   void Shutdown();
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const { return metrics_port_; }

@@ -1,12 +1,19 @@
 // herdd: the herd agent. Loads its config, applies flag overrides, serves
-// until SIGTERM or SIGINT, then stops what it started.
+// until SIGTERM or SIGINT, then stops what it started. SIGHUP restarts it in
+// place (same pid, same ports): what a first enrolment asks for, so that the
+// fleet certificate is served at once.
 #include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
 
 #include "agent/config.h"
 #include "agent/logging.h"
@@ -27,11 +34,14 @@ int main(int argc, char** argv) {
   bool plaintext = false;
   app.add_option("-c,--config", config_path, "YAML config file (see configs/agent.yaml)")
       ->envname("HERDD_CONFIG");
+  // The last one wins: a restart in place appends the ports already bound.
   app.add_option("--listen", listen,
                  "gRPC address host:port (port 0 picks one; default "
-                 "127.0.0.1:7420)");
+                 "127.0.0.1:7420)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--metrics-listen", metrics_listen,
-                 "Prometheus /metrics address host:port (default 127.0.0.1:9420; \"\" disables)");
+                 "Prometheus /metrics address host:port (default 127.0.0.1:9420; \"\" disables)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--state-dir", state_dir, "State directory (default /var/lib/herd)");
   app.add_option("--name", name, "Fleet name of this device");
   app.add_option("-l,--label", labels, "Label KEY=VALUE (repeatable; adds to the config's)");
@@ -55,7 +65,8 @@ int main(int argc, char** argv) {
       "Example (loopback, development):\n"
       "  herdd --state-dir /tmp/herdd1 --listen 127.0.0.1:7420 --metrics-listen 127.0.0.1:9420\n\n"
       "Flags override the config file. Stops cleanly on SIGTERM/SIGINT, killing the "
-      "commands it started. See docs/security.md.");
+      "commands it started;\nSIGHUP restarts it in place (same pid and ports) to serve new "
+      "TLS files at once. See docs/security.md.");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -110,7 +121,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGHUP);  // restart the gRPC listener (sent by a first enrolment)
+  sigaddset(&stop, SIGHUP);  // restart in place (sent by a first enrolment)
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
@@ -125,12 +136,30 @@ int main(int argc, char** argv) {
     return 1;
   }
   int sig = 0;
-  while (sigwait(&stop, &sig) == 0 && sig == SIGHUP) {
-    if (auto s = server.RestartGrpc(); !s.ok()) {
-      spdlog::error("{}", s.message());
-      server.Shutdown();
-      return 1;
+  sigwait(&stop, &sig);
+  if (sig == SIGHUP) {
+    // The same command line with the ports it has bound, so a port 0 stays
+    // the port the fleet knows; the new image re-reads config and TLS files.
+    std::vector<std::string> args(argv, argv + argc);
+    auto host = [](const std::string& a) { return a.substr(0, a.rfind(':')); };
+    args.insert(args.end(),
+                {"--listen", host(config.listen) + ":" + std::to_string(server.grpc_port())});
+    if (!config.metrics_listen.empty()) {
+      args.insert(args.end(), {"--metrics-listen", host(config.metrics_listen) + ":" +
+                                                       std::to_string(server.metrics_port())});
     }
+    spdlog::info("received SIGHUP: restarting in place to serve the current TLS files");
+    server.Shutdown();
+    std::vector<char*> cargs;
+    for (auto& a : args) cargs.push_back(a.data());
+    cargs.push_back(nullptr);
+    // By its path, so the process keeps its name (/proc/self/exe would make it "exe").
+    char self[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    const std::string path = n > 0 ? std::string(self, static_cast<size_t>(n)) : "/proc/self/exe";
+    ::execv(path.c_str(), cargs.data());
+    spdlog::error("cannot restart: exec {}: {}", path, std::strerror(errno));
+    return 1;
   }
   spdlog::info("received {}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   server.Shutdown();

@@ -49,6 +49,7 @@ Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
 
 std::string FormatDuration(std::chrono::milliseconds d) {
   const long long ms = d.count();
+  if (ms == 0) return "0s";
   if (ms < 1000) return std::to_string(ms) + "ms";
   const long long s = ms / 1000;
   auto two = [](long long a, const char* ua, long long b, const char* ub) {

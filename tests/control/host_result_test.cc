@@ -61,6 +61,7 @@ TEST_CASE("durations parse with units", "[common]") {
 
 TEST_CASE("durations format with two units at most", "[common]") {
   using std::chrono::milliseconds;
+  CHECK(herd::FormatDuration(milliseconds(0)) == "0s");
   CHECK(herd::FormatDuration(milliseconds(500)) == "500ms");
   CHECK(herd::FormatDuration(milliseconds(45'000)) == "45s");
   CHECK(herd::FormatDuration(milliseconds(600'000)) == "10m0s");

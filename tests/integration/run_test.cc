@@ -241,12 +241,14 @@ TEST_CASE("SIGTERM stops the agent and the commands it started", "[integration][
 TEST_CASE("Ctrl-C cancels the run, stops the commands and exits 130", "[integration][run]") {
   Fleet f(2);
   const std::string pids = f.dir / "pids";
-  // timeout(1) delivers SIGINT as a terminal would; --preserve-status keeps herd's code.
-  auto r = RunProgram(
-      "timeout",
-      {"--preserve-status", "-s", "INT", "3s", HerdBinary(), "-i", f.inventory, "--no-progress",
-       "run", "all", "--shell", "echo $$ >> " + pids + "; exec sleep 300"},
-      60s);
+  // SIGINT as a terminal would deliver it, once both commands run (polled,
+  // at most 30 s); the shell's exit code is herd's.
+  const std::string script =
+      "\"$0\" -i \"$1\" --no-progress run all --shell \"echo \\$\\$ >> $2; exec sleep 300\" & "
+      "p=$!; "
+      "i=0; while [ $i -lt 300 ] && [ \"$(cat \"$2\" 2>/dev/null | wc -l)\" -lt 2 ]; do "
+      "sleep 0.1; i=$((i+1)); done; kill -INT $p; wait $p";
+  auto r = RunProgram("sh", {"-c", script, HerdBinary(), f.inventory, pids}, 60s);
   CHECK(r.exit_code == 130);
   CHECK_THAT(r.err, Catch::Contains("2 cancelled"));
   CHECK_THAT(r.err, Catch::Contains("[cancelled] interrupted: the call was cancelled"));
