@@ -33,9 +33,20 @@ Result<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::Open(const std::stri
   if (!S_ISDIR(st.st_mode)) {
     return Status(StatusCode::kFailedPrecondition, dir + " is not a directory");
   }
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-    return Status(StatusCode::kFailedPrecondition,
-                  "destination " + path + " is a directory; give the full file path");
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    if (S_ISDIR(st.st_mode)) {
+      return Status(StatusCode::kFailedPrecondition,
+                    "destination " + path + " is a directory; give the full file path");
+    }
+    // Replacing a device, FIFO, socket or symlink by a regular file is never
+    // what a copy means: /dev/null would become a file.
+    const char* kind = S_ISLNK(st.st_mode)    ? "a symbolic link"
+                       : S_ISCHR(st.st_mode)  ? "a character device"
+                       : S_ISBLK(st.st_mode)  ? "a block device"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO"
+                                              : "a socket";
+    return Status(StatusCode::kFailedPrecondition, "destination " + path + " is " + kind +
+                                                       "; herd copy only replaces regular files");
   }
   std::unique_ptr<AtomicFileWriter> w(new AtomicFileWriter());
   w->path_ = path;

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
 #include <set>
@@ -177,8 +179,13 @@ class ExecReactor : public grpc::ServerWriteReactor<v1::ExecEvent> {
 
 class PutFileReactor : public grpc::ServerReadReactor<v1::PutFileMessage> {
  public:
-  PutFileReactor(v1::PutFileReply* reply, std::string peer, AuditLog& audit, AuditEntry entry)
-      : reply_(reply), peer_(std::move(peer)), audit_(audit), entry_(std::move(entry)) {
+  PutFileReactor(v1::PutFileReply* reply, std::string peer, AuditLog& audit, AuditEntry entry,
+                 std::string state_dir)
+      : reply_(reply),
+        peer_(std::move(peer)),
+        audit_(audit),
+        entry_(std::move(entry)),
+        state_dir_(std::move(state_dir)) {
     StartRead(&msg_);
   }
 
@@ -189,6 +196,11 @@ class PutFileReactor : public grpc::ServerReadReactor<v1::PutFileMessage> {
       const auto& h = msg_.header();
       entry_.args = fmt::format("path={} size={} mode={:04o} sha256={}", h.path(), h.size(),
                                 h.mode(), h.sha256());
+      if (InsideDir(h.path(), state_dir_)) {
+        return Fail(Status(StatusCode::kPermissionDenied,
+                           "refusing to write " + h.path() +
+                               ": it is in the agent's state directory (audit log, keys)"));
+      }
       auto w = AtomicFileWriter::Open(h.path(), h.mode(), h.size(), h.sha256());
       if (!w.ok()) return Fail(w.status());
       writer_ = std::move(*w);
@@ -222,12 +234,24 @@ class PutFileReactor : public grpc::ServerReadReactor<v1::PutFileMessage> {
     Finish(ToGrpc(s));
   }
 
+  // True when `path`'s folder, symlinks resolved, is `dir` or below it.
+  static bool InsideDir(const std::string& path, const std::string& dir) {
+    const std::string parent = path.substr(0, path.rfind('/'));
+    char a[PATH_MAX], b[PATH_MAX];
+    if (!::realpath(parent.empty() ? "/" : parent.c_str(), a) || !::realpath(dir.c_str(), b)) {
+      return false;
+    }
+    const std::string p(a), d(b);
+    return p == d || p.rfind(d + "/", 0) == 0;
+  }
+
   v1::PutFileReply* reply_;
   std::string peer_;
   AuditLog& audit_;
   AuditEntry entry_;
   v1::PutFileMessage msg_;
   std::unique_ptr<AtomicFileWriter> writer_;
+  const std::string state_dir_;
 };
 
 template <typename Fn>
@@ -376,7 +400,7 @@ grpc::ServerReadReactor<v1::PutFileMessage>* AgentService::PutFile(grpc::Callbac
     };
     return new Refused(ToGrpc(who.status()));
   }
-  return new PutFileReactor(reply, Peer(ctx), audit_, EntryFor(*who, "PutFile"));
+  return new PutFileReactor(reply, Peer(ctx), audit_, EntryFor(*who, "PutFile"), config_.state_dir);
 }
 
 grpc::ServerUnaryReactor* AgentService::ReadAudit(grpc::CallbackServerContext* ctx,

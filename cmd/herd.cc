@@ -163,9 +163,10 @@ class Cli {
     run->add_option("-e,--env", env_, "Set an environment variable KEY=VALUE (repeatable)")
         ->allow_extra_args(false);
     run->add_option("--cwd", cwd_, "Working directory on the host (default: agent state dir)");
-    run->add_option("--max-output", max_output_,
-                    "Bytes of stdout and of stderr kept per host "
-                    "(default 1048576; the rest is dropped)");
+    run->add_option(
+        "--max-output", max_output_,
+        "Bytes of stdout and of stderr kept per host, 1 to 67108864 "
+        "(default 1048576; the rest is drained and dropped, the result says truncated)");
     run->footer(
         "Examples:\n  herd run all -- uptime\n  herd run @web --fold -- cat /etc/os-release"
         "\n  herd run 'role=db' --shell 'df -h / | tail -1'"
@@ -276,7 +277,8 @@ class Cli {
     mux_start->add_option("--idle", mux_idle_, "Exit after this long without calls (default 10m)");
     mux_start->add_flag("--foreground", mux_foreground_, "Serve in the foreground (Ctrl-C stops)");
     auto* mux_stop = mux->add_subcommand("stop", "Stop the mux for --identity");
-    auto* mux_status = mux->add_subcommand("status", "Is a mux running for --identity?");
+    auto* mux_status =
+        mux->add_subcommand("status", "Is a mux running for --identity? Exit 0 running, 3 not");
     mux->footer(
         "mux status exits 0 when running, 3 when not.\n"
         "While a mux runs for the identity in use, herd sends every call through it: one\n"

@@ -256,6 +256,26 @@ HostTask CopyTask(CopySource source, std::string dest_path) {
   };
 }
 
+namespace {
+
+// One audit entry for people: "2026-11-25 05:43:06Z admin (admin) Exec
+// argv[0]=sh args=2: ok exit=0"; the raw line when it is not an entry.
+std::string AuditLine(const nlohmann::json& e, const std::string& raw) {
+  if (!e.is_object() || !e.contains("ts") || !e["ts"].is_number()) return raw;
+  const std::time_t t = static_cast<std::time_t>(e["ts"].get<double>());
+  std::tm tm{};
+  char when[32] = "?";
+  if (::gmtime_r(&t, &tm)) std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%SZ", &tm);
+  auto str = [&](const char* k) {
+    return e.contains(k) && e[k].is_string() ? e[k].get<std::string>() : std::string();
+  };
+  std::string line = fmt::format("{} {} ({}) {}", when, str("caller"), str("role"), str("method"));
+  if (!str("args").empty()) line += " " + str("args");
+  return line + ": " + str("result");
+}
+
+}  // namespace
+
 HostTask AuditTask(int64_t since_unix, uint32_t limit) {
   v1::ReadAuditRequest req;
   req.set_since_unix(since_unix);
@@ -268,7 +288,7 @@ HostTask AuditTask(int64_t since_unix, uint32_t limit) {
       nlohmann::json entries = nlohmann::json::array();
       for (const auto& e : res->entries()) {
         entries.push_back(nlohmann::json::parse(e, nullptr, false));
-        sink->Output(false, e + "\n");
+        sink->Output(false, AuditLine(entries.back(), e) + "\n");
       }
       r.data = {{"entries", entries}};
       if (res->entries_size() == 0) r.summary = "no audit entries";
@@ -285,7 +305,8 @@ HostTask RevocationsTask(std::vector<std::string> serials) {
       if (!res.ok()) return sink->Finish(ErrorResult(res.status()));
       HostResult r;
       r.outcome = Outcome::kOk;
-      r.summary = fmt::format("revocation list updated ({} serials)", res->count());
+      r.summary = fmt::format("revocation list updated ({} serial{})", res->count(),
+                              res->count() == 1 ? "" : "s");
       r.data = {{"revoked", res->count()}};
       sink->Finish(std::move(r));
     });

@@ -1,6 +1,7 @@
 #include "agent/file_writer.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -77,4 +78,25 @@ TEST_CASE("uploads onto a directory or into a missing one are refused", "[agent]
              Catch::Contains("does not exist"));
   CHECK_THAT(AtomicFileWriter::Open("relative/f", 0644, 0, sha).status().message(),
              Catch::Contains("absolute"));
+}
+
+TEST_CASE("uploads onto a device, FIFO or symlink are refused and leave it alone",
+          "[agent][files]") {
+  ScopedTempDir dir;
+  auto sha = herd::Sha256Hex("");
+  CHECK_THAT(AtomicFileWriter::Open("/dev/null", 0644, 0, sha).status().message(),
+             Catch::Contains("/dev/null is a character device"));
+  const std::string fifo = dir / "fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THAT(AtomicFileWriter::Open(fifo, 0644, 0, sha).status().message(),
+             Catch::Contains("is a FIFO"));
+  const std::string link = dir / "link";
+  REQUIRE(::symlink("/etc/hostname", link.c_str()) == 0);
+  CHECK_THAT(AtomicFileWriter::Open(link, 0644, 0, sha).status().message(),
+             Catch::Contains("is a symbolic link"));
+  struct stat st {};
+  REQUIRE(::lstat(fifo.c_str(), &st) == 0);
+  CHECK(S_ISFIFO(st.st_mode));
+  REQUIRE(::lstat(link.c_str(), &st) == 0);
+  CHECK(S_ISLNK(st.st_mode));
 }

@@ -62,6 +62,13 @@ TEST_CASE("copy onto a directory or into a missing one fails and damages nothing
   auto nosrc = RunHerd({"-i", inv, "copy", "all", dir / "nope", dest / "x"});
   CHECK(nosrc.exit_code == 1);
   CHECK_THAT(nosrc.err, Catch::Contains(dir / "nope"));
+  // The agent's own state (audit log, keys) is not a copy target.
+  const std::string audit = agents[0]->state_dir() + "/audit.log";
+  const std::string trail = ReadFile(audit);
+  auto onto_audit = RunHerd({"-i", inv, "copy", "all", dir / "src", audit});
+  CHECK(onto_audit.exit_code == 2);
+  CHECK_THAT(onto_audit.err, Catch::Contains("in the agent's state directory"));
+  CHECK(ReadFile(audit).rfind(trail, 0) == 0);  // only appended to (the refusal)
   CHECK(ReadFile(dest / "keep") == "old");
   size_t entries = 0;
   for (auto& e : std::filesystem::directory_iterator(dest.path())) {

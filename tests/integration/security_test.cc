@@ -170,7 +170,7 @@ TEST_CASE("a revoked certificate is refused at once, and audit reads the trail",
   CHECK(ReadFile(pki + "/revoked.txt").empty());
   auto revoke = RunHerd({"-i", f.inventory, "cert", "revoke", "carol", "all"}, 30s, env);
   CHECK(revoke.exit_code == 0);
-  CHECK_THAT(revoke.out, Catch::Contains("node1: revocation list updated (1 serials)"));
+  CHECK_THAT(revoke.out, Catch::Contains("node1: revocation list updated (1 serial)"));
   auto refused = RunHerd({"-i", f.inventory, "run", "all", "--", "true"}, 30s, carol);
   CHECK(refused.exit_code == 2);
   CHECK_THAT(refused.err, Catch::Contains("'carol'"));
