@@ -34,8 +34,14 @@ Status AuditLog::Append(const AuditEntry& e) {
   if (::stat(path_.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) >= max_bytes_) {
     RotateLocked();
   }
-  int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd < 0) return Status::Internal("audit log " + path_ + ": " + std::strerror(errno));
+  // A line torn by a crash must not swallow this entry: end it first.
+  char last = '\n';
+  if (::fstat(fd, &st) == 0 && st.st_size > 0 && ::pread(fd, &last, 1, st.st_size - 1) == 1 &&
+      last != '\n') {
+    line.insert(0, 1, '\n');
+  }
   ssize_t n = ::write(fd, line.data(), line.size());
   ::fsync(fd);
   ::close(fd);
@@ -73,7 +79,10 @@ std::vector<std::string> AuditLog::Read(int64_t since, size_t limit) const {
     std::ifstream in(i == 0 ? path_ : path_ + "." + std::to_string(i));
     for (std::string line; std::getline(in, line) && out.size() < limit;) {
       auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.contains("ts")) continue;  // torn line after a crash
+      // A torn line after a crash, or one that is not ours: skipped, not fatal.
+      if (j.is_discarded() || !j.is_object() || !j.contains("ts") || !j["ts"].is_number()) {
+        continue;
+      }
       if (j["ts"].get<double>() >= static_cast<double>(since)) out.push_back(line);
     }
   }

@@ -1,9 +1,12 @@
 #include "agent/authz.h"
 
 #include <grpc/grpc_security_constants.h>
+#include <unistd.h>
 
+#include <cctype>
+#include <cerrno>
 #include <ctime>
-#include <fstream>
+#include <sstream>
 
 #include "common/file.h"
 #include "common/hash.h"
@@ -11,11 +14,36 @@
 namespace herd::agent {
 
 Authorizer::Authorizer(const Enrollment* enrollment, std::string revoked_path, AuditLog& audit)
-    : enrollment_(enrollment), revoked_path_(std::move(revoked_path)), audit_(audit) {
-  std::ifstream in(revoked_path_);
-  for (std::string serial; std::getline(in, serial);) {
-    if (!serial.empty()) revoked_.insert(serial);
+    : enrollment_(enrollment), revoked_path_(std::move(revoked_path)), audit_(audit) {}
+
+Status Authorizer::LoadRevoked() {
+  auto text = ReadFileToString(revoked_path_);
+  if (!text.ok()) {
+    if (::access(revoked_path_.c_str(), F_OK) != 0 && errno == ENOENT) return Status::Ok();
+    return Status::Internal("revocation list " + revoked_path_ + ": " + text.status().message() +
+                            " (refusing to start without it)");
   }
+  std::set<std::string> serials;
+  std::istringstream in(*text);
+  int line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    std::string serial;
+    for (char c : line) {
+      if (!std::isspace(static_cast<unsigned char>(c))) {
+        serial += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      }
+    }
+    if (serial.empty()) continue;
+    if (serial.size() > 64 || serial.find_first_not_of("0123456789ABCDEF") != std::string::npos) {
+      return Status::Invalid(revoked_path_ + ":" + std::to_string(line_no) + ": '" +
+                             line.substr(0, 64) + "' is not a certificate serial (hex)");
+    }
+    serials.insert(serial);
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  revoked_ = std::move(serials);
+  return Status::Ok();
 }
 
 pki::Role Authorizer::RequiredRole(const std::string& method) {
@@ -121,6 +149,11 @@ Result<Caller> Authorizer::Check(const grpc::CallbackServerContext& ctx,
                     pki::RoleName(who.role));
   }
   return who;
+}
+
+bool Authorizer::IsRevoked(const std::string& serial) {
+  std::lock_guard<std::mutex> l(mu_);
+  return revoked_.count(serial) > 0;
 }
 
 Status Authorizer::SetRevoked(const std::set<std::string>& serials) {

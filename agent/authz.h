@@ -42,6 +42,11 @@ class Authorizer {
   // kOk with the caller, or UNAUTHENTICATED / PERMISSION_DENIED (audited).
   Result<Caller> Check(const grpc::CallbackServerContext& ctx, const std::string& method);
 
+  // Reads `revoked_path` (one serial per line; case, spaces and CR do not
+  // matter). A file that exists but cannot be read, or a line that is not a
+  // serial, is an error naming file and line: never an empty list.
+  Status LoadRevoked();
+  bool IsRevoked(const std::string& serial);
   // Replaces the revoked serial set (persisted to `revoked_path`).
   Status SetRevoked(const std::set<std::string>& serials);
 

@@ -158,6 +158,7 @@ Status AgentServer::Start() {
   }
   impl_->authz =
       std::make_unique<Authorizer>(impl_->enrollment.get(), c.state_dir + "/revoked", impl_->audit);
+  if (Status s = impl_->authz->LoadRevoked(); !s.ok()) return s;
   if (Status s = BuildGrpc(c.listen); !s.ok()) return s;
   std::string metrics_addr;
   if (!c.metrics_listen.empty()) {

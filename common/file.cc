@@ -15,6 +15,10 @@ namespace herd {
 Result<std::string> ReadFileToString(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::NotFound("cannot read " + path + ": " + std::strerror(errno));
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return Status::Invalid("cannot read " + path + ": it is a directory");
+  }
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();

@@ -13,6 +13,13 @@ std::string Dump(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// "host: data\n", byte for byte (a command's output may hold NUL bytes).
+void Line(std::FILE* f, const std::string& host, std::string_view data) {
+  std::fprintf(f, "%s: ", host.c_str());
+  std::fwrite(data.data(), 1, data.size(), f);
+  std::fputc('\n', f);
+}
+
 std::string FailureText(const HostResult& r) {
   switch (r.outcome) {
     case Outcome::kOk:
@@ -66,8 +73,7 @@ class TextReporter : public Reporter {
     size_t start = 0, nl;
     std::FILE* f = is_stderr ? o_.err : o_.out;
     while ((nl = partial.find('\n', start)) != std::string::npos) {
-      std::fprintf(f, "%s: %.*s\n", host.name.c_str(), static_cast<int>(nl - start),
-                   partial.data() + start);
+      Line(f, host.name, std::string_view(partial).substr(start, nl - start));
       start = nl + 1;
     }
     partial.erase(0, start);
@@ -79,9 +85,7 @@ class TextReporter : public Reporter {
     for (bool is_err : {false, true}) {
       auto it = partial_.find({r.host, is_err});
       if (it == partial_.end()) continue;
-      if (!it->second.empty()) {
-        std::fprintf(is_err ? o_.err : o_.out, "%s: %s\n", r.host.c_str(), it->second.c_str());
-      }
+      if (!it->second.empty()) Line(is_err ? o_.err : o_.out, r.host, it->second);
       partial_.erase(it);
     }
     if (r.output_truncated) {
@@ -144,7 +148,7 @@ class FoldReporter : public Reporter {
     }
     auto body = [](std::FILE* to, const std::string& text) {
       if (text.empty()) return;
-      std::fputs(text.c_str(), to);
+      std::fwrite(text.data(), 1, text.size(), to);  // NUL bytes included
       if (text.back() != '\n') std::fputc('\n', to);
     };
     for (const auto& f : folds) {

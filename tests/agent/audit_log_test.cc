@@ -2,6 +2,7 @@
 #include "agent/audit_log.h"
 
 #include <catch2/catch.hpp>
+#include <fstream>
 
 #include "tests/support/test_support.h"
 
@@ -18,4 +19,19 @@ TEST_CASE("unauthenticated refusals are audited at a bounded rate, real entries 
   auto lines = log.Read(0, 1000);
   REQUIRE(lines.size() == static_cast<size_t>(AuditLog::kAnonymousPerMinute) + 1);
   CHECK_THAT(lines.back(), Catch::Contains("\"caller\":\"alice\""));
+}
+
+TEST_CASE("a torn or foreign line neither hides the next entry nor fails a read", "[unit]") {
+  herd::testing::ScopedTempDir dir;
+  AuditLog log(dir.path());
+  REQUIRE(log.Append({"alice", "operator", "Exec", "", "ok"}).ok());
+  {
+    std::ofstream out(dir / "audit.log", std::ios::app);
+    out << "{\"ts\":\"x\"}\n{\"ts\":null}\n[1,2]\n{\"ts\":17955858";  // no newline: torn
+  }
+  REQUIRE(log.Append({"bob", "admin", "PutFile", "", "ok"}).ok());
+  auto lines = log.Read(0, 1000);
+  REQUIRE(lines.size() == 2);
+  CHECK_THAT(lines[0], Catch::Contains("\"caller\":\"alice\""));
+  CHECK_THAT(lines[1], Catch::Contains("\"caller\":\"bob\""));
 }

@@ -62,6 +62,9 @@ TEST_CASE("run --fold groups identical output under a folded host list", "[integ
   CHECK(e.exit_code == 0);
   CHECK(e.out == "==== node[1-3] (3 hosts) ====\nout\n");
   CHECK_THAT(e.err, Catch::Contains("==== node[1-3] (3 hosts), stderr ====\nerr\n"));
+  // Output is passed on byte for byte, NUL bytes included.
+  auto nul = f.Herd({"run", "node1", "--", "printf", "a\\000b\\nc\\n"});
+  CHECK(nul.out == std::string("node1: a\0b\nnode1: c\n", 20));
 }
 
 TEST_CASE("run -o json prints one object per host and a summary", "[integration][run]") {
