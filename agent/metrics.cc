@@ -186,8 +186,11 @@ AgentMetrics::~AgentMetrics() = default;
 
 Result<int> AgentMetrics::Serve(const std::string& address) {
   try {
-    exposer_ = std::make_unique<prometheus::Exposer>(
-        std::vector<std::string>{"listening_ports", address, "num_threads", "1"});
+    // Two workers and a 5 s request timeout: one client that opens a connection
+    // and sends nothing cannot hold the only worker for civetweb's default 30 s
+    // (longer than Prometheus' scrape timeout).
+    exposer_ = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+        "listening_ports", address, "num_threads", "2", "request_timeout_ms", "5000"});
   } catch (const std::exception& e) {
     return Status(StatusCode::kUnavailable, "cannot serve metrics on " + address + ": " + e.what());
   }
