@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/file.h"
+#include "common/pki.h"
 #include "control/agent_client.h"
 #include "control/grpc_util.h"
 #include "herd/v1/agent.grpc.pb.h"
@@ -377,10 +378,31 @@ Result<TransportOptions> LoadIdentity(const std::string& pki_dir, const std::str
   auto ca = ReadFileToString(pki_dir + "/ca.crt");
   auto cert = ReadFileToString(pki_dir + "/" + name + ".crt");
   auto key = ReadFileToString(pki_dir + "/" + name + ".key");
+  for (const auto* r : {&ca, &cert, &key}) {
+    // A file that is there but unreadable (permissions): say so.
+    if (!r->ok() && r->status().message().find("No such file") == std::string::npos) {
+      return r->status();
+    }
+  }
   if (!ca.ok() || !cert.ok() || !key.ok()) {
     return Status::NotFound("no identity '" + name + "' in " + pki_dir + " (need ca.crt, " + name +
                             ".crt, " + name + ".key: 'herd ca init', then 'herd cert issue " +
                             name + " --role ROLE'; --identity and --pki-dir choose another)");
+  }
+  // Broken files are named here: gRPC would only say "empty address list".
+  const std::string cert_path = pki_dir + "/" + name + ".crt";
+  const std::string key_path = pki_dir + "/" + name + ".key";
+  if (auto c = pki::InspectCert(*ca); !c.ok()) {
+    return Status::Invalid(pki_dir + "/ca.crt: " + c.status().message());
+  }
+  if (auto c = pki::InspectCert(*cert); !c.ok()) {
+    return Status::Invalid(cert_path + ": " + c.status().message());
+  }
+  auto key_pub = pki::PublicKeyPem(*key);
+  if (!key_pub.ok()) return Status::Invalid(key_path + ": " + key_pub.status().message());
+  auto cert_pub = pki::CertPublicKeyPem(*cert);
+  if (!cert_pub.ok() || *cert_pub != *key_pub) {
+    return Status::Invalid(key_path + " is not the key of " + cert_path);
   }
   t.ca_pem = std::move(*ca);
   t.cert_pem = std::move(*cert);

@@ -138,6 +138,17 @@ TEST_CASE("plain text is refused off loopback and cannot reach a TLS agent",
   auto noid = RunHerd({"-i", f.inventory, "--identity", "nobody", "ping", "all"});
   CHECK(noid.exit_code == 1);
   CHECK_THAT(noid.err, Catch::Contains("no identity 'nobody'"));
+  // Broken local credentials are named, not reported as unreachable hosts.
+  const std::string pk = dir / "pk";
+  std::filesystem::create_directory(pk);
+  for (const char* f : {"ca.crt", "admin.crt"}) {
+    std::filesystem::copy_file(TestPkiDir() + "/" + f, pk + "/" + f);
+  }
+  std::filesystem::copy_file(TestPkiDir() + "/operator.key", pk + "/admin.key");
+  auto wrongkey = RunHerd({"-i", f.inventory, "--pki-dir", pk, "ping", "all"});
+  CHECK(wrongkey.exit_code == 1);
+  CHECK_THAT(wrongkey.err,
+             Catch::Contains(pk + "/admin.key is not the key of " + pk + "/admin.crt"));
 
   AgentProcess dev("dev", {"--plaintext"});
   REQUIRE(dev.ready());
