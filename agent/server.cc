@@ -1,5 +1,6 @@
 #include "agent/server.h"
 
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
@@ -7,6 +8,7 @@
 #include <netdb.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -105,6 +107,10 @@ struct AgentServer::Impl {
   std::unique_ptr<Authorizer> authz;
   std::unique_ptr<AgentService> service;
   std::unique_ptr<grpc::Server> server;
+  int lock_fd = -1;  // flock on <state_dir>/herdd.lock, held while running
+  ~Impl() {
+    if (lock_fd >= 0) ::close(lock_fd);
+  }
 };
 
 AgentServer::AgentServer(AgentConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
@@ -122,6 +128,15 @@ Status AgentServer::Start() {
   if (::access(c.state_dir.c_str(), W_OK) != 0) {
     return Status::Internal("state dir " + c.state_dir +
                             " is not writable: " + std::strerror(errno));
+  }
+  // One herdd per state dir: two would share the join token and the audit
+  // log's rotation. The lock goes with the process (and with a restart's exec).
+  impl_->lock_fd =
+      ::open((c.state_dir + "/herdd.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (impl_->lock_fd < 0 || ::flock(impl_->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    return Status(StatusCode::kAlreadyExists,
+                  "state dir " + c.state_dir + " is in use by another herdd (" +
+                      (impl_->lock_fd < 0 ? std::strerror(errno) : "herdd.lock is held") + ")");
   }
   // Both ports are checked before anything is written to the state dir.
   if (std::string e = BindError(c.listen); !e.empty()) {

@@ -152,6 +152,13 @@ TEST_CASE("plain text is refused off loopback and cannot reach a TLS agent",
 
   AgentProcess dev("dev", {"--plaintext"});
   REQUIRE(dev.ready());
+  // A second herdd on the same state dir is refused (join token, audit log).
+  auto twin = RunProgram(HerddBinary(),
+                         {"--plaintext", "--listen", "127.0.0.1:0", "--metrics-listen", "",
+                          "--state-dir", dev.state_dir()},
+                         30s);
+  CHECK(twin.exit_code == 1);
+  CHECK_THAT(twin.err, Catch::Contains("is in use by another herdd"));
   auto inv = WriteInventory(dir, {&dev});
   CHECK(RunHerd({"-i", inv, "--plaintext", "run", "all", "--", "true"}).exit_code == 0);
   auto tls_to_plain = RunHerd({"-i", inv, "ping", "all"});
