@@ -35,7 +35,7 @@ Status Authorizer::LoadRevoked() {
       }
     }
     if (serial.empty()) continue;
-    if (serial.size() > 64 || serial.find_first_not_of("0123456789ABCDEF") != std::string::npos) {
+    if (!IsSerial(serial)) {
       return Status::Invalid(revoked_path_ + ":" + std::to_string(line_no) + ": '" +
                              line.substr(0, 64) + "' is not a certificate serial (hex)");
     }
@@ -130,12 +130,9 @@ Result<Caller> Authorizer::Check(const grpc::CallbackServerContext& ctx,
     return Deny(who, method, StatusCode::kUnauthenticated,
                 "client certificate '" + who.name + "' has expired");
   }
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    if (revoked_.count(info->serial)) {
-      return Deny(who, method, StatusCode::kUnauthenticated,
-                  "client certificate '" + who.name + "' (serial " + info->serial + ") is revoked");
-    }
+  if (IsRevoked(info->serial)) {
+    return Deny(who, method, StatusCode::kUnauthenticated,
+                "client certificate '" + who.name + "' (serial " + info->serial + ") is revoked");
   }
   if (!info->role) {
     return Deny(who, method, StatusCode::kPermissionDenied,
@@ -149,6 +146,11 @@ Result<Caller> Authorizer::Check(const grpc::CallbackServerContext& ctx,
                     pki::RoleName(who.role));
   }
   return who;
+}
+
+bool Authorizer::IsSerial(const std::string& s) {
+  return !s.empty() && s.size() <= 64 &&
+         s.find_first_not_of("0123456789ABCDEF") == std::string::npos;
 }
 
 bool Authorizer::IsRevoked(const std::string& serial) {

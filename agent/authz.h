@@ -47,6 +47,8 @@ class Authorizer {
   // serial, is an error naming file and line: never an empty list.
   Status LoadRevoked();
   bool IsRevoked(const std::string& serial);
+  // A certificate serial as herd writes it: upper-case hex, 1 to 64 digits.
+  static bool IsSerial(const std::string& s);
   // Replaces the revoked serial set (persisted to `revoked_path`).
   Status SetRevoked(const std::set<std::string>& serials);
 

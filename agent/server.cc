@@ -174,30 +174,29 @@ Status AgentServer::Start() {
   impl_->authz =
       std::make_unique<Authorizer>(impl_->enrollment.get(), c.state_dir + "/revoked", impl_->audit);
   if (Status s = impl_->authz->LoadRevoked(); !s.ok()) return s;
-  if (Status s = BuildGrpc(c.listen); !s.ok()) return s;
-  std::string metrics_addr;
+  if (Status s = BuildGrpc(); !s.ok()) return s;
   if (!c.metrics_listen.empty()) {
     auto port = impl_->metrics.Serve(c.metrics_listen);
     if (!port.ok()) return port.status();
-    metrics_port_ = *port;
-    metrics_addr = HostPart(c.metrics_listen) + ":" + std::to_string(metrics_port_);
+    metrics_address_ = HostPart(c.metrics_listen) + ":" + std::to_string(*port);
   }
-  std::string grpc_addr = HostPart(c.listen) + ":" + std::to_string(grpc_port_);
   spdlog::info("herdd {} serving gRPC ({}) on {}, metrics on {}, state in {}", HERD_VERSION,
                c.plaintext                     ? "plain text"
                : impl_->enrollment->enrolled() ? "mTLS"
                                                : "TLS, enrolment only",
-               grpc_addr, metrics_addr.empty() ? "(disabled)" : metrics_addr, c.state_dir);
+               grpc_address_, metrics_address_.empty() ? "(disabled)" : metrics_address_,
+               c.state_dir);
   if (!c.ready_file.empty()) {
-    Status s = WriteFileAtomic(c.ready_file, "grpc=" + grpc_addr + "\nmetrics=" + metrics_addr +
-                                                 "\npid=" + std::to_string(::getpid()) + "\n");
+    Status s =
+        WriteFileAtomic(c.ready_file, "grpc=" + grpc_address_ + "\nmetrics=" + metrics_address_ +
+                                          "\npid=" + std::to_string(::getpid()) + "\n");
     if (!s.ok()) return s;
   }
   return Status::Ok();
 }
 
-// The gRPC server with the current credentials, on `address` (port 0 picks one).
-Status AgentServer::BuildGrpc(const std::string& address) {
+// The gRPC server with the configured credentials on `listen` (port 0 picks one).
+Status AgentServer::BuildGrpc() {
   const AgentConfig& c = impl_->config;
   auto creds = ServerCredentials(c);
   if (!creds.ok()) return creds.status();
@@ -208,7 +207,7 @@ Status AgentServer::BuildGrpc(const std::string& address) {
                                      impl_->enrollment.get(), [] { ::kill(::getpid(), SIGHUP); });
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(address, *creds, &port);
+  builder.AddListeningPort(c.listen, *creds, &port);
   builder.RegisterService(impl_->service.get());
   builder.SetMaxReceiveMessageSize(4 << 20);
   // Per-connection bookkeeping herdd doesn't use: channelz nodes and BDP pings.
@@ -221,11 +220,9 @@ Status AgentServer::BuildGrpc(const std::string& address) {
   builder.experimental().SetInterceptorCreators(std::move(icpt));
   impl_->server = builder.BuildAndStart();
   if (!impl_->server || port == 0) {
-    std::string why = BindError(address);
-    return Status(StatusCode::kUnavailable,
-                  "cannot listen for gRPC on " + address + (why.empty() ? "" : ": " + why));
+    return Status(StatusCode::kUnavailable, "cannot listen for gRPC on " + c.listen);
   }
-  grpc_port_ = port;
+  grpc_address_ = HostPart(c.listen) + ":" + std::to_string(port);
   return Status::Ok();
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "agent/config.h"
 #include "common/status.h"
@@ -18,15 +19,16 @@ class AgentServer {
 
   Status Start();
   void Shutdown();
-  int grpc_port() const { return grpc_port_; }
-  int metrics_port() const { return metrics_port_; }
+  // The addresses bound by Start() ("127.0.0.1:41234"; metrics "" when disabled).
+  const std::string& grpc_address() const { return grpc_address_; }
+  const std::string& metrics_address() const { return metrics_address_; }
 
  private:
-  Status BuildGrpc(const std::string& address);
+  Status BuildGrpc();
 
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  int grpc_port_ = 0, metrics_port_ = 0;
+  std::string grpc_address_, metrics_address_;
 };
 
 }  // namespace herd::agent

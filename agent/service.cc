@@ -425,8 +425,7 @@ grpc::ServerUnaryReactor* AgentService::SetRevocations(grpc::CallbackServerConte
   }
   std::set<std::string> serials;
   for (const auto& s : req->serials()) {
-    if (s.empty() || s.size() > 64 ||
-        s.find_first_not_of("0123456789ABCDEF") != std::string::npos) {
+    if (!Authorizer::IsSerial(s)) {
       reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                    "serial '" + s.substr(0, 64) + "' is not upper-case hex"));
       return reactor;

@@ -141,12 +141,9 @@ int main(int argc, char** argv) {
     // The same command line with the ports it has bound, so a port 0 stays
     // the port the fleet knows; the new image re-reads config and TLS files.
     std::vector<std::string> args(argv, argv + argc);
-    auto host = [](const std::string& a) { return a.substr(0, a.rfind(':')); };
-    args.insert(args.end(),
-                {"--listen", host(config.listen) + ":" + std::to_string(server.grpc_port())});
-    if (!config.metrics_listen.empty()) {
-      args.insert(args.end(), {"--metrics-listen", host(config.metrics_listen) + ":" +
-                                                       std::to_string(server.metrics_port())});
+    args.insert(args.end(), {"--listen", server.grpc_address()});
+    if (!server.metrics_address().empty()) {
+      args.insert(args.end(), {"--metrics-listen", server.metrics_address()});
     }
     spdlog::info("received SIGHUP: restarting in place to serve the current TLS files");
     server.Shutdown();

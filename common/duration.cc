@@ -61,12 +61,17 @@ std::string FormatDuration(std::chrono::milliseconds d) {
   return std::to_string(s) + "s";
 }
 
-std::string UtcDate(std::time_t t) {
+namespace {
+std::string FormatUtc(std::time_t t, const char* format) {
   std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32] = {};
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  char buf[32] = "?";
+  if (gmtime_r(&t, &tm)) std::strftime(buf, sizeof buf, format, &tm);
   return buf;
 }
+}  // namespace
+
+std::string UtcDate(std::time_t t) { return FormatUtc(t, "%Y-%m-%d"); }
+
+std::string UtcTime(std::time_t t) { return FormatUtc(t, "%Y-%m-%d %H:%M:%SZ"); }
 
 }  // namespace herd

@@ -17,5 +17,7 @@ std::string FormatDuration(std::chrono::milliseconds d);
 
 // A point in time as a UTC calendar date, "2027-11-25".
 std::string UtcDate(std::time_t t);
+// ... and with the time of day, "2027-11-25 05:43:06Z".
+std::string UtcTime(std::time_t t);
 
 }  // namespace herd

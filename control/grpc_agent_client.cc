@@ -2,6 +2,7 @@
 // channel per client (per host); one heap-allocated call object per RPC owns
 // its ClientContext and deletes itself after `done` has fired.
 #include <grpcpp/grpcpp.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <fstream>
@@ -375,14 +376,16 @@ class GrpcClientFactory : public AgentClientFactory {
 
 Result<TransportOptions> LoadIdentity(const std::string& pki_dir, const std::string& name) {
   TransportOptions t;
-  auto ca = ReadFileToString(pki_dir + "/ca.crt");
-  auto cert = ReadFileToString(pki_dir + "/" + name + ".crt");
-  auto key = ReadFileToString(pki_dir + "/" + name + ".key");
-  for (const auto* r : {&ca, &cert, &key}) {
-    // A file that is there but unreadable (permissions): say so.
-    if (!r->ok() && r->status().message().find("No such file") == std::string::npos) {
-      return r->status();
-    }
+  const std::string ca_path = pki_dir + "/ca.crt";
+  const std::string cert_path = pki_dir + "/" + name + ".crt";
+  const std::string key_path = pki_dir + "/" + name + ".key";
+  auto ca = ReadFileToString(ca_path);
+  auto cert = ReadFileToString(cert_path);
+  auto key = ReadFileToString(key_path);
+  for (const auto& [read, path] :
+       {std::pair{&ca, &ca_path}, std::pair{&cert, &cert_path}, std::pair{&key, &key_path}}) {
+    // A file that is there but cannot be read (permissions, a directory): say so.
+    if (!read->ok() && ::access(path->c_str(), F_OK) == 0) return read->status();
   }
   if (!ca.ok() || !cert.ok() || !key.ok()) {
     return Status::NotFound("no identity '" + name + "' in " + pki_dir + " (need ca.crt, " + name +
@@ -390,10 +393,8 @@ Result<TransportOptions> LoadIdentity(const std::string& pki_dir, const std::str
                             name + " --role ROLE'; --identity and --pki-dir choose another)");
   }
   // Broken files are named here: gRPC would only say "empty address list".
-  const std::string cert_path = pki_dir + "/" + name + ".crt";
-  const std::string key_path = pki_dir + "/" + name + ".key";
   if (auto c = pki::InspectCert(*ca); !c.ok()) {
-    return Status::Invalid(pki_dir + "/ca.crt: " + c.status().message());
+    return Status::Invalid(ca_path + ": " + c.status().message());
   }
   if (auto c = pki::InspectCert(*cert); !c.ok()) {
     return Status::Invalid(cert_path + ": " + c.status().message());

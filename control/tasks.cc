@@ -23,25 +23,29 @@ HostResult ErrorResult(const Status& s) {
   if (r.message.rfind("answered: ", 0) == 0) r.message = r.message.substr(10);
   r.error_code = StatusCodeName(s.code());
   // gRPC's connection errors are long and repetitive; say what happened.
-  if (r.outcome == Outcome::kUnreachable) {
-    if (r.message.find("Connection refused") != std::string::npos) {
-      r.message = "connection refused (is herdd running there?)";
-    } else if (s.code() == StatusCode::kDeadlineExceeded) {
-      r.message = "no answer before the deadline (--timeout)";
-    } else if (r.message.find("certificate verify failed") != std::string::npos) {
-      r.message =
-          "TLS: the agent's certificate is not from this fleet's CA (not enrolled yet? see herd "
-          "enroll)";
-    } else if (r.message.find("wrong version number") != std::string::npos) {
-      r.message = "TLS handshake failed: the agent serves plain text (herd --plaintext)";
-    } else if (r.message.find("is not in peer certificate") != std::string::npos) {
-      r.message =
-          "TLS: the agent's certificate is for another name (the inventory name must be the "
-          "name it was enrolled with)";
-    } else if (r.message.find("Socket closed") != std::string::npos) {
-      r.message =
-          "the agent closed the connection during set-up (herd --plaintext to an agent that "
-          "serves TLS?)";
+  if (r.outcome != Outcome::kUnreachable) return r;
+  if (s.code() == StatusCode::kDeadlineExceeded) {
+    r.message = "no answer before the deadline (--timeout)";
+    return r;
+  }
+  static const std::pair<const char*, const char*> kPlainWords[] = {
+      {"Connection refused", "connection refused (is herdd running there?)"},
+      {"certificate verify failed",
+       "TLS: the agent's certificate is not from this fleet's CA (not enrolled yet? see herd "
+       "enroll)"},
+      {"wrong version number",
+       "TLS handshake failed: the agent serves plain text (herd --plaintext)"},
+      {"is not in peer certificate",
+       "TLS: the agent's certificate is for another name (the inventory name must be the name "
+       "it was enrolled with)"},
+      {"Socket closed",
+       "the agent closed the connection during set-up (herd --plaintext to an agent that serves "
+       "TLS?)"},
+  };
+  for (const auto& [grpc_words, plain] : kPlainWords) {
+    if (r.message.find(grpc_words) != std::string::npos) {
+      r.message = plain;
+      break;
     }
   }
   return r;
@@ -262,10 +266,7 @@ namespace {
 // argv[0]=sh args=2: ok exit=0"; the raw line when it is not an entry.
 std::string AuditLine(const nlohmann::json& e, const std::string& raw) {
   if (!e.is_object() || !e.contains("ts") || !e["ts"].is_number()) return raw;
-  const std::time_t t = static_cast<std::time_t>(e["ts"].get<double>());
-  std::tm tm{};
-  char when[32] = "?";
-  if (::gmtime_r(&t, &tm)) std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%SZ", &tm);
+  const std::string when = UtcTime(static_cast<std::time_t>(e["ts"].get<double>()));
   auto str = [&](const char* k) {
     return e.contains(k) && e[k].is_string() ? e[k].get<std::string>() : std::string();
   };
