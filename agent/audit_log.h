@@ -1,7 +1,7 @@
 // AuditLog: the device's record of every mutating call and every denied call.
 // One JSON object per line in <state_dir>/audit.log, appended with O_APPEND and
 // fsynced before Append returns (crash-safe: a torn last line at worst, which
-// readers skip). Bounded: past max_bytes the file rotates to audit.log.1 ..
+// readers skip; Append(e, false) leaves the fsync to the next synced line). Bounded: past max_bytes the file rotates to audit.log.1 ..
 // audit.log.<keep>. There is no API to modify it. Thread-safe.
 #pragma once
 
@@ -26,7 +26,10 @@ struct AuditEntry {
 class AuditLog {
  public:
   AuditLog(std::string dir, uint64_t max_bytes = 1 << 20, int keep = 5);
-  Status Append(const AuditEntry& e);
+  // `sync` false skips the fsync: the line still outlives a crash of the
+  // agent (it is in the kernel), only not one of the machine. For the
+  // "started" line of a command, whose result line is synced after it.
+  Status Append(const AuditEntry& e, bool sync = true);
   // For refusals of callers nobody has authenticated (no certificate, a
   // wrong join token): at most kAnonymousPerMinute lines a minute, so that
   // outsiders cannot rotate the real record away. Refusals over the limit

@@ -10,6 +10,7 @@
 
 #include "common/duration.h"
 #include "common/file.h"
+#include "common/yaml_check.h"
 
 namespace herd::agent {
 namespace {
@@ -47,6 +48,7 @@ Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string&
     YAML::Node root = YAML::Load(text);
     if (!root || root.IsNull()) return c;
     if (!root.IsMap()) return At(source, root.Mark(), "agent config must be a mapping");
+    if (Status s = CheckUniqueKeys(root, source); !s.ok()) return s;
     Status s = CheckKeys(source, root,
                          {"name", "listen", "metrics_listen", "state_dir", "labels", "log", "exec",
                           "health", "ready_file", "tls", "plaintext", "enroll"},

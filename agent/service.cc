@@ -66,6 +66,11 @@ class ExecReactor : public grpc::ServerWriteReactor<v1::ExecEvent> {
       : runner_(runner), metrics_(metrics), audit_(audit), entry_(std::move(entry)) {}
 
   void Start(ExecSpec spec) {
+    // On record before it runs: if the agent dies mid-command, the trace
+    // stays. Not synced: the result line's fsync covers both.
+    AuditEntry started = entry_;
+    started.result = "started";
+    (void)audit_.Append(started, false);
     auto id = runner_.Start(
         std::move(spec),
         [this](bool is_err, std::string data) {

@@ -562,6 +562,9 @@ class Cli {
                       "; choose another --name");
         }
       }
+      if (herd::Status s = hc::CheckInventoryWritable(inv_path); !s.ok()) {
+        return Fail(s.message() + " (nothing was enrolled; -i FILE or --no-inventory)");
+      }
     }
     herd::InitGrpcRuntime(GrpcDebugLog());
     auto res = hc::EnrollAgent(req, *fleet_ca);

@@ -2,14 +2,17 @@
 // PEM files, small state files).
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 #include "common/status.h"
 
 namespace herd {
 
-// The file's contents, or kNotFound "cannot read PATH: <reason>".
-Result<std::string> ReadFileToString(const std::string& path);
+// The file's contents, or kNotFound "cannot read PATH: <reason>", or
+// kInvalidArgument for a directory or for more than `max_bytes` (configs,
+// inventories and PEM files are small; /dev/zero must not fill memory).
+Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes = 64 << 20);
 
 // Replaces `path` with `content` atomically: a temporary file in the same
 // folder, fsync, rename, fsync of the folder. Readers see the old or the new

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "common/file.h"
+#include "common/yaml_check.h"
 #include "control/selector.h"
 
 namespace herd::control {
@@ -267,6 +268,7 @@ Result<Inventory> ParseInventory(const std::string& yaml_text, const std::string
     return error(e);
   }
   try {
+    if (Status s = CheckUniqueKeys(root, source); !s.ok()) return s;
     return Loader(source).Load(root);
   } catch (const YAML::Exception& e) {
     return error(e);
@@ -461,6 +463,33 @@ Status AddHostToInventoryFile(const std::string& given_path, const Host& host) {
     ::unlink(path.c_str());
   }
   return s;
+}
+
+Status CheckInventoryWritable(const std::string& given_path) {
+  std::string path = given_path;
+  if (char* real = ::realpath(given_path.c_str(), nullptr)) {
+    path = real;
+    std::free(real);
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return Status::Invalid("inventory " + path + " is a directory, not a YAML file");
+  }
+  std::string dir = path;
+  do {
+    const auto slash = dir.rfind('/');
+    dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : dir.substr(0, slash));
+  } while (dir != "/" && dir != "." && ::stat(dir.c_str(), &st) != 0);
+  std::string probe = dir + (dir == "/" ? "" : "/") + ".herd-write-test-XXXXXX";
+  const int fd = ::mkostemp(probe.data(), O_CLOEXEC);
+  if (fd < 0) {
+    return Status(StatusCode::kPermissionDenied, "cannot write the inventory " + path +
+                                                     ": cannot create a file in " + dir + ": " +
+                                                     std::strerror(errno));
+  }
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return Status::Ok();
 }
 
 std::string ResolveInventoryPath(const std::string& explicit_path) {

@@ -53,6 +53,12 @@ std::string ResolveInventoryPath(const std::string& explicit_path);
 // left as it is (kAlreadyExists); the same name at another address is an error.
 Status AddHostToInventoryFile(const std::string& path, const Host& host);
 
+// Ok when AddHostToInventoryFile could replace `path`: its folder (the
+// nearest existing one, when folders are still to be made) takes a new file.
+// Probed by creating and removing a file there, so that root on a read-only
+// file system is told as well. Run before enrolling a device.
+Status CheckInventoryWritable(const std::string& path);
+
 // Normalises "host", "host:port", "[v6]:port" into host:port, filling in
 // `default_port` when none is given. Errors say why.
 Result<std::string> NormaliseAddress(const std::string& text, int default_port = kDefaultAgentPort);

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 
 #include "common/file.h"
 #include "control/inventory.h"
@@ -97,4 +98,19 @@ TEST_CASE("a name clash, a broken file or a flow list change nothing", "[unit]")
   CHECK_FALSE(f.ok());
   CHECK_THAT(f.message(), Catch::Contains("add attic by hand"));
   CHECK(*herd::ReadFileToString(path) == flow);
+}
+
+TEST_CASE("an inventory that cannot be written is found before enrolling", "[unit]") {
+  using herd::control::CheckInventoryWritable;
+  herd::testing::ScopedTempDir dir;
+  // A folder still to be made, under one that takes files: fine, and no probe left.
+  CHECK(CheckInventoryWritable(dir / "new/sub/inventory.yaml").ok());
+  CHECK(std::filesystem::is_empty(dir.path()));
+  // /proc takes no new files, even from root.
+  auto s = CheckInventoryWritable("/proc/herd-inventory.yaml");
+  CHECK(s.code() == StatusCode::kPermissionDenied);
+  CHECK_THAT(s.message(),
+             Catch::StartsWith("cannot write the inventory /proc/herd-inventory.yaml: cannot "
+                               "create a file in /proc: "));
+  CHECK_THAT(CheckInventoryWritable(dir.path()).message(), Catch::Contains("is a directory"));
 }

@@ -63,6 +63,13 @@ TEST_CASE("malformed inventories name file, line and problem", "[control][invent
       {"hosts: []\ngroups:\n  a: {selector: '@b'}\n  b: {selector: '@a'}\n", "refers to itself"},
       {"hosts:\n  - name: 'bad name'\n    address: h\n", "invalid host name 'bad name'"},
       {"hosts:\n  - name: all\n    address: h\n", "bad.yaml:2:11: 'all' is reserved"},
+      {"hosts:\n  - name: a\n    address: h1\n    address: h2\n",
+       "bad.yaml:4:5: duplicate key 'address' under 'hosts' (first at line 3)"},
+      {"hosts:\n  - name: a\n    address: h\n    labels: {role: web, role: db}\n",
+       "bad.yaml:4:25: duplicate key 'role' under 'hosts.labels' (first at line 4)"},
+      {"hosts: []\ngroups:\n  g: []\n  g: []\n",
+       "bad.yaml:4:3: duplicate key 'g' under 'groups' (first at line 3)"},
+      {"hosts: []\nhosts: []\n", "bad.yaml:2:1: duplicate key 'hosts' (first at line 1)"},
   };
   for (const auto& c : cases) {
     INFO(c.yaml);
@@ -81,4 +88,11 @@ TEST_CASE("addresses normalise with a default port", "[control][inventory]") {
   CHECK_FALSE(NormaliseAddress("h:0").ok());
   CHECK_FALSE(NormaliseAddress("[::1").ok());
   CHECK_FALSE(NormaliseAddress("-bad-:1").ok());
+}
+
+TEST_CASE("an endless inventory file is refused at 64 MiB, not read until memory runs out",
+          "[control][inventory]") {
+  auto inv = herd::control::LoadInventory("/dev/zero");
+  REQUIRE_FALSE(inv.ok());
+  CHECK_THAT(inv.status().message(), Catch::Contains("/dev/zero: larger than 64 MiB"));
 }

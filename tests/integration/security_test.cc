@@ -1,11 +1,14 @@
 // mTLS, roles and the audit trail, against real agents with the real CLI.
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "common/pki.h"
 #include "tests/support/test_support.h"
@@ -206,4 +209,30 @@ TEST_CASE("a revoked certificate is refused at once, and audit reads the trail",
   CHECK(std::find(seen.begin(), seen.end(), "carol Exec ok exi") != seen.end());
   CHECK(std::find(seen.begin(), seen.end(), "admin SetRevocations ok") != seen.end());
   CHECK(std::find(seen.begin(), seen.end(), "carol Exec denied") != seen.end());
+}
+
+TEST_CASE("a command is on the audit trail before it runs: an agent killed mid-command "
+          "leaves its trace",
+          "[integration][security]") {
+  OneAgent f;
+  const std::string pid_file = f.dir / "cmd.pid";
+  const std::string shell = "echo $$ > " + pid_file + "; exec sleep 60";
+  CliResult run;
+  std::thread cli(
+      [&] { run = RunHerd({"-i", f.inventory, "-t", "60s", "run", "all", "--shell", shell}, 90s); });
+  const bool started = WaitFor(
+      [&] { return f.AuditHas("Exec", "started") && !ReadFile(pid_file).empty(); }, 30s);
+  CHECK(started);
+  ::kill(f.agent.pid(), SIGKILL);
+  cli.join();
+  // The command outlived its agent (its own process group): stop it here.
+  const pid_t cmd = static_cast<pid_t>(std::atoi(ReadFile(pid_file).c_str()));
+  if (cmd > 0) ::kill(cmd, SIGKILL);
+  CHECK(run.exit_code == 4);  // the host is unreachable once its agent is gone
+  bool trace = false;
+  for (const auto& e : f.Audit()) {
+    trace = trace || (e["method"] == "Exec" && e["caller"] == "admin" &&
+                      e["args"] == "shell (" + std::to_string(shell.size()) + " chars)" && e["result"] == "started");
+  }
+  CHECK(trace);
 }
