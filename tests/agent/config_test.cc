@@ -41,9 +41,9 @@ TEST_CASE("bad agent configs name file, line and key", "[agent][config]") {
 TEST_CASE("a key written twice in the agent config is an error, not first-wins",
           "[agent][config]") {
   using herd::agent::ParseAgentConfig;
-  CHECK(ParseAgentConfig("listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\n", "a.yaml")
-            .status()
-            .message() == "a.yaml:2:1: duplicate key 'listen' (first at line 1)");
+  CHECK(
+      ParseAgentConfig("listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\n", "a.yaml").status().message() ==
+      "a.yaml:2:1: duplicate key 'listen' (first at line 1)");
   CHECK(ParseAgentConfig("labels:\n  role: web\n  role: db\n", "a.yaml").status().message() ==
         "a.yaml:3:3: duplicate key 'role' under 'labels' (first at line 2)");
   CHECK(ParseAgentConfig("labels:\n  role: web\n  zone: eu\n", "a.yaml").ok());

@@ -211,17 +211,19 @@ TEST_CASE("a revoked certificate is refused at once, and audit reads the trail",
   CHECK(std::find(seen.begin(), seen.end(), "carol Exec denied") != seen.end());
 }
 
-TEST_CASE("a command is on the audit trail before it runs: an agent killed mid-command "
-          "leaves its trace",
-          "[integration][security]") {
+TEST_CASE(
+    "a command is on the audit trail before it runs: an agent killed mid-command "
+    "leaves its trace",
+    "[integration][security]") {
   OneAgent f;
   const std::string pid_file = f.dir / "cmd.pid";
   const std::string shell = "echo $$ > " + pid_file + "; exec sleep 60";
   CliResult run;
-  std::thread cli(
-      [&] { run = RunHerd({"-i", f.inventory, "-t", "60s", "run", "all", "--shell", shell}, 90s); });
-  const bool started = WaitFor(
-      [&] { return f.AuditHas("Exec", "started") && !ReadFile(pid_file).empty(); }, 30s);
+  std::thread cli([&] {
+    run = RunHerd({"-i", f.inventory, "-t", "60s", "run", "all", "--shell", shell}, 90s);
+  });
+  const bool started =
+      WaitFor([&] { return f.AuditHas("Exec", "started") && !ReadFile(pid_file).empty(); }, 30s);
   CHECK(started);
   ::kill(f.agent.pid(), SIGKILL);
   cli.join();
@@ -232,7 +234,8 @@ TEST_CASE("a command is on the audit trail before it runs: an agent killed mid-c
   bool trace = false;
   for (const auto& e : f.Audit()) {
     trace = trace || (e["method"] == "Exec" && e["caller"] == "admin" &&
-                      e["args"] == "shell (" + std::to_string(shell.size()) + " chars)" && e["result"] == "started");
+                      e["args"] == "shell (" + std::to_string(shell.size()) + " chars)" &&
+                      e["result"] == "started");
   }
   CHECK(trace);
 }
