@@ -16,6 +16,12 @@ AuditLog::AuditLog(std::string dir, uint64_t max_bytes, int keep)
     : dir_(std::move(dir)), path_(dir_ + "/audit.log"), max_bytes_(max_bytes), keep_(keep) {}
 
 void AuditLog::RotateLocked() {
+  // Lines appended without a sync must reach the disk before they move away
+  // from the file whose next synced line would have carried them.
+  if (int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
   for (int i = keep_ - 1; i >= 1; --i) {
     std::string from = path_ + "." + std::to_string(i), to = path_ + "." + std::to_string(i + 1);
     ::rename(from.c_str(), to.c_str());

@@ -186,7 +186,7 @@ bool IsLoopbackAddress(const std::string& host_port) {
 
 Result<AgentConfig> LoadAgentConfig(const std::string& path) {
   auto text = ReadFileToString(path);
-  if (!text.ok()) return Status::NotFound("config: " + text.status().message());
+  if (!text.ok()) return Status(text.status().code(), "config: " + text.status().message());
   return ParseAgentConfig(*text, path);
 }
 

@@ -70,7 +70,8 @@ int ExecRunner::running() const {
   return static_cast<int>(jobs_.size());
 }
 
-Result<uint64_t> ExecRunner::Start(ExecSpec spec, OutputFn on_output, DoneFn on_done) {
+Result<uint64_t> ExecRunner::Start(ExecSpec spec, OutputFn on_output, DoneFn on_done,
+                                   const std::function<void()>& on_admitted) {
   auto job = std::make_shared<Job>();
   uint64_t id;
   {
@@ -86,6 +87,7 @@ Result<uint64_t> ExecRunner::Start(ExecSpec spec, OutputFn on_output, DoneFn on_
     id = next_id_++;
     jobs_[id] = job;
   }
+  if (on_admitted) on_admitted();
   std::thread([this, id, job, spec = std::move(spec), on_output = std::move(on_output),
                on_done = std::move(on_done)]() mutable {
     Work(job, std::move(spec), std::move(on_output), std::move(on_done));

@@ -54,7 +54,10 @@ class ExecRunner {
 
   // Returns an id for Cancel(), or an error when max_concurrent commands run.
   // A command that cannot start still completes through on_done with `error`.
-  Result<uint64_t> Start(ExecSpec spec, OutputFn on_output, DoneFn on_done);
+  // `on_admitted`, if given, is called on the caller's thread once the command
+  // is accepted and before anything of it runs (or on_output/on_done fire).
+  Result<uint64_t> Start(ExecSpec spec, OutputFn on_output, DoneFn on_done,
+                         const std::function<void()>& on_admitted = nullptr);
   // Kills the command's process group (TERM, KILL after its grace).
   void Cancel(uint64_t id);
   // Kills every running command and waits for all workers to finish.

@@ -66,11 +66,6 @@ class ExecReactor : public grpc::ServerWriteReactor<v1::ExecEvent> {
       : runner_(runner), metrics_(metrics), audit_(audit), entry_(std::move(entry)) {}
 
   void Start(ExecSpec spec) {
-    // On record before it runs: if the agent dies mid-command, the trace
-    // stays. Not synced: the result line's fsync covers both.
-    AuditEntry started = entry_;
-    started.result = "started";
-    (void)audit_.Append(started, false);
     auto id = runner_.Start(
         std::move(spec),
         [this](bool is_err, std::string data) {
@@ -82,7 +77,15 @@ class ExecReactor : public grpc::ServerWriteReactor<v1::ExecEvent> {
           }
           Push(std::move(ev));
         },
-        [this](ExecOutcome o) { OnExecDone(std::move(o)); });
+        [this](ExecOutcome o) { OnExecDone(std::move(o)); },
+        [this] {
+          // On record once admitted and before it runs: if the agent dies
+          // mid-command, the trace stays. Not synced: the result line's fsync
+          // covers both.
+          AuditEntry started = entry_;
+          started.result = "started";
+          (void)audit_.Append(started, false);
+        });
     if (!id.ok()) {
       spdlog::warn("exec refused: {}", id.status().message());
       entry_.result = "refused: " + id.status().message();

@@ -1,70 +1,99 @@
 #include "agent/startup_pages.h"
 
+#include <elf.h>
+#include <link.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace herd::agent {
 namespace {
 
-struct Mapping {
-  uintptr_t start = 0, end = 0;
-  bool candidate = false;  // r?-p (read-only, private) with an inode
-  uint64_t rss_kb = 0, anonymous_kb = 0;
+struct Walk {
+  uintptr_t page = 4096;
+  uintptr_t vdso = 0;
+  uint64_t released = 0;
+  int failures = 0;
+  int last_errno = 0;
 };
 
-// "Rss:   1234 kB" -> 1234 when `line` starts with `key`.
-bool Field(const std::string& line, const char* key, uint64_t* kb) {
-  const size_t n = std::strlen(key);
-  if (line.compare(0, n, key) != 0) return false;
-  *kb = std::strtoull(line.c_str() + n, nullptr, 10);
-  return true;
+// True if the object's dynamic section asks for text relocations.
+bool HasTextRelocations(const dl_phdr_info* info) {
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_DYNAMIC) continue;
+    const auto* dyn = reinterpret_cast<const ElfW(Dyn)*>(info->dlpi_addr + ph.p_vaddr);
+    for (; dyn->d_tag != DT_NULL; ++dyn) {
+      if (dyn->d_tag == DT_TEXTREL) return true;
+      if (dyn->d_tag == DT_FLAGS && (dyn->d_un.d_val & DF_TEXTREL)) return true;
+    }
+  }
+  return false;
+}
+
+int ReleaseObject(dl_phdr_info* info, size_t, void* data) {
+  auto* w = static_cast<Walk*>(data);
+  for (int i = 0; i < info->dlpi_phnum; ++i) {  // the vDSO is the kernel's, not a file
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    const uintptr_t start = info->dlpi_addr + ph.p_vaddr;
+    if (ph.p_type == PT_LOAD && w->vdso >= start && w->vdso < start + ph.p_memsz) return 0;
+  }
+  if (HasTextRelocations(info)) return 0;
+  // Ranges never to touch, rounded out to whole pages: writable segments
+  // and RELRO.
+  std::vector<std::pair<uintptr_t, uintptr_t>> keep;
+  auto round_out = [&](uintptr_t start, uintptr_t end) {
+    return std::make_pair(start & ~(w->page - 1), (end + w->page - 1) & ~(w->page - 1));
+  };
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    const uintptr_t start = info->dlpi_addr + ph.p_vaddr;
+    if ((ph.p_type == PT_LOAD && (ph.p_flags & PF_W)) || ph.p_type == PT_GNU_RELRO) {
+      keep.push_back(round_out(start, start + ph.p_memsz));
+    }
+  }
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD || (ph.p_flags & PF_W)) continue;
+    // Whole pages inside the segment's file-backed part only.
+    const uintptr_t seg = info->dlpi_addr + ph.p_vaddr;
+    uintptr_t start = (seg + w->page - 1) & ~(w->page - 1);
+    uintptr_t end = (seg + std::min(ph.p_filesz, ph.p_memsz)) & ~(w->page - 1);
+    for (const auto& [ks, ke] : keep) {
+      if (ks < end && ke > start) {  // overlap: keep the part before it
+        end = std::max(start, ks);
+      }
+    }
+    if (end <= start) continue;
+    if (::madvise(reinterpret_cast<void*>(start), end - start, MADV_DONTNEED) != 0) {
+      ++w->failures;
+      w->last_errno = errno;
+      continue;
+    }
+    w->released += end - start;
+  }
+  return 0;
 }
 
 }  // namespace
 
 Result<uint64_t> ReleaseStartupPages() {
-  std::ifstream smaps("/proc/self/smaps");
-  if (!smaps) return Status::Internal("cannot read /proc/self/smaps");
-  std::vector<Mapping> maps;
-  std::string line;
-  while (std::getline(smaps, line)) {
-    unsigned long start = 0, end = 0, inode = 0;
-    char perms[8] = {};
-    unsigned long long offset = 0;
-    char dev[16] = {};
-    // "55d1679-55d1697 r-xp 00019000 fe:00 5308603   /path"
-    if (std::sscanf(line.c_str(), "%lx-%lx %7s %llx %15s %lu", &start, &end, perms, &offset, dev,
-                    &inode) == 6) {
-      Mapping m;
-      m.start = start;
-      m.end = end;
-      m.candidate = perms[0] == 'r' && perms[1] == '-' && perms[3] == 'p' && inode != 0;
-      maps.push_back(m);
-      continue;
-    }
-    if (maps.empty()) continue;
-    uint64_t kb = 0;
-    if (Field(line, "Rss:", &kb)) {
-      maps.back().rss_kb = kb;
-    } else if (Field(line, "Anonymous:", &kb)) {
-      maps.back().anonymous_kb = kb;
-    }
+  Walk w;
+  const long page = ::sysconf(_SC_PAGESIZE);
+  if (page > 0) w.page = static_cast<uintptr_t>(page);
+  w.vdso = static_cast<uintptr_t>(::getauxval(AT_SYSINFO_EHDR));
+  ::dl_iterate_phdr(ReleaseObject, &w);
+  if (w.failures > 0 && w.released == 0) {
+    return Status::Internal(std::string("madvise: ") + std::strerror(w.last_errno));
   }
-  uint64_t released = 0;
-  for (const Mapping& m : maps) {
-    if (!m.candidate || m.anonymous_kb != 0 || m.rss_kb == 0) continue;
-    if (::madvise(reinterpret_cast<void*>(m.start), m.end - m.start, MADV_DONTNEED) != 0) {
-      return Status::Internal(std::string("madvise: ") + std::strerror(errno));
-    }
-    released += m.rss_kb * 1024;
-  }
-  return released;
+  return w.released;
 }
 
 }  // namespace herd::agent

@@ -1,13 +1,18 @@
-// ReleaseStartupPages: drops this process's page-table entries for clean,
-// read-only, file-backed mappings (program and library code, read-only data),
-// so that the pages only start-up touched (gRPC's plugin registration, config
-// parsing, OpenSSL's provider set-up) stop counting towards the agent's RSS.
-// The pages stay in the page cache; whatever runs later faults its own pages
-// back in. Writable mappings and any mapping holding private (anonymous)
-// pages, such as relocated RELRO data, are never touched.
+// ReleaseStartupPages: drops this process's page-table entries for the
+// read-only segments of herdd and the libraries it loaded (code and
+// read-only data), so that the pages only start-up touched (gRPC's plugin
+// registration, config parsing, OpenSSL's provider set-up) stop counting
+// towards the agent's RSS. The pages stay in the page cache; whatever runs
+// later faults its own pages back in. It changes RSS, not what the kernel
+// could reclaim anyway: these pages are clean copies of files.
 //
-// Call it once start-up is over. Safe while other threads run: it only
-// unmaps pages that are identical to the file behind them.
+// Only PT_LOAD segments without write permission are released, minus the
+// RELRO range (relocated at load time, so its pages are private copies), and
+// never in an object with text relocations or in the vDSO. The segments come
+// from dl_iterate_phdr, which holds the loader's lock: no object can be
+// unloaded (and its range reused) while its pages are released.
+//
+// Call it once start-up is over; safe while other threads run.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +21,7 @@
 
 namespace herd::agent {
 
-// Returns how many bytes of resident pages it released.
+// Returns how many bytes of address space it released (resident or not).
 Result<uint64_t> ReleaseStartupPages();
 
 }  // namespace herd::agent

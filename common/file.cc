@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -21,10 +22,20 @@ Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes) 
     return Status::Invalid("cannot read " + path + ": it is a directory");
   }
   // Read in chunks up to the cap: a device or FIFO (-i /dev/zero) has no size.
+  constexpr size_t kChunk = 64 * 1024;
   std::string out;
-  char buf[64 * 1024];
+  if (S_ISREG(st.st_mode) && st.st_size > 0) {
+    out.reserve(std::min<size_t>(static_cast<size_t>(st.st_size), max_bytes) + 1);
+  }
+  size_t used = 0;
   for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (used > max_bytes) {
+      ::close(fd);
+      return Status::Invalid("cannot read " + path + ": larger than " +
+                             std::to_string(max_bytes >> 20) + " MiB");
+    }
+    out.resize(used + kChunk);
+    const ssize_t n = ::read(fd, out.data() + used, kChunk);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       const std::string msg = std::strerror(errno);
@@ -32,14 +43,10 @@ Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes) 
       return Status::NotFound("cannot read " + path + ": " + msg);
     }
     if (n == 0) break;
-    if (out.size() + static_cast<size_t>(n) > max_bytes) {
-      ::close(fd);
-      return Status::Invalid("cannot read " + path + ": larger than " +
-                             std::to_string(max_bytes >> 20) + " MiB");
-    }
-    out.append(buf, static_cast<size_t>(n));
+    used += static_cast<size_t>(n);
   }
   ::close(fd);
+  out.resize(used);
   return out;
 }
 

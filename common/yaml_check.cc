@@ -7,7 +7,9 @@
 namespace herd {
 namespace {
 
-constexpr size_t kMaxNodes = 1'000'000;
+// Far above any real inventory (100k hosts are ~1.5M nodes), far below what an
+// alias bomb expands to.
+constexpr size_t kMaxNodes = 20'000'000;
 constexpr int kMaxDepth = 64;
 
 class Walker {
@@ -16,7 +18,7 @@ class Walker {
 
   Status Walk(const YAML::Node& node, const std::string& path, int depth) {
     if (++visited_ > kMaxNodes) {
-      return Error(node, "more than " + std::to_string(kMaxNodes) + " YAML nodes (aliases?)");
+      return Error(node, "more than " + std::to_string(kMaxNodes) + " YAML nodes (an alias bomb?)");
     }
     if (depth > kMaxDepth) {
       return Error(node, "nested more than " + std::to_string(kMaxDepth) + " levels deep");

@@ -16,7 +16,7 @@ namespace herd {
 
 // Ok, or kInvalidArgument "SOURCE:LINE:COL: duplicate key 'k' under 'a.b'
 // (first at line N)" for the first repeated key of any mapping in `root`.
-// A document with more than a million nodes (alias bombs) is refused as well.
+// A document of more than 20 million nodes (an alias bomb) is refused as well.
 Status CheckUniqueKeys(const YAML::Node& root, const std::string& source);
 
 }  // namespace herd

@@ -282,6 +282,9 @@ Result<Inventory> LoadInventory(const std::string& path) {
   }
   auto text = ReadFileToString(path);
   if (!text.ok()) {
+    if (text.status().code() != StatusCode::kNotFound) {
+      return Status(text.status().code(), "inventory: " + text.status().message());
+    }
     return Status::NotFound("inventory: " + text.status().message() +
                             " (use -i FILE or set HERD_INVENTORY)");
   }
@@ -455,6 +458,9 @@ Status AddHostToInventoryFile(const std::string& given_path, const Host& host) {
   if (existed && S_ISDIR(st.st_mode)) {
     return Status::Invalid("inventory " + path + " is a directory, not a YAML file");
   }
+  if (existed && !S_ISREG(st.st_mode)) {  // never rename a file over /dev/null
+    return Status::Invalid("inventory " + path + " is not a regular file");
+  }
   auto lock = InventoryLock::Acquire(path);
   if (!lock.ok()) return lock.status();
   Status s = AddHostLocked(path, host);
@@ -466,21 +472,43 @@ Status AddHostToInventoryFile(const std::string& given_path, const Host& host) {
 }
 
 Status CheckInventoryWritable(const std::string& given_path) {
+  if (given_path.empty() || given_path.back() == '/') {
+    return Status::Invalid("inventory '" + given_path + "' names a folder, not a YAML file");
+  }
   std::string path = given_path;
   if (char* real = ::realpath(given_path.c_str(), nullptr)) {
     path = real;
     std::free(real);
   }
+  // It is replaced by rename: only a regular file, or none yet, may be.
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-    return Status::Invalid("inventory " + path + " is a directory, not a YAML file");
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) {
+      return Status::Invalid("inventory " + path + " is a directory, not a YAML file");
+    }
+    if (!S_ISREG(st.st_mode)) {
+      return Status::Invalid("inventory " + path +
+                             " is not a regular file (a device, FIFO or socket); give -i FILE");
+    }
+  } else if (errno != ENOENT) {
+    return Status::Invalid("inventory " + path + ": " + std::strerror(errno));
   }
+  // The nearest folder that exists (the rest is made when the host is added).
   std::string dir = path;
-  do {
+  for (;;) {
     const auto slash = dir.rfind('/');
     dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : dir.substr(0, slash));
-  } while (dir != "/" && dir != "." && ::stat(dir.c_str(), &st) != 0);
-  std::string probe = dir + (dir == "/" ? "" : "/") + ".herd-write-test-XXXXXX";
+    if (::stat(dir.c_str(), &st) == 0) break;
+    if (errno != ENOENT || dir == "/" || dir == ".") {
+      return Status::Invalid("inventory " + path + ": folder " + dir + ": " + std::strerror(errno));
+    }
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return Status::Invalid("inventory " + path + ": " + dir + " is not a folder");
+  }
+  // The same name pattern as the temporary that will replace the file.
+  const std::string leaf = path.substr(path.rfind('/') + 1);
+  std::string probe = dir + (dir == "/" ? "" : "/") + leaf + ".tmp-XXXXXX";
   const int fd = ::mkostemp(probe.data(), O_CLOEXEC);
   if (fd < 0) {
     return Status(StatusCode::kPermissionDenied, "cannot write the inventory " + path +

@@ -113,4 +113,13 @@ TEST_CASE("an inventory that cannot be written is found before enrolling", "[uni
              Catch::StartsWith("cannot write the inventory /proc/herd-inventory.yaml: cannot "
                                "create a file in /proc: "));
   CHECK_THAT(CheckInventoryWritable(dir.path()).message(), Catch::Contains("is a directory"));
+  CHECK_THAT(CheckInventoryWritable(dir / "newdir/").message(), Catch::Contains("names a folder"));
+  // Replacing it by rename would turn /dev/null into a regular file.
+  CHECK_THAT(CheckInventoryWritable("/dev/null").message(),
+             Catch::Contains("/dev/null is not a regular file"));
+  CHECK_THAT(AddHostToInventoryFile("/dev/null", NewHost()).message(),
+             Catch::Contains("/dev/null is not a regular file"));
+  struct stat st {};
+  REQUIRE(::stat("/dev/null", &st) == 0);
+  CHECK(S_ISCHR(st.st_mode));
 }

@@ -218,10 +218,17 @@ TEST_CASE(
   OneAgent f;
   const std::string pid_file = f.dir / "cmd.pid";
   const std::string shell = "echo $$ > " + pid_file + "; exec sleep 60";
+  REQUIRE(f.agent.pid() > 0);
   CliResult run;
   std::thread cli([&] {
     run = RunHerd({"-i", f.inventory, "-t", "60s", "run", "all", "--shell", shell}, 90s);
   });
+  struct Joiner {  // joined on every way out, so a failed check cannot abort the binary
+    std::thread& t;
+    ~Joiner() {
+      if (t.joinable()) t.join();
+    }
+  } joiner{cli};
   const bool started =
       WaitFor([&] { return f.AuditHas("Exec", "started") && !ReadFile(pid_file).empty(); }, 30s);
   CHECK(started);

@@ -164,7 +164,9 @@ std::string AgentProcess::join_token() const {
 std::vector<nlohmann::json> AgentProcess::Audit() const {
   std::vector<nlohmann::json> out;
   for (const auto& l : Lines(ReadFile(state_dir_ + "/audit.log"))) {
-    out.push_back(nlohmann::json::parse(l));
+    // A line the agent is appending right now may be read in part: skipped.
+    auto j = nlohmann::json::parse(l, nullptr, false);
+    if (!j.is_discarded() && j.is_object()) out.push_back(std::move(j));
   }
   return out;
 }
