@@ -1,8 +1,9 @@
 // AuditLog: the device's record of every mutating call and every denied call.
 // One JSON object per line in <state_dir>/audit.log, appended with O_APPEND and
 // fsynced before Append returns (crash-safe: a torn last line at worst, which
-// readers skip; Append(e, false) leaves the fsync to the next synced line). Bounded: past max_bytes
-// the file rotates to audit.log.1 .. audit.log.<keep>. There is no API to modify it. Thread-safe.
+// readers skip); Append(e, false) leaves the fsync to the next synced line or
+// the rotation. Bounded: past max_bytes the file rotates to audit.log.1 ..
+// audit.log.<keep>. There is no API to modify it. Thread-safe.
 #pragma once
 
 #include <chrono>

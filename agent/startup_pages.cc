@@ -46,17 +46,16 @@ int ReleaseObject(dl_phdr_info* info, size_t, void* data) {
     if (ph.p_type == PT_LOAD && w->vdso >= start && w->vdso < start + ph.p_memsz) return 0;
   }
   if (HasTextRelocations(info)) return 0;
+  const auto down = [&](uintptr_t a) { return a & ~(w->page - 1); };
+  const auto up = [&](uintptr_t a) { return down(a + w->page - 1); };
   // Ranges never to touch, rounded out to whole pages: writable segments
   // and RELRO.
   std::vector<std::pair<uintptr_t, uintptr_t>> keep;
-  auto round_out = [&](uintptr_t start, uintptr_t end) {
-    return std::make_pair(start & ~(w->page - 1), (end + w->page - 1) & ~(w->page - 1));
-  };
   for (int i = 0; i < info->dlpi_phnum; ++i) {
     const ElfW(Phdr)& ph = info->dlpi_phdr[i];
     const uintptr_t start = info->dlpi_addr + ph.p_vaddr;
     if ((ph.p_type == PT_LOAD && (ph.p_flags & PF_W)) || ph.p_type == PT_GNU_RELRO) {
-      keep.push_back(round_out(start, start + ph.p_memsz));
+      keep.emplace_back(down(start), up(start + ph.p_memsz));
     }
   }
   for (int i = 0; i < info->dlpi_phnum; ++i) {
@@ -64,8 +63,8 @@ int ReleaseObject(dl_phdr_info* info, size_t, void* data) {
     if (ph.p_type != PT_LOAD || (ph.p_flags & PF_W)) continue;
     // Whole pages inside the segment's file-backed part only.
     const uintptr_t seg = info->dlpi_addr + ph.p_vaddr;
-    uintptr_t start = (seg + w->page - 1) & ~(w->page - 1);
-    uintptr_t end = (seg + std::min(ph.p_filesz, ph.p_memsz)) & ~(w->page - 1);
+    const uintptr_t start = up(seg);
+    uintptr_t end = down(seg + std::min(ph.p_filesz, ph.p_memsz));
     for (const auto& [ks, ke] : keep) {
       if (ks < end && ke > start) {  // overlap: keep the part before it
         end = std::max(start, ks);

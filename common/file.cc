@@ -24,8 +24,8 @@ Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes) 
   // Read in chunks up to the cap: a device or FIFO (-i /dev/zero) has no size.
   constexpr size_t kChunk = 64 * 1024;
   std::string out;
-  if (S_ISREG(st.st_mode) && st.st_size > 0) {
-    out.reserve(std::min<size_t>(static_cast<size_t>(st.st_size), max_bytes) + 1);
+  if (S_ISREG(st.st_mode) && st.st_size > 0) {  // one allocation for a regular file
+    out.reserve(std::min<size_t>(static_cast<size_t>(st.st_size), max_bytes) + kChunk);
   }
   size_t used = 0;
   for (;;) {
@@ -51,9 +51,7 @@ Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes) 
 }
 
 Status WriteFileAtomic(const std::string& path, const std::string& content, unsigned mode) {
-  const auto slash = path.rfind('/');
-  const std::string dir =
-      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const std::string dir = ParentDir(path);
   std::string tmp = path + ".tmp-XXXXXX";
   int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
   if (fd < 0)
@@ -95,6 +93,11 @@ std::string UserConfigPath(const std::string& explicit_path, const char* env_var
   }
   const char* home = std::getenv("HOME");
   return std::string(home ? home : ".") + "/.config/herd/" + leaf;
+}
+
+std::string ParentDir(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
 }
 
 Status MakeDirs(const std::string& dir, unsigned mode) {

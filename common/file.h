@@ -25,6 +25,9 @@ Status WriteFileAtomic(const std::string& path, const std::string& content, unsi
 std::string UserConfigPath(const std::string& explicit_path, const char* env_var,
                            const std::string& leaf);
 
+// The folder part of `path`: "." when it has none, "/" for a file in the root.
+std::string ParentDir(const std::string& path);
+
 // Creates `dir` and any missing parents with `mode`; existing ones are kept.
 Status MakeDirs(const std::string& dir, unsigned mode = 0700);
 

@@ -32,8 +32,8 @@ class Walker {
       for (auto it = node.begin(); it != node.end(); ++it) {
         const YAML::Node key = it->first;
         const YAML::Node value = it->second;
-        std::string name = key.IsScalar() ? key.Scalar() : "";
-        if (key.IsScalar()) {
+        const std::string name = key.IsScalar() ? key.Scalar() : "";
+        if (key.IsScalar()) {  // complex keys (rare, never herd's) are not compared
           auto [seen, fresh] = first_line.emplace(name, key.Mark().line + 1);
           if (!fresh) {
             return Error(key, "duplicate key '" + name + "'" +

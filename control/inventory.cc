@@ -440,31 +440,43 @@ Status AddHostLocked(const std::string& path, const Host& host) {
   return WriteFileAtomic(path, *edited, mode);
 }
 
-}  // namespace
-
-Status AddHostToInventoryFile(const std::string& given_path, const Host& host) {
-  // Edit the file a symlink points to, not replace the link.
+// The file an inventory edit replaces: `given_path` with symlinks resolved
+// (the file a link points to is edited, the link stays). It is replaced by
+// rename, so only a regular file, or none yet (*exists false), may be.
+Result<std::string> InventoryTarget(const std::string& given_path, bool* exists) {
   std::string path = given_path;
   if (char* real = ::realpath(given_path.c_str(), nullptr)) {
     path = real;
     std::free(real);
   }
-  const auto slash = path.rfind('/');
-  if (slash != std::string::npos && slash > 0) {
-    if (Status s = MakeDirs(path.substr(0, slash)); !s.ok()) return s;
-  }
   struct stat st {};
-  const bool existed = ::stat(path.c_str(), &st) == 0;
-  if (existed && S_ISDIR(st.st_mode)) {
+  *exists = ::stat(path.c_str(), &st) == 0;
+  if (!*exists && errno != ENOENT) {
+    return Status::Invalid("inventory " + path + ": " + std::strerror(errno));
+  }
+  if (*exists && S_ISDIR(st.st_mode)) {
     return Status::Invalid("inventory " + path + " is a directory, not a YAML file");
   }
-  if (existed && !S_ISREG(st.st_mode)) {  // never rename a file over /dev/null
-    return Status::Invalid("inventory " + path + " is not a regular file");
+  if (*exists && !S_ISREG(st.st_mode)) {  // never rename a file over /dev/null
+    return Status::Invalid("inventory " + path +
+                           " is not a regular file (a device, FIFO or socket); give -i FILE");
   }
+  return path;
+}
+
+}  // namespace
+
+Status AddHostToInventoryFile(const std::string& given_path, const Host& host) {
+  bool existed = false;
+  auto target = InventoryTarget(given_path, &existed);
+  if (!target.ok()) return target.status();
+  const std::string& path = *target;
+  if (Status s = MakeDirs(ParentDir(path)); !s.ok()) return s;
   auto lock = InventoryLock::Acquire(path);
   if (!lock.ok()) return lock.status();
   Status s = AddHostLocked(path, host);
   // Locking created an empty file: don't leave it behind when nothing was added.
+  struct stat st {};
   if (!s.ok() && !existed && ::stat(path.c_str(), &st) == 0 && st.st_size == 0) {
     ::unlink(path.c_str());
   }
@@ -475,29 +487,15 @@ Status CheckInventoryWritable(const std::string& given_path) {
   if (given_path.empty() || given_path.back() == '/') {
     return Status::Invalid("inventory '" + given_path + "' names a folder, not a YAML file");
   }
-  std::string path = given_path;
-  if (char* real = ::realpath(given_path.c_str(), nullptr)) {
-    path = real;
-    std::free(real);
-  }
-  // It is replaced by rename: only a regular file, or none yet, may be.
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0) {
-    if (S_ISDIR(st.st_mode)) {
-      return Status::Invalid("inventory " + path + " is a directory, not a YAML file");
-    }
-    if (!S_ISREG(st.st_mode)) {
-      return Status::Invalid("inventory " + path +
-                             " is not a regular file (a device, FIFO or socket); give -i FILE");
-    }
-  } else if (errno != ENOENT) {
-    return Status::Invalid("inventory " + path + ": " + std::strerror(errno));
-  }
+  bool exists = false;
+  auto target = InventoryTarget(given_path, &exists);
+  if (!target.ok()) return target.status();
+  const std::string& path = *target;
   // The nearest folder that exists (the rest is made when the host is added).
   std::string dir = path;
+  struct stat st {};
   for (;;) {
-    const auto slash = dir.rfind('/');
-    dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : dir.substr(0, slash));
+    dir = ParentDir(dir);
     if (::stat(dir.c_str(), &st) == 0) break;
     if (errno != ENOENT || dir == "/" || dir == ".") {
       return Status::Invalid("inventory " + path + ": folder " + dir + ": " + std::strerror(errno));
