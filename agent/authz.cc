@@ -65,8 +65,7 @@ Status Authorizer::Deny(const Caller& who, const std::string& method, StatusCode
   return Status(code, msg);
 }
 
-Result<Caller> Authorizer::Check(const grpc::CallbackServerContext& ctx,
-                                 const std::string& method) {
+Result<Caller> Authorizer::Check(const grpc::ServerContextBase& ctx, const std::string& method) {
   Caller who;
   if (enrollment_ == nullptr) {
     who.name = "plaintext:" + ctx.peer();

@@ -40,7 +40,7 @@ class Authorizer {
   static pki::Role RequiredRole(const std::string& method);
 
   // kOk with the caller, or UNAUTHENTICATED / PERMISSION_DENIED (audited).
-  Result<Caller> Check(const grpc::CallbackServerContext& ctx, const std::string& method);
+  Result<Caller> Check(const grpc::ServerContextBase& ctx, const std::string& method);
 
   // Reads `revoked_path` (one serial per line; case, spaces and CR do not
   // matter). A file that exists but cannot be read, or a line that is not a

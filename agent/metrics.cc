@@ -59,37 +59,6 @@ const char* GrpcCodeName(int code) {
   return code >= 0 && code <= 16 ? kNames[code] : "UNKNOWN";
 }
 
-class MetricsInterceptor : public grpc::experimental::Interceptor {
- public:
-  MetricsInterceptor(grpc::experimental::ServerRpcInfo* info, AgentMetrics* m) : metrics_(m) {
-    std::string full = info->method() ? info->method() : "";
-    method_ = full.substr(full.rfind('/') + 1);
-  }
-  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(
-            grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
-      metrics_->RecordRpc(method_, static_cast<int>(methods->GetSendStatus().error_code()));
-    }
-    methods->Proceed();
-  }
-
- private:
-  AgentMetrics* metrics_;
-  std::string method_;
-};
-
-class MetricsInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
- public:
-  explicit MetricsInterceptorFactory(AgentMetrics* m) : m_(m) {}
-  grpc::experimental::Interceptor* CreateServerInterceptor(
-      grpc::experimental::ServerRpcInfo* info) override {
-    return new MetricsInterceptor(info, m_);
-  }
-
- private:
-  AgentMetrics* m_;
-};
-
 }  // namespace
 
 // Host gauges and the agent's own footprint, read fresh on every scrape.
@@ -208,11 +177,6 @@ void AgentMetrics::RecordRpc(const std::string& method, int grpc_code) {
 void AgentMetrics::RecordExec(const std::string& result, double seconds) {
   execs_->Add({{"result", result}}).Increment();
   exec_duration_->Observe(seconds);
-}
-
-std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
-AgentMetrics::InterceptorFactory() {
-  return std::make_unique<MetricsInterceptorFactory>(this);
 }
 
 }  // namespace herd::agent

@@ -1,10 +1,8 @@
 // AgentMetrics: the agent's Prometheus registry and /metrics endpoint: build
-// info, gRPC requests by method and code (via a server interceptor), exec
-// count and duration, host gauges and the agent's own footprint (computed at
-// scrape time). Thread-safe: record methods may be called from any thread.
+// info, gRPC requests by method and code (recorded by the service as each call
+// finishes), exec count and duration, host gauges and the agent's own
+// footprint (computed at scrape time). Thread-safe: record methods may be called from any thread.
 #pragma once
-
-#include <grpcpp/support/server_interceptor.h>
 
 #include <memory>
 #include <string>
@@ -32,9 +30,6 @@ class AgentMetrics {
 
   void RecordRpc(const std::string& method, int grpc_code);
   void RecordExec(const std::string& result, double seconds);
-
-  // Interceptor factory counting every RPC by method and status code.
-  std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> InterceptorFactory();
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;

@@ -208,20 +208,18 @@ Status AgentServer::BuildGrpc() {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(c.listen, *creds, &port);
-  builder.RegisterService(impl_->service.get());
+  impl_->service->Register(builder);
   builder.SetMaxReceiveMessageSize(4 << 20);
   // Per-connection bookkeeping herdd doesn't use: channelz nodes and BDP pings.
   builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
   // A second herdd on the same port must fail, not share it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> icpt;
-  icpt.push_back(impl_->metrics.InterceptorFactory());
-  builder.experimental().SetInterceptorCreators(std::move(icpt));
   impl_->server = builder.BuildAndStart();
   if (!impl_->server || port == 0) {
     return Status(StatusCode::kUnavailable, "cannot listen for gRPC on " + c.listen);
   }
+  impl_->service->Start();
   grpc_address_ = HostPart(c.listen) + ":" + std::to_string(port);
   return Status::Ok();
 }
@@ -231,6 +229,7 @@ void AgentServer::Shutdown() {
   spdlog::info("shutting down: stopping {} running command(s)", impl_->runner.running());
   impl_->runner.KillAll();
   impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  impl_->service->Stop();
   impl_->server.reset();
   spdlog::info("stopped");
 }

@@ -1,16 +1,21 @@
 #include "agent/service.h"
 
+#include <grpcpp/alarm.h>
+#include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <climits>
+#include <condition_variable>
 #include <cstdlib>
 #include <deque>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "agent/file_writer.h"
 #include "agent/host_info.h"
+#include "herd/v1/agent.grpc.pb.h"
 
 namespace herd::agent {
 
@@ -55,18 +60,434 @@ grpc::Status ToGrpc(const Status& s) {
 
 namespace {
 
-std::string Peer(grpc::CallbackServerContext* ctx) { return ctx->peer(); }
-
-// Streams one command's output, then its result. Deleted in OnDone, which
-// cannot happen before the runner's final callback: Finish is only called
-// after it (or when the command never started).
-class ExecReactor : public grpc::ServerWriteReactor<v1::ExecEvent> {
+// What the completion queue hands back: every pending operation is a Tag.
+class Tag {
  public:
-  ExecReactor(ExecRunner& runner, AgentMetrics& metrics, AuditLog& audit, AuditEntry entry)
-      : runner_(runner), metrics_(metrics), audit_(audit), entry_(std::move(entry)) {}
+  virtual void Done(bool ok) = 0;
 
-  void Start(ExecSpec spec) {
-    auto id = runner_.Start(
+ protected:
+  ~Tag() = default;
+};
+
+// A Tag that calls a member function of its owner.
+template <class T>
+class OpTag final : public Tag {
+ public:
+  OpTag(T* owner, void (T::*fn)(bool)) : owner_(owner), fn_(fn) {}
+  void Done(bool ok) override { (owner_->*fn_)(ok); }
+
+ private:
+  T* const owner_;
+  void (T::*const fn_)(bool);
+};
+
+// One thread for the work that may block on the disk or on crypto, started
+// at the first Post. At most kMaxQueued tasks wait; Post refuses more.
+class SlowWorker {
+ public:
+  static constexpr size_t kMaxQueued = 64;
+
+  bool Post(std::function<void()> fn) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopped_ || queue_.size() >= kMaxQueued) return false;
+    queue_.push_back(std::move(fn));
+    if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
+    cv_.notify_one();
+    return true;
+  }
+
+  // Runs what is queued, then joins. Post refuses from then on.
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stopped_ = true;
+      cv_.notify_one();
+    }
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> l(mu_);
+    for (;;) {
+      cv_.wait(l, [&] { return stopped_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      auto fn = std::move(queue_.front());
+      queue_.pop_front();
+      l.unlock();
+      fn();
+      l.lock();
+    }
+  }
+
+  std::mutex mu_;  // guards queue_, stopped_, thread_
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stopped_ = false;
+  std::thread thread_;
+};
+
+class Call;
+
+}  // namespace
+
+struct AgentService::Impl {
+  Impl(const AgentConfig& c, ExecRunner& r, AgentMetrics& m, Authorizer& a, AuditLog& au,
+       Enrollment* e, std::function<void()> on)
+      : config(c),
+        runner(r),
+        metrics(m),
+        authz(a),
+        audit(au),
+        enrollment(e),
+        on_enrolled(std::move(on)) {}
+
+  void Serve() {
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq->Next(&tag, &ok)) static_cast<Tag*>(tag)->Done(ok);
+  }
+  // Asks for the next call of every method.
+  void ArmAll();
+
+  const AgentConfig& config;
+  ExecRunner& runner;
+  AgentMetrics& metrics;
+  Authorizer& authz;
+  AuditLog& audit;
+  Enrollment* const enrollment;  // null in plain-text mode
+  const std::function<void()> on_enrolled;
+  const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+
+  v1::Agent::AsyncService async;
+  std::unique_ptr<grpc::ServerCompletionQueue> cq;
+  std::thread thread;
+  // Set on the serving thread when the queue is shut down: no call is asked
+  // for after that. Read on the serving thread only.
+  bool draining = false;
+  SlowWorker slow;
+  // Every call object alive, so that Stop can free those whose operations
+  // never complete (the requests pending when the server shut down).
+  std::mutex live_mu;
+  std::set<Call*> live;
+};
+
+namespace {
+
+using Impl = AgentService::Impl;
+
+// One call: its context, registered with the service while alive.
+class Call {
+ public:
+  explicit Call(Impl& s) : s_(s) {
+    std::lock_guard<std::mutex> l(s_.live_mu);
+    s_.live.insert(this);
+  }
+  virtual ~Call() {
+    std::lock_guard<std::mutex> l(s_.live_mu);
+    s_.live.erase(this);
+  }
+  Call(const Call&) = delete;
+  Call& operator=(const Call&) = delete;
+
+ protected:
+  Impl& s_;
+  grpc::ServerContext ctx_;
+};
+
+AuditEntry EntryFor(const Caller& who, const char* method) {
+  return {who.name, pki::RoleName(who.role), method, "", ""};
+}
+
+// A unary method: the handler fills the reply on the serving thread, or on
+// the slow-work thread when `slow`. `after` runs once the reply is sent.
+template <class Req, class Rep>
+class UnaryCall final : public Call {
+ public:
+  using RequestFn = void (v1::Agent::AsyncService::*)(grpc::ServerContext*, Req*,
+                                                      grpc::ServerAsyncResponseWriter<Rep>*,
+                                                      grpc::CompletionQueue*,
+                                                      grpc::ServerCompletionQueue*, void*);
+  using Handler = grpc::Status (*)(Impl&, UnaryCall&);
+  struct Method {
+    const char* name;
+    RequestFn request;
+    Handler handler;
+    bool slow;
+  };
+
+  static void Arm(Impl& s, const Method& m) {
+    if (!s.draining) new UnaryCall(s, m);
+  }
+
+  grpc::ServerContext& ctx() { return ctx_; }
+  Req req;
+  Rep reply;
+  std::function<void()> after;
+
+ private:
+  UnaryCall(Impl& s, const Method& m) : Call(s), m_(m) {
+    (s.async.*m.request)(&ctx_, &req, &writer_, s.cq.get(), s.cq.get(), &requested_);
+  }
+  void OnRequested(bool ok) {
+    if (!ok || s_.draining) return;  // the server is shutting down: freed by Stop
+    Arm(s_, m_);
+    if (!m_.slow) return Run();
+    if (!s_.slow.Post([this] { Run(); })) {
+      Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          "the agent is busy: too many slow calls queued"));
+    }
+  }
+  void Run() { Finish(m_.handler(s_, *this)); }
+  void Finish(const grpc::Status& st) {
+    s_.metrics.RecordRpc(m_.name, static_cast<int>(st.error_code()));
+    writer_.Finish(reply, st, &finished_);
+  }
+  void OnFinished(bool) {
+    if (after) after();
+    delete this;
+  }
+
+  const Method& m_;
+  grpc::ServerAsyncResponseWriter<Rep> writer_{&ctx_};
+  OpTag<UnaryCall> requested_{this, &UnaryCall::OnRequested};
+  OpTag<UnaryCall> finished_{this, &UnaryCall::OnFinished};
+};
+
+// Runs `fn` for an authorised caller; refusals are answered as they are.
+template <class Call, class Fn>
+grpc::Status Authorized(Impl& s, Call& call, const char* method, Fn&& fn) {
+  auto who = s.authz.Check(call.ctx(), method);
+  return who.ok() ? fn(*who) : ToGrpc(who.status());
+}
+
+grpc::Status Info(Impl& s, UnaryCall<v1::InfoRequest, v1::InfoReply>& call) {
+  return Authorized(s, call, "Info", [&](const Caller&) {
+    auto* reply = &call.reply;
+    reply->set_hostname(HostName());
+    reply->set_agent_version(HERD_VERSION);
+    reply->set_name(s.config.name);
+    reply->set_uptime_seconds(std::chrono::duration_cast<std::chrono::seconds>(
+                                  std::chrono::steady_clock::now() - s.started)
+                                  .count());
+    for (const auto& [k, v] : s.config.labels) (*reply->mutable_labels())[k] = v;
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status Facts(Impl& s, UnaryCall<v1::FactsRequest, v1::FactsReply>& call) {
+  return Authorized(s, call, "Facts", [&](const Caller&) {
+    auto* reply = &call.reply;
+    HostFacts f = ReadHostFacts(s.config.state_dir);
+    reply->set_hostname(f.hostname);
+    reply->set_os(f.os);
+    reply->set_kernel(f.kernel);
+    reply->set_arch(f.arch);
+    reply->set_cpus(f.cpus);
+    reply->set_memory_total_bytes(f.mem_total);
+    reply->set_memory_available_bytes(f.mem_available);
+    reply->set_disk_total_bytes(f.disk_total);
+    reply->set_disk_available_bytes(f.disk_available);
+    reply->set_uptime_seconds(static_cast<int64_t>(f.uptime));
+    reply->set_load1(f.load1);
+    reply->set_agent_version(HERD_VERSION);
+    reply->set_name(s.config.name);
+    for (const auto& [k, v] : s.config.labels) (*reply->mutable_labels())[k] = v;
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status Health(Impl& s, UnaryCall<v1::HealthRequest, v1::HealthReply>& call) {
+  return Authorized(s, call, "Health", [&](const Caller&) {
+    bool ok = true;
+    for (const auto& c : RunHealthChecks(s.config.state_dir, s.config.health)) {
+      auto* hc = call.reply.add_checks();
+      hc->set_name(c.name);
+      hc->set_ok(c.ok);
+      hc->set_detail(c.detail);
+      ok = ok && c.ok;
+    }
+    call.reply.set_ok(ok);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status ReadAudit(Impl& s, UnaryCall<v1::ReadAuditRequest, v1::ReadAuditReply>& call) {
+  return Authorized(s, call, "ReadAudit", [&](const Caller&) {
+    const auto& req = call.req;
+    for (auto& e : s.audit.Read(req.since_unix(), req.limit() ? req.limit() : 1000)) {
+      call.reply.add_entries(std::move(e));
+    }
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status SetRevocations(Impl& s,
+                            UnaryCall<v1::SetRevocationsRequest, v1::SetRevocationsReply>& call) {
+  return Authorized(s, call, "SetRevocations", [&](const Caller& who) {
+    std::set<std::string> serials;
+    for (const auto& serial : call.req.serials()) {
+      if (!Authorizer::IsSerial(serial)) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "serial '" + serial.substr(0, 64) + "' is not upper-case hex");
+      }
+      serials.insert(serial);
+    }
+    Status st = s.authz.SetRevoked(serials);
+    AuditEntry e = EntryFor(who, "SetRevocations");
+    e.args = std::to_string(serials.size()) + " serials";
+    e.result = st.ok() ? "ok" : "failed: " + st.message();
+    (void)s.audit.Append(e);
+    spdlog::info("revocation list replaced by {}: {} serials", who.name, serials.size());
+    call.reply.set_count(static_cast<uint32_t>(serials.size()));
+    return ToGrpc(st);
+  });
+}
+
+// Audits an enrolment call's outcome (never the token, proofs or PEM bodies)
+// and maps the status. Successes are audited when they change something.
+grpc::Status FinishEnroll(AuditLog& audit, const Caller& who, const char* method,
+                          const std::string& args, const Status& s, bool mutated) {
+  AuditEntry e{who.name, who.join_token ? "join-token" : pki::RoleName(who.role), method, args,
+               s.ok() ? "ok" : "denied: " + s.message()};
+  if (!s.ok() && who.join_token) {
+    (void)audit.AppendAnonymous(std::move(e));
+  } else if (!s.ok() || mutated) {
+    (void)audit.Append(e);
+  }
+  return ToGrpc(s);
+}
+
+// The common start of both enrolment calls: authorisation, then the
+// plain-text agent's refusal; `fn` runs for a caller that may go on.
+template <class Call, class Fn>
+grpc::Status Enrolling(Impl& s, Call& call, const char* method, Fn&& fn) {
+  return Authorized(s, call, method, [&](const Caller& who) {
+    if (!s.enrollment) {
+      Status refused(StatusCode::kFailedPrecondition,
+                     "this agent serves plain text: there is nothing to enrol");
+      return FinishEnroll(s.audit, who, method, "", refused, false);
+    }
+    return fn(who);
+  });
+}
+
+grpc::Status BeginEnroll(Impl& s, UnaryCall<v1::BeginEnrollRequest, v1::BeginEnrollReply>& call) {
+  return Enrolling(s, call, "BeginEnroll", [&](const Caller& who) {
+    const auto& req = call.req;
+    auto hello = s.enrollment->Begin(req.client_nonce(), req.client_proof(), !who.join_token);
+    if (hello.ok()) {
+      auto* reply = &call.reply;
+      reply->set_agent_nonce(hello->agent_nonce);
+      reply->set_public_key_pem(hello->public_key_pem);
+      reply->set_agent_proof(hello->agent_proof);
+      reply->set_hostname(HostName());
+      reply->set_enrolled(hello->enrolled);
+    }
+    return FinishEnroll(s.audit, who, "BeginEnroll", "", hello.status(), false);
+  });
+}
+
+grpc::Status CompleteEnroll(Impl& s,
+                            UnaryCall<v1::CompleteEnrollRequest, v1::CompleteEnrollReply>& call) {
+  return Enrolling(s, call, "CompleteEnroll", [&](const Caller& who) {
+    const auto& req = call.req;
+    auto done = s.enrollment->Complete(req.agent_nonce(), req.certificate_pem(), req.ca_pem(),
+                                       req.proof(), !who.join_token);
+    if (!done.ok()) {
+      return FinishEnroll(s.audit, who, "CompleteEnroll", "", done.status(), false);
+    }
+    // A first enrolment is served at once (the listener restarts after this
+    // reply); a renewal within tls.reload_interval, without cutting calls.
+    const auto reload =
+        done->renewal
+            ? std::chrono::duration_cast<std::chrono::seconds>(s.config.tls_reload).count()
+            : 0;
+    if (!done->renewal) call.after = s.on_enrolled;
+    call.reply.set_serial(done->cert.serial);
+    call.reply.set_not_after_unix(done->cert.not_after);
+    call.reply.set_reload_seconds(static_cast<uint32_t>(reload));
+    const std::string args =
+        fmt::format("{} name={} serial={}", done->renewal ? "renewed" : "enrolled",
+                    done->cert.common_name, done->cert.serial);
+    spdlog::info("certificate {} by {}: serving it within {} s", args, who.name, reload);
+    return FinishEnroll(s.audit, who, "CompleteEnroll", args, Status::Ok(), true);
+  });
+}
+
+// Exec: streams one command's output, then its result. The runner's worker
+// starts the writes itself; their completions come back on the serving
+// thread. Freed once the call is over (the done notification) and its
+// finishing operation has completed, which is never before the runner's
+// final callback: Finish only starts after it (or when nothing ran).
+class ExecCall final : public Call {
+ public:
+  static void Arm(Impl& s) {
+    if (!s.draining) new ExecCall(s);
+  }
+
+ private:
+  explicit ExecCall(Impl& s) : Call(s) {
+    ctx_.AsyncNotifyWhenDone(&notified_);
+    s.async.RequestExec(&ctx_, &req_, &writer_, s.cq.get(), s.cq.get(), &requested_);
+  }
+
+  void OnRequested(bool ok) {
+    if (!ok || s_.draining) return;  // the server is shutting down: freed by Stop
+    Arm(s_);
+    Begin();
+  }
+
+  // Validates the request and hands the command to the runner.
+  void Begin() {
+    auto who = s_.authz.Check(ctx_, "Exec");
+    if (!who.ok()) return FinishNow(ToGrpc(who.status()));
+    entry_ = EntryFor(*who, "Exec");
+    const auto& req = req_;
+    if (req.argv_size() == 0 && req.shell().empty()) {
+      return FinishNow(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no command given"));
+    }
+    if (req.argv_size() > 0 && !req.shell().empty()) {
+      return FinishNow(
+          grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "give either argv or shell, not both"));
+    }
+    const AgentConfig& config = s_.config;
+    ExecSpec spec;
+    spec.argv.assign(req.argv().begin(), req.argv().end());
+    spec.shell = req.shell();
+    for (const auto& [k, v] : req.env()) spec.env[k] = v;
+    spec.cwd = req.working_dir().empty() ? config.state_dir : req.working_dir();
+    spec.stdin_data = req.stdin_data();
+    spec.timeout = req.timeout_ms() ? std::chrono::milliseconds(req.timeout_ms())
+                                    : config.exec.default_timeout;
+    spec.kill_grace = config.exec.kill_grace;
+    spec.max_output_bytes =
+        req.max_output_bytes() ? req.max_output_bytes() : config.exec.max_output_bytes;
+    spec.max_output_bytes = std::min(spec.max_output_bytes, config.exec.max_output_bytes_limit);
+    // The caller's deadline bounds timeout + kill grace, so a command that
+    // ignores SIGTERM is still killed and reported before the caller gives up.
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        ctx_.deadline() - std::chrono::system_clock::now());
+    // The grace is cut to a tenth of what is left, so SIGTERM still comes at
+    // 80 % (2 s deadline) to 96 % (60 s) of the caller's deadline.
+    const auto reply_margin = std::min(std::chrono::milliseconds(200), left / 10);
+    if (left.count() > 0 && spec.timeout + spec.kill_grace + reply_margin > left) {
+      const auto budget = std::max(left - reply_margin, std::chrono::milliseconds(2));
+      spec.kill_grace = std::min(spec.kill_grace, budget / 10);
+      spec.timeout = std::min(spec.timeout, budget - spec.kill_grace);
+    }
+    // Program name and counts only: arguments, environment values and shell
+    // lines may hold secrets.
+    std::string summary =
+        spec.shell.empty() ? fmt::format("argv[0]={} args={}", spec.argv[0], spec.argv.size() - 1)
+                           : fmt::format("shell ({} chars)", spec.shell.size());
+    std::string env_keys;
+    for (const auto& [k, v] : spec.env) env_keys += (env_keys.empty() ? "" : ",") + k;
+    if (!env_keys.empty()) summary += " env=" + env_keys;
+    spdlog::info("exec {} for {} from {}", summary, who->name, ctx_.peer());
+    entry_.args = std::move(summary);
+
+    auto id = s_.runner.Start(
         std::move(spec),
         [this](bool is_err, std::string data) {
           v1::ExecEvent ev;
@@ -84,23 +505,20 @@ class ExecReactor : public grpc::ServerWriteReactor<v1::ExecEvent> {
           // covers both.
           AuditEntry started = entry_;
           started.result = "started";
-          (void)audit_.Append(started, false);
+          (void)s_.audit.Append(started, false);
         });
     if (!id.ok()) {
       spdlog::warn("exec refused: {}", id.status().message());
       entry_.result = "refused: " + id.status().message();
-      (void)audit_.Append(entry_);
-      Finish(ToGrpc(id.status()));
-      return;
+      (void)s_.audit.Append(entry_);
+      return FinishNow(ToGrpc(id.status()));
     }
     std::lock_guard<std::mutex> l(mu_);
     id_ = *id;
-    if (cancelled_) runner_.Cancel(id_);
+    if (cancelled_) s_.runner.Cancel(id_);
   }
 
-  void SetArgs(std::string args) { entry_.args = std::move(args); }
-
-  void OnWriteDone(bool ok) override {
+  void OnWritten(bool ok) {
     std::lock_guard<std::mutex> l(mu_);
     queue_.pop_front();
     if (!ok) {
@@ -111,15 +529,31 @@ class ExecReactor : public grpc::ServerWriteReactor<v1::ExecEvent> {
     Pump();
   }
 
-  void OnCancel() override {
-    std::lock_guard<std::mutex> l(mu_);
-    cancelled_ = true;
-    if (id_) runner_.Cancel(id_);
+  // The call is over: finished, or cancelled by the caller (gone, deadline).
+  void OnNotified(bool) {
+    bool free_now;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      notified_done_ = true;
+      if (ctx_.IsCancelled()) {
+        cancelled_ = true;
+        if (id_) s_.runner.Cancel(id_);
+      }
+      free_now = finish_done_;
+    }
+    if (free_now) delete this;
   }
 
-  void OnDone() override { delete this; }
+  void OnFinished(bool) {
+    bool free_now;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      finish_done_ = true;
+      free_now = notified_done_;
+    }
+    if (free_now) delete this;
+  }
 
- private:
   void Push(v1::ExecEvent ev) {
     std::lock_guard<std::mutex> l(mu_);
     if (cancelled_) return;
@@ -132,11 +566,11 @@ class ExecReactor : public grpc::ServerWriteReactor<v1::ExecEvent> {
                          : o.timed_out                         ? "timeout"
                          : (o.exit_code == 0 && o.signal == 0) ? "ok"
                                                                : "failed";
-    metrics_.RecordExec(result, o.duration.count() / 1000.0);
+    s_.metrics.RecordExec(result, o.duration.count() / 1000.0);
     entry_.result = std::string(result) + (o.error.empty() ? "" : ": " + o.error) +
                     " exit=" + std::to_string(o.exit_code) +
                     (o.signal ? " signal=" + std::to_string(o.signal) : "");
-    (void)audit_.Append(entry_);
+    (void)s_.audit.Append(entry_);
     spdlog::debug("exec done: {} exit={} signal={} {} ms", result, o.exit_code, o.signal,
                   o.duration.count());
     v1::ExecEvent ev;
@@ -159,52 +593,81 @@ class ExecReactor : public grpc::ServerWriteReactor<v1::ExecEvent> {
     if (writing_ || finished_) return;
     if (done_ && queue_.size() == 1 && !cancelled_) {
       // The result is the last event: one batch with the status, instead of
-      // a write, its completion, and then Finish. It stays queued until OnDone.
+      // a write, its completion, and then Finish.
       finished_ = true;
-      StartWriteAndFinish(&queue_.front(), grpc::WriteOptions(), grpc::Status::OK);
+      s_.metrics.RecordRpc("Exec", 0);
+      writer_.WriteAndFinish(queue_.front(), grpc::WriteOptions(), grpc::Status::OK,
+                             &finished_tag_);
       return;
     }
     if (!queue_.empty()) {
       writing_ = true;
-      StartWrite(&queue_.front());
+      writer_.Write(queue_.front(), &written_);
       return;
     }
-    if (done_) {
-      finished_ = true;
-      Finish(cancelled_ ? grpc::Status::CANCELLED : grpc::Status::OK);
-    }
+    if (done_) FinishLocked(cancelled_ ? grpc::Status::CANCELLED : grpc::Status::OK);
   }
 
-  ExecRunner& runner_;
-  AgentMetrics& metrics_;
-  AuditLog& audit_;
+  void FinishNow(const grpc::Status& st) {
+    std::lock_guard<std::mutex> l(mu_);
+    FinishLocked(st);
+  }
+  void FinishLocked(const grpc::Status& st) {
+    finished_ = true;
+    s_.metrics.RecordRpc("Exec", static_cast<int>(st.error_code()));
+    writer_.Finish(st, &finished_tag_);
+  }
+
+  v1::ExecRequest req_;
+  grpc::ServerAsyncWriter<v1::ExecEvent> writer_{&ctx_};
+  OpTag<ExecCall> requested_{this, &ExecCall::OnRequested};
+  OpTag<ExecCall> written_{this, &ExecCall::OnWritten};
+  OpTag<ExecCall> notified_{this, &ExecCall::OnNotified};
+  OpTag<ExecCall> finished_tag_{this, &ExecCall::OnFinished};
   AuditEntry entry_;                 // completed with the result, then appended
   std::mutex mu_;                    // guards everything below
   std::deque<v1::ExecEvent> queue_;  // front is being written while writing_
   uint64_t id_ = 0;
   bool writing_ = false, done_ = false, cancelled_ = false, finished_ = false;
+  bool notified_done_ = false, finish_done_ = false;
 };
 
-class PutFileReactor : public grpc::ServerReadReactor<v1::PutFileMessage> {
+// PutFile: reads the header and the chunks on the serving thread; the
+// commit (fsync, rename) runs on the slow-work thread.
+class PutFileCall final : public Call {
  public:
-  PutFileReactor(v1::PutFileReply* reply, std::string peer, AuditLog& audit, AuditEntry entry,
-                 std::string state_dir)
-      : reply_(reply),
-        peer_(std::move(peer)),
-        audit_(audit),
-        entry_(std::move(entry)),
-        state_dir_(std::move(state_dir)) {
-    StartRead(&msg_);
+  static void Arm(Impl& s) {
+    if (!s.draining) new PutFileCall(s);
   }
 
-  void OnReadDone(bool ok) override {
-    if (!ok) return Complete();
+ private:
+  explicit PutFileCall(Impl& s) : Call(s) {
+    s.async.RequestPutFile(&ctx_, &reader_, s.cq.get(), s.cq.get(), &requested_);
+  }
+
+  void OnRequested(bool ok) {
+    if (!ok || s_.draining) return;  // the server is shutting down: freed by Stop
+    Arm(s_);
+    auto who = s_.authz.Check(ctx_, "PutFile");
+    if (!who.ok()) return Finish(ToGrpc(who.status()));  // refused at once: nothing is read
+    entry_ = EntryFor(*who, "PutFile");
+    reader_.Read(&msg_, &read_);
+  }
+
+  void OnRead(bool ok) {
+    if (!ok) {
+      // The caller is done sending (or gone: then the size or checksum fails).
+      if (!s_.slow.Post([this] { Complete(); })) {
+        Fail(Status(StatusCode::kResourceExhausted, "the agent is busy: too many slow calls"));
+      }
+      return;
+    }
     if (msg_.has_header()) {
       if (writer_) return Fail(Status::Invalid("header sent twice"));
       const auto& h = msg_.header();
       entry_.args = fmt::format("path={} size={} mode={:04o} sha256={}", h.path(), h.size(),
                                 h.mode(), h.sha256());
-      if (InsideDir(h.path(), state_dir_)) {
+      if (InsideDir(h.path(), s_.config.state_dir)) {
         return Fail(Status(StatusCode::kPermissionDenied,
                            "refusing to write " + h.path() +
                                ": it is in the agent's state directory (audit log, keys)"));
@@ -217,30 +680,39 @@ class PutFileReactor : public grpc::ServerReadReactor<v1::PutFileMessage> {
       Status s = writer_->Write(msg_.chunk());
       if (!s.ok()) return Fail(s);
     }
-    StartRead(&msg_);
+    reader_.Read(&msg_, &read_);
   }
 
-  void OnDone() override { delete this; }
-
- private:
   void Complete() {
     if (!writer_) return Fail(Status::Invalid("no header received"));
     Status s = writer_->Commit();
     if (!s.ok()) return Fail(s);
-    spdlog::info("put file {} ({} bytes) from {}", writer_->path(), writer_->written(), peer_);
-    reply_->set_bytes_written(writer_->written());
-    reply_->set_sha256(writer_->sha256());
+    spdlog::info("put file {} ({} bytes) from {}", writer_->path(), writer_->written(),
+                 ctx_.peer());
+    reply_.set_bytes_written(writer_->written());
+    reply_.set_sha256(writer_->sha256());
     entry_.result = "ok";
-    (void)audit_.Append(entry_);
+    (void)s_.audit.Append(entry_);
     Finish(grpc::Status::OK);
   }
+
   void Fail(const Status& s) {
     spdlog::warn("put file {} failed: {}", writer_ ? writer_->path() : "?", s.message());
     writer_.reset();  // removes the temporary
     entry_.result = "failed: " + s.message();
-    (void)audit_.Append(entry_);
+    (void)s_.audit.Append(entry_);
     Finish(ToGrpc(s));
   }
+
+  void Finish(const grpc::Status& st) {
+    s_.metrics.RecordRpc("PutFile", static_cast<int>(st.error_code()));
+    if (st.ok()) {
+      reader_.Finish(reply_, st, &finished_);
+    } else {
+      reader_.FinishWithError(st, &finished_);
+    }
+  }
+  void OnFinished(bool) { delete this; }
 
   // True when `path`'s folder, symlinks resolved, is `dir` or below it.
   static bool InsideDir(const std::string& path, const std::string& dir) {
@@ -253,297 +725,93 @@ class PutFileReactor : public grpc::ServerReadReactor<v1::PutFileMessage> {
     return p == d || p.rfind(d + "/", 0) == 0;
   }
 
-  v1::PutFileReply* reply_;
-  std::string peer_;
-  AuditLog& audit_;
+  grpc::ServerAsyncReader<v1::PutFileReply, v1::PutFileMessage> reader_{&ctx_};
+  OpTag<PutFileCall> requested_{this, &PutFileCall::OnRequested};
+  OpTag<PutFileCall> read_{this, &PutFileCall::OnRead};
+  OpTag<PutFileCall> finished_{this, &PutFileCall::OnFinished};
   AuditEntry entry_;
   v1::PutFileMessage msg_;
+  v1::PutFileReply reply_;
   std::unique_ptr<AtomicFileWriter> writer_;
-  const std::string state_dir_;
 };
 
-template <typename Fn>
-grpc::ServerUnaryReactor* Unary(Authorizer& authz, grpc::CallbackServerContext* ctx,
-                                const char* method, Fn&& fn) {
-  auto* reactor = ctx->DefaultReactor();
-  auto who = authz.Check(*ctx, method);
-  reactor->Finish(who.ok() ? fn() : ToGrpc(who.status()));
-  return reactor;
-}
+// Shuts the completion queue down from the serving thread, so that no call
+// is asked for once it is.
+class StopTag final : public Tag {
+ public:
+  explicit StopTag(Impl& s) : s_(s) {}
+  void Done(bool) override {
+    s_.draining = true;
+    s_.cq->Shutdown();
+  }
 
-AuditEntry EntryFor(const Caller& who, const char* method) {
-  return {who.name, pki::RoleName(who.role), method, "", ""};
-}
+ private:
+  Impl& s_;
+};
+
+template <class Req, class Rep>
+using Method = typename UnaryCall<Req, Rep>::Method;
+using A = v1::Agent::AsyncService;
+
+const Method<v1::InfoRequest, v1::InfoReply> kInfo{"Info", &A::RequestInfo, &Info, false};
+const Method<v1::FactsRequest, v1::FactsReply> kFacts{"Facts", &A::RequestFacts, &Facts, false};
+const Method<v1::HealthRequest, v1::HealthReply> kHealth{"Health", &A::RequestHealth, &Health,
+                                                         false};
+const Method<v1::ReadAuditRequest, v1::ReadAuditReply> kReadAudit{"ReadAudit", &A::RequestReadAudit,
+                                                                  &ReadAudit, true};
+const Method<v1::SetRevocationsRequest, v1::SetRevocationsReply> kSetRevocations{
+    "SetRevocations", &A::RequestSetRevocations, &SetRevocations, true};
+const Method<v1::BeginEnrollRequest, v1::BeginEnrollReply> kBeginEnroll{
+    "BeginEnroll", &A::RequestBeginEnroll, &BeginEnroll, true};
+const Method<v1::CompleteEnrollRequest, v1::CompleteEnrollReply> kCompleteEnroll{
+    "CompleteEnroll", &A::RequestCompleteEnroll, &CompleteEnroll, true};
 
 }  // namespace
+
+void AgentService::Impl::ArmAll() {
+  UnaryCall<v1::InfoRequest, v1::InfoReply>::Arm(*this, kInfo);
+  UnaryCall<v1::FactsRequest, v1::FactsReply>::Arm(*this, kFacts);
+  UnaryCall<v1::HealthRequest, v1::HealthReply>::Arm(*this, kHealth);
+  UnaryCall<v1::ReadAuditRequest, v1::ReadAuditReply>::Arm(*this, kReadAudit);
+  UnaryCall<v1::SetRevocationsRequest, v1::SetRevocationsReply>::Arm(*this, kSetRevocations);
+  UnaryCall<v1::BeginEnrollRequest, v1::BeginEnrollReply>::Arm(*this, kBeginEnroll);
+  UnaryCall<v1::CompleteEnrollRequest, v1::CompleteEnrollReply>::Arm(*this, kCompleteEnroll);
+  ExecCall::Arm(*this);
+  PutFileCall::Arm(*this);
+}
 
 AgentService::AgentService(const AgentConfig& config, ExecRunner& runner, AgentMetrics& metrics,
                            Authorizer& authz, AuditLog& audit, Enrollment* enrollment,
                            std::function<void()> on_enrolled)
-    : config_(config),
-      runner_(runner),
-      metrics_(metrics),
-      authz_(authz),
-      audit_(audit),
-      enrollment_(enrollment),
-      on_enrolled_(std::move(on_enrolled)) {}
+    : impl_(std::make_unique<Impl>(config, runner, metrics, authz, audit, enrollment,
+                                   std::move(on_enrolled))) {}
 
-grpc::ServerUnaryReactor* AgentService::Info(grpc::CallbackServerContext* ctx,
-                                             const v1::InfoRequest*, v1::InfoReply* reply) {
-  return Unary(authz_, ctx, "Info", [&] {
-    reply->set_hostname(HostName());
-    reply->set_agent_version(HERD_VERSION);
-    reply->set_name(config_.name);
-    reply->set_uptime_seconds(std::chrono::duration_cast<std::chrono::seconds>(
-                                  std::chrono::steady_clock::now() - started_)
-                                  .count());
-    for (const auto& [k, v] : config_.labels) (*reply->mutable_labels())[k] = v;
-    return grpc::Status::OK;
-  });
+AgentService::~AgentService() { Stop(); }
+
+void AgentService::Register(grpc::ServerBuilder& builder) {
+  builder.RegisterService(&impl_->async);
+  impl_->cq = builder.AddCompletionQueue();
 }
 
-grpc::ServerUnaryReactor* AgentService::Facts(grpc::CallbackServerContext* ctx,
-                                              const v1::FactsRequest*, v1::FactsReply* reply) {
-  return Unary(authz_, ctx, "Facts", [&] {
-    HostFacts f = ReadHostFacts(config_.state_dir);
-    reply->set_hostname(f.hostname);
-    reply->set_os(f.os);
-    reply->set_kernel(f.kernel);
-    reply->set_arch(f.arch);
-    reply->set_cpus(f.cpus);
-    reply->set_memory_total_bytes(f.mem_total);
-    reply->set_memory_available_bytes(f.mem_available);
-    reply->set_disk_total_bytes(f.disk_total);
-    reply->set_disk_available_bytes(f.disk_available);
-    reply->set_uptime_seconds(static_cast<int64_t>(f.uptime));
-    reply->set_load1(f.load1);
-    reply->set_agent_version(HERD_VERSION);
-    reply->set_name(config_.name);
-    for (const auto& [k, v] : config_.labels) (*reply->mutable_labels())[k] = v;
-    return grpc::Status::OK;
-  });
+void AgentService::Start() {
+  impl_->ArmAll();
+  impl_->thread = std::thread([this] { impl_->Serve(); });
 }
 
-grpc::ServerUnaryReactor* AgentService::Health(grpc::CallbackServerContext* ctx,
-                                               const v1::HealthRequest*, v1::HealthReply* reply) {
-  return Unary(authz_, ctx, "Health", [&] {
-    bool ok = true;
-    for (const auto& c : RunHealthChecks(config_.state_dir, config_.health)) {
-      auto* hc = reply->add_checks();
-      hc->set_name(c.name);
-      hc->set_ok(c.ok);
-      hc->set_detail(c.detail);
-      ok = ok && c.ok;
-    }
-    reply->set_ok(ok);
-    return grpc::Status::OK;
-  });
-}
-
-grpc::ServerWriteReactor<v1::ExecEvent>* AgentService::Exec(grpc::CallbackServerContext* ctx,
-                                                            const v1::ExecRequest* req) {
-  auto who = authz_.Check(*ctx, "Exec");
-  auto* reactor =
-      new ExecReactor(runner_, metrics_, audit_, who.ok() ? EntryFor(*who, "Exec") : AuditEntry{});
-  if (!who.ok()) {
-    reactor->Finish(ToGrpc(who.status()));
-    return reactor;
+void AgentService::Stop() {
+  if (!impl_->thread.joinable()) return;
+  impl_->slow.Stop();
+  StopTag stop(*impl_);
+  grpc::Alarm alarm;
+  alarm.Set(impl_->cq.get(), gpr_now(GPR_CLOCK_MONOTONIC), &stop);
+  impl_->thread.join();
+  // What is left waits for operations that will never complete.
+  std::set<Call*> left;
+  {
+    std::lock_guard<std::mutex> l(impl_->live_mu);
+    left.swap(impl_->live);
   }
-  if (req->argv_size() == 0 && req->shell().empty()) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no command given"));
-    return reactor;
-  }
-  if (req->argv_size() > 0 && !req->shell().empty()) {
-    reactor->Finish(
-        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "give either argv or shell, not both"));
-    return reactor;
-  }
-  ExecSpec spec;
-  spec.argv.assign(req->argv().begin(), req->argv().end());
-  spec.shell = req->shell();
-  for (const auto& [k, v] : req->env()) spec.env[k] = v;
-  spec.cwd = req->working_dir().empty() ? config_.state_dir : req->working_dir();
-  spec.stdin_data = req->stdin_data();
-  spec.timeout = req->timeout_ms() ? std::chrono::milliseconds(req->timeout_ms())
-                                   : config_.exec.default_timeout;
-  spec.kill_grace = config_.exec.kill_grace;
-  spec.max_output_bytes =
-      req->max_output_bytes() ? req->max_output_bytes() : config_.exec.max_output_bytes;
-  spec.max_output_bytes = std::min(spec.max_output_bytes, config_.exec.max_output_bytes_limit);
-  // The caller's deadline bounds timeout + kill grace, so a command that
-  // ignores SIGTERM is still killed and reported before the caller gives up.
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      ctx->deadline() - std::chrono::system_clock::now());
-  // The grace is cut to a tenth of what is left, so SIGTERM still comes at
-  // 80 % (2 s deadline) to 96 % (60 s) of the caller's deadline.
-  const auto reply_margin = std::min(std::chrono::milliseconds(200), left / 10);
-  if (left.count() > 0 && spec.timeout + spec.kill_grace + reply_margin > left) {
-    const auto budget = std::max(left - reply_margin, std::chrono::milliseconds(2));
-    spec.kill_grace = std::min(spec.kill_grace, budget / 10);
-    spec.timeout = std::min(spec.timeout, budget - spec.kill_grace);
-  }
-  // Program name and counts only: arguments, environment values and shell
-  // lines may hold secrets.
-  std::string summary = spec.shell.empty()
-                            ? fmt::format("argv[0]={} args={}", spec.argv[0], spec.argv.size() - 1)
-                            : fmt::format("shell ({} chars)", spec.shell.size());
-  std::string env_keys;
-  for (const auto& [k, v] : spec.env) env_keys += (env_keys.empty() ? "" : ",") + k;
-  if (!env_keys.empty()) summary += " env=" + env_keys;
-  spdlog::info("exec {} for {} from {}", summary, who->name, Peer(ctx));
-  reactor->SetArgs(summary);
-  reactor->Start(std::move(spec));
-  return reactor;
-}
-
-grpc::ServerReadReactor<v1::PutFileMessage>* AgentService::PutFile(grpc::CallbackServerContext* ctx,
-                                                                   v1::PutFileReply* reply) {
-  auto who = authz_.Check(*ctx, "PutFile");
-  if (!who.ok()) {
-    // A reactor that refuses at once: no message is read.
-    class Refused : public grpc::ServerReadReactor<v1::PutFileMessage> {
-     public:
-      explicit Refused(const grpc::Status& s) { Finish(s); }
-      void OnDone() override { delete this; }
-    };
-    return new Refused(ToGrpc(who.status()));
-  }
-  return new PutFileReactor(reply, Peer(ctx), audit_, EntryFor(*who, "PutFile"), config_.state_dir);
-}
-
-grpc::ServerUnaryReactor* AgentService::ReadAudit(grpc::CallbackServerContext* ctx,
-                                                  const v1::ReadAuditRequest* req,
-                                                  v1::ReadAuditReply* reply) {
-  return Unary(authz_, ctx, "ReadAudit", [&] {
-    for (auto& e : audit_.Read(req->since_unix(), req->limit() ? req->limit() : 1000)) {
-      reply->add_entries(std::move(e));
-    }
-    return grpc::Status::OK;
-  });
-}
-
-grpc::ServerUnaryReactor* AgentService::SetRevocations(grpc::CallbackServerContext* ctx,
-                                                       const v1::SetRevocationsRequest* req,
-                                                       v1::SetRevocationsReply* reply) {
-  auto* reactor = ctx->DefaultReactor();
-  auto who = authz_.Check(*ctx, "SetRevocations");
-  if (!who.ok()) {
-    reactor->Finish(ToGrpc(who.status()));
-    return reactor;
-  }
-  std::set<std::string> serials;
-  for (const auto& s : req->serials()) {
-    if (!Authorizer::IsSerial(s)) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                   "serial '" + s.substr(0, 64) + "' is not upper-case hex"));
-      return reactor;
-    }
-    serials.insert(s);
-  }
-  Status st = authz_.SetRevoked(serials);
-  AuditEntry e = EntryFor(*who, "SetRevocations");
-  e.args = std::to_string(serials.size()) + " serials";
-  e.result = st.ok() ? "ok" : "failed: " + st.message();
-  (void)audit_.Append(e);
-  spdlog::info("revocation list replaced by {}: {} serials", who->name, serials.size());
-  reply->set_count(static_cast<uint32_t>(serials.size()));
-  reactor->Finish(ToGrpc(st));
-  return reactor;
-}
-
-namespace {
-
-// Finishes an enrolment call: audits the outcome (never the token, proofs or
-// PEM bodies) and maps the status. Successes are audited when they change
-// something (`mutated`).
-grpc::ServerUnaryReactor* FinishEnroll(grpc::ServerUnaryReactor* reactor, AuditLog& audit,
-                                       const Caller& who, const char* method,
-                                       const std::string& args, const Status& s, bool mutated) {
-  AuditEntry e{who.name, who.join_token ? "join-token" : pki::RoleName(who.role), method, args,
-               s.ok() ? "ok" : "denied: " + s.message()};
-  if (!s.ok() && who.join_token) {
-    (void)audit.AppendAnonymous(std::move(e));
-  } else if (!s.ok() || mutated) {
-    (void)audit.Append(e);
-  }
-  reactor->Finish(ToGrpc(s));
-  return reactor;
-}
-
-}  // namespace
-
-// The common start of both enrolment calls: authorisation, then the
-// plain-text agent's refusal. On a refusal `reactor` is already finished.
-Result<Caller> AgentService::CheckEnroll(grpc::CallbackServerContext* ctx,
-                                         grpc::ServerUnaryReactor* reactor, const char* method) {
-  auto who = authz_.Check(*ctx, method);
-  if (!who.ok()) {
-    reactor->Finish(ToGrpc(who.status()));
-    return who;
-  }
-  if (!enrollment_) {
-    Status refused(StatusCode::kFailedPrecondition,
-                   "this agent serves plain text: there is nothing to enrol");
-    FinishEnroll(reactor, audit_, *who, method, "", refused, false);
-    return refused;
-  }
-  return who;
-}
-
-grpc::ServerUnaryReactor* AgentService::BeginEnroll(grpc::CallbackServerContext* ctx,
-                                                    const v1::BeginEnrollRequest* req,
-                                                    v1::BeginEnrollReply* reply) {
-  auto* reactor = ctx->DefaultReactor();
-  auto who = CheckEnroll(ctx, reactor, "BeginEnroll");
-  if (!who.ok()) return reactor;
-  auto hello = enrollment_->Begin(req->client_nonce(), req->client_proof(), !who->join_token);
-  if (hello.ok()) {
-    reply->set_agent_nonce(hello->agent_nonce);
-    reply->set_public_key_pem(hello->public_key_pem);
-    reply->set_agent_proof(hello->agent_proof);
-    reply->set_hostname(HostName());
-    reply->set_enrolled(hello->enrolled);
-  }
-  return FinishEnroll(reactor, audit_, *who, "BeginEnroll", "", hello.status(), false);
-}
-
-namespace {
-// A unary reactor that runs `after` once the call is over (reply sent).
-class AfterReactor : public grpc::ServerUnaryReactor {
- public:
-  void OnDone() override {
-    if (after) after();
-    delete this;
-  }
-  std::function<void()> after;
-};
-}  // namespace
-
-grpc::ServerUnaryReactor* AgentService::CompleteEnroll(grpc::CallbackServerContext* ctx,
-                                                       const v1::CompleteEnrollRequest* req,
-                                                       v1::CompleteEnrollReply* reply) {
-  auto* reactor = new AfterReactor;
-  auto who = CheckEnroll(ctx, reactor, "CompleteEnroll");
-  if (!who.ok()) return reactor;
-  auto done = enrollment_->Complete(req->agent_nonce(), req->certificate_pem(), req->ca_pem(),
-                                    req->proof(), !who->join_token);
-  if (!done.ok()) {
-    return FinishEnroll(reactor, audit_, *who, "CompleteEnroll", "", done.status(), false);
-  }
-  // A first enrolment is served at once (the listener restarts after this
-  // reply); a renewal within tls.reload_interval, without cutting calls.
-  const auto reload =
-      done->renewal ? std::chrono::duration_cast<std::chrono::seconds>(config_.tls_reload).count()
-                    : 0;
-  if (!done->renewal) reactor->after = on_enrolled_;
-  reply->set_serial(done->cert.serial);
-  reply->set_not_after_unix(done->cert.not_after);
-  reply->set_reload_seconds(static_cast<uint32_t>(reload));
-  const std::string args =
-      fmt::format("{} name={} serial={}", done->renewal ? "renewed" : "enrolled",
-                  done->cert.common_name, done->cert.serial);
-  spdlog::info("certificate {} by {}: serving it within {} s", args, who->name, reload);
-  return FinishEnroll(reactor, audit_, *who, "CompleteEnroll", args, Status::Ok(), true);
+  for (Call* c : left) delete c;
 }
 
 }  // namespace herd::agent
