@@ -15,13 +15,35 @@ namespace herd::agent {
 AuditLog::AuditLog(std::string dir, uint64_t max_bytes, int keep)
     : dir_(std::move(dir)), path_(dir_ + "/audit.log"), max_bytes_(max_bytes), keep_(keep) {}
 
+AuditLog::~AuditLog() { CloseLocked(); }
+
+void AuditLog::CloseLocked() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+Status AuditLog::OpenLocked() {
+  if (fd_ >= 0) return Status::Ok();
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd_ < 0) return Status::Internal("audit log " + path_ + ": " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) {
+    const Status err = Status::Internal("audit log " + path_ + ": " + std::strerror(errno));
+    CloseLocked();
+    return err;
+  }
+  size_ = static_cast<uint64_t>(st.st_size);
+  // A line torn by a crash must not swallow the next entry: end it first.
+  char last = '\n';
+  torn_ = size_ > 0 && ::pread(fd_, &last, 1, st.st_size - 1) == 1 && last != '\n';
+  return Status::Ok();
+}
+
 void AuditLog::RotateLocked() {
   // Lines appended without a sync must reach the disk before they move away
   // from the file whose next synced line would have carried them.
-  if (int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
+  if (fd_ >= 0) ::fsync(fd_);
+  CloseLocked();
   for (int i = keep_ - 1; i >= 1; --i) {
     std::string from = path_ + "." + std::to_string(i), to = path_ + "." + std::to_string(i + 1);
     ::rename(from.c_str(), to.c_str());
@@ -29,31 +51,49 @@ void AuditLog::RotateLocked() {
   ::rename(path_.c_str(), (path_ + ".1").c_str());
 }
 
+namespace {
+// One "key":value member, escaped as nlohmann::json escapes (invalid UTF-8
+// replaced), without building a JSON object per line.
+template <class T>
+void Member(std::string& out, const char* key, const T& value) {
+  out += out.empty() ? "{\"" : ",\"";
+  out += key;
+  out += "\":";
+  out += nlohmann::json(value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+}  // namespace
+
 Status AuditLog::Append(const AuditEntry& e, bool sync) {
   using namespace std::chrono;
   const double now = duration<double>(system_clock::now().time_since_epoch()).count();
-  nlohmann::json j = {{"ts", now},          {"caller", e.caller}, {"role", e.role},
-                      {"method", e.method}, {"args", e.args},     {"result", e.result}};
-  std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  std::string line;
+  line.reserve(160 + e.caller.size() + e.args.size() + e.result.size());
+  Member(line, "args", e.args);
+  Member(line, "caller", e.caller);
+  Member(line, "method", e.method);
+  Member(line, "result", e.result);
+  Member(line, "role", e.role);
+  Member(line, "ts", now);
+  line += "}\n";
   std::lock_guard<std::mutex> l(mu_);
-  struct stat st {};
-  if (::stat(path_.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) >= max_bytes_) {
+  // The file stays open between lines: herdd is its only writer (one herdd
+  // per state dir), so its size is known without a stat per line.
+  if (Status s = OpenLocked(); !s.ok()) return s;
+  if (size_ >= max_bytes_) {
     RotateLocked();
+    if (Status s = OpenLocked(); !s.ok()) return s;
   }
-  int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::Internal("audit log " + path_ + ": " + std::strerror(errno));
-  // A line torn by a crash must not swallow this entry: end it first.
-  char last = '\n';
-  if (::fstat(fd, &st) == 0 && st.st_size > 0 && ::pread(fd, &last, 1, st.st_size - 1) == 1 &&
-      last != '\n') {
-    line.insert(0, 1, '\n');
-  }
-  ssize_t n = ::write(fd, line.data(), line.size());
-  if (sync) ::fsync(fd);
-  ::close(fd);
+  if (torn_) line.insert(0, 1, '\n');
+  const ssize_t n = ::write(fd_, line.data(), line.size());
+  if (sync) ::fsync(fd_);
   if (n != static_cast<ssize_t>(line.size())) {
-    return Status::Internal("audit log " + path_ + ": short write");
+    const int err = n < 0 ? errno : 0;
+    CloseLocked();  // reopened, and its end checked again, by the next line
+    return Status::Internal("audit log " + path_ + ": " +
+                            (n < 0 ? std::strerror(err) : "short write"));
   }
+  size_ += line.size();
+  torn_ = false;
   return Status::Ok();
 }
 

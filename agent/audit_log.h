@@ -1,8 +1,8 @@
 // AuditLog: the device's record of every mutating call and every denied call.
-// One JSON object per line in <state_dir>/audit.log, appended with O_APPEND and
-// fsynced before Append returns (crash-safe: a torn last line at worst, which
-// readers skip); Append(e, false) leaves the fsync to the next synced line or
-// the rotation. Bounded: past max_bytes the file rotates to audit.log.1 ..
+// One JSON object per line in <state_dir>/audit.log, kept open and appended
+// with O_APPEND, fsynced before Append returns (crash-safe: a torn last line
+// at worst, which readers skip); Append(e, false) leaves the fsync to the
+// next synced line or the rotation. Bounded: past max_bytes the file rotates to audit.log.1 ..
 // audit.log.<keep>. There is no API to modify it. Thread-safe.
 #pragma once
 
@@ -27,6 +27,9 @@ struct AuditEntry {
 class AuditLog {
  public:
   AuditLog(std::string dir, uint64_t max_bytes = 1 << 20, int keep = 5);
+  ~AuditLog();
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
   // `sync` false skips the fsync: the line still outlives a crash of the
   // agent (it is in the kernel), only not one of the machine. For the
   // "started" line of a command, whose result line is synced after it.
@@ -42,11 +45,16 @@ class AuditLog {
   const std::string& path() const { return path_; }
 
  private:
+  Status OpenLocked();  // opens audit.log unless open; learns its size and end
+  void CloseLocked();
   void RotateLocked();
   const std::string dir_, path_;
   const uint64_t max_bytes_;
   const int keep_;
-  mutable std::mutex mu_;  // serialises appends, rotation and reads
+  mutable std::mutex mu_;  // serialises appends, rotation and reads; guards below
+  int fd_ = -1;            // audit.log, open between appends
+  uint64_t size_ = 0;      // its size
+  bool torn_ = false;      // it ends in a line torn by a crash
   std::mutex anon_mu_;     // guards the anonymous-refusal budget below
   std::chrono::steady_clock::time_point anon_window_{};
   int anon_in_window_ = 0, anon_suppressed_ = 0;

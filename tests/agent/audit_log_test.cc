@@ -2,7 +2,9 @@
 #include "agent/audit_log.h"
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "tests/support/test_support.h"
 
@@ -23,15 +25,50 @@ TEST_CASE("unauthenticated refusals are audited at a bounded rate, real entries 
 
 TEST_CASE("a torn or foreign line neither hides the next entry nor fails a read", "[unit]") {
   herd::testing::ScopedTempDir dir;
-  AuditLog log(dir.path());
-  REQUIRE(log.Append({"alice", "operator", "Exec", "", "ok"}).ok());
   {
+    AuditLog log(dir.path());
+    REQUIRE(log.Append({"alice", "operator", "Exec", "", "ok"}).ok());
+  }
+  {
+    // What a crash mid-line leaves for the next herdd.
     std::ofstream out(dir / "audit.log", std::ios::app);
     out << "{\"ts\":\"x\"}\n{\"ts\":null}\n[1,2]\n{\"ts\":17955858";  // no newline: torn
   }
+  AuditLog log(dir.path());
   REQUIRE(log.Append({"bob", "admin", "PutFile", "", "ok"}).ok());
   auto lines = log.Read(0, 1000);
   REQUIRE(lines.size() == 2);
   CHECK_THAT(lines[0], Catch::Contains("\"caller\":\"alice\""));
   CHECK_THAT(lines[1], Catch::Contains("\"caller\":\"bob\""));
+}
+
+TEST_CASE("audit lines are JSON whatever the fields hold, and rotate past the size bound",
+          "[unit]") {
+  herd::testing::ScopedTempDir dir;
+  AuditLog log(dir.path(), /*max_bytes=*/2000, /*keep=*/2);
+  const std::string odd = "quote\" back\\ nl\n tab\t bad\xff utf8 \xc3\xa9";
+  REQUIRE(log.Append({odd, "admin", "Exec", odd, "ok"}).ok());
+  auto first = log.Read(0, 10);
+  REQUIRE(first.size() == 1);
+  auto j = nlohmann::json::parse(first[0]);
+  CHECK(j["caller"] == "quote\" back\\ nl\n tab\t bad\xef\xbf\xbd utf8 \xc3\xa9");
+  CHECK(j["args"] == j["caller"]);
+  CHECK(j["method"] == "Exec");
+  CHECK(j["ts"].get<double>() > 1.7e9);
+  // ~120 bytes a line: 60 lines fill the file and both old ones several times.
+  for (int i = 0; i < 60; ++i) {
+    REQUIRE(log.Append({"alice", "operator", "Exec", "n=" + std::to_string(i), "ok"}, i % 2).ok());
+  }
+  CHECK(std::filesystem::exists(dir / "audit.log.1"));
+  CHECK(std::filesystem::exists(dir / "audit.log.2"));
+  CHECK_FALSE(std::filesystem::exists(dir / "audit.log.3"));
+  CHECK(std::filesystem::file_size(dir / "audit.log") <= 2000 + 200);
+  auto lines = log.Read(0, 1000);
+  REQUIRE(lines.size() >= 20);
+  CHECK(lines.size() < 61);
+  // Oldest first, none lost between the files that are kept.
+  const int from = 60 - static_cast<int>(lines.size());
+  for (size_t i = 0; i < lines.size(); ++i) {
+    CHECK(nlohmann::json::parse(lines[i])["args"] == "n=" + std::to_string(from + i));
+  }
 }
