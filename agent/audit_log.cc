@@ -33,6 +33,8 @@ Status AuditLog::OpenLocked() {
     return err;
   }
   size_ = static_cast<uint64_t>(st.st_size);
+  dev_ = st.st_dev;
+  ino_ = st.st_ino;
   // A line torn by a crash must not swallow the next entry: end it first.
   char last = '\n';
   torn_ = size_ > 0 && ::pread(fd_, &last, 1, st.st_size - 1) == 1 && last != '\n';
@@ -75,9 +77,14 @@ Status AuditLog::Append(const AuditEntry& e, bool sync) {
   Member(line, "role", e.role);
   Member(line, "ts", now);
   line += "}\n";
-  std::lock_guard<std::mutex> l(mu_);
+  std::unique_lock<std::mutex> l(mu_);
   // The file stays open between lines: herdd is its only writer (one herdd
-  // per state dir), so its size is known without a stat per line.
+  // per state dir), so its size is known. One stat tells whether audit.log is
+  // still the file open (not moved away or deleted by hand).
+  struct stat st {};
+  if (fd_ >= 0 && (::stat(path_.c_str(), &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_)) {
+    CloseLocked();
+  }
   if (Status s = OpenLocked(); !s.ok()) return s;
   if (size_ >= max_bytes_) {
     RotateLocked();
@@ -85,15 +92,27 @@ Status AuditLog::Append(const AuditEntry& e, bool sync) {
   }
   if (torn_) line.insert(0, 1, '\n');
   const ssize_t n = ::write(fd_, line.data(), line.size());
-  if (sync) ::fsync(fd_);
   if (n != static_cast<ssize_t>(line.size())) {
     const int err = n < 0 ? errno : 0;
+    if (sync) ::fsync(fd_);
     CloseLocked();  // reopened, and its end checked again, by the next line
     return Status::Internal("audit log " + path_ + ": " +
                             (n < 0 ? std::strerror(err) : "short write"));
   }
   size_ += line.size();
   torn_ = false;
+  if (!sync) return Status::Ok();
+  // The fsync runs outside the lock, on a duplicate (a rotation may close
+  // the original meanwhile), so that other appends do not wait for the disk.
+  const int dup_fd = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+  l.unlock();
+  if (dup_fd < 0) {
+    std::lock_guard<std::mutex> again(mu_);
+    if (fd_ >= 0) ::fsync(fd_);
+    return Status::Ok();
+  }
+  ::fsync(dup_fd);
+  ::close(dup_fd);
   return Status::Ok();
 }
 
@@ -119,11 +138,18 @@ Status AuditLog::AppendAnonymous(AuditEntry e) {
 }
 
 std::vector<std::string> AuditLog::Read(int64_t since, size_t limit) const {
-  std::lock_guard<std::mutex> l(mu_);
+  // The files are opened under the lock (no rotation in between) and read
+  // after it, so that appends do not wait for a long read.
+  std::vector<std::ifstream> files;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (int i = keep_; i >= 0; --i) {
+      files.emplace_back(i == 0 ? path_ : path_ + "." + std::to_string(i));
+    }
+  }
   std::vector<std::string> out;
-  for (int i = keep_; i >= 0 && out.size() < limit; --i) {
-    std::ifstream in(i == 0 ? path_ : path_ + "." + std::to_string(i));
-    for (std::string line; std::getline(in, line) && out.size() < limit;) {
+  for (auto& in : files) {
+    for (std::string line; out.size() < limit && std::getline(in, line);) {
       auto j = nlohmann::json::parse(line, nullptr, false);
       // A torn line after a crash, or one that is not ours: skipped, not fatal.
       if (j.is_discarded() || !j.is_object() || !j.contains("ts") || !j["ts"].is_number()) {

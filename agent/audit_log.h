@@ -6,6 +6,8 @@
 // audit.log.<keep>. There is no API to modify it. Thread-safe.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -55,7 +57,9 @@ class AuditLog {
   int fd_ = -1;            // audit.log, open between appends
   uint64_t size_ = 0;      // its size
   bool torn_ = false;      // it ends in a line torn by a crash
-  std::mutex anon_mu_;     // guards the anonymous-refusal budget below
+  dev_t dev_ = 0;          // which file it is, to notice it moved away
+  ino_t ino_ = 0;
+  std::mutex anon_mu_;  // guards the anonymous-refusal budget below
   std::chrono::steady_clock::time_point anon_window_{};
   int anon_in_window_ = 0, anon_suppressed_ = 0;
 };

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <climits>
 #include <condition_variable>
 #include <cstdlib>
@@ -162,9 +163,11 @@ struct AgentService::Impl {
   v1::Agent::AsyncService async;
   std::unique_ptr<grpc::ServerCompletionQueue> cq;
   std::thread thread;
-  // Set on the serving thread when the queue is shut down: no call is asked
-  // for after that. Read on the serving thread only.
-  bool draining = false;
+  // Set on the serving thread when the queue is shut down: from then on no
+  // operation starts (a late completion of a call cancelled by the server's
+  // shutdown must not start its next one); what is left is freed by Stop.
+  // Read by the exec workers too, which have all finished by then.
+  std::atomic<bool> draining{false};
   SlowWorker slow;
   // Every call object alive, so that Stop can free those whose operations
   // never complete (the requests pending when the server shut down).
@@ -240,6 +243,7 @@ class UnaryCall final : public Call {
   }
   void Run() { Finish(m_.handler(s_, *this)); }
   void Finish(const grpc::Status& st) {
+    if (s_.draining) return;  // freed by Stop
     s_.metrics.RecordRpc(m_.name, static_cast<int>(st.error_code()));
     writer_.Finish(reply, st, &finished_);
   }
@@ -590,7 +594,7 @@ class ExecCall final : public Call {
   // Starts the next write, or finishes once the command is done and every
   // queued event is written. Called with mu_ held.
   void Pump() {
-    if (writing_ || finished_) return;
+    if (writing_ || finished_ || s_.draining) return;
     if (done_ && queue_.size() == 1 && !cancelled_) {
       // The result is the last event: one batch with the status, instead of
       // a write, its completion, and then Finish.
@@ -613,6 +617,7 @@ class ExecCall final : public Call {
     FinishLocked(st);
   }
   void FinishLocked(const grpc::Status& st) {
+    if (s_.draining) return;  // freed by Stop
     finished_ = true;
     s_.metrics.RecordRpc("Exec", static_cast<int>(st.error_code()));
     writer_.Finish(st, &finished_tag_);
@@ -651,7 +656,7 @@ class PutFileCall final : public Call {
     auto who = s_.authz.Check(ctx_, "PutFile");
     if (!who.ok()) return Finish(ToGrpc(who.status()));  // refused at once: nothing is read
     entry_ = EntryFor(*who, "PutFile");
-    reader_.Read(&msg_, &read_);
+    ReadNext();
   }
 
   void OnRead(bool ok) {
@@ -680,7 +685,11 @@ class PutFileCall final : public Call {
       Status s = writer_->Write(msg_.chunk());
       if (!s.ok()) return Fail(s);
     }
-    reader_.Read(&msg_, &read_);
+    ReadNext();
+  }
+
+  void ReadNext() {
+    if (!s_.draining) reader_.Read(&msg_, &read_);  // else freed by Stop
   }
 
   void Complete() {
@@ -705,6 +714,7 @@ class PutFileCall final : public Call {
   }
 
   void Finish(const grpc::Status& st) {
+    if (s_.draining) return;  // freed by Stop
     s_.metrics.RecordRpc("PutFile", static_cast<int>(st.error_code()));
     if (st.ok()) {
       reader_.Finish(reply_, st, &finished_);

@@ -7,8 +7,9 @@
 // hand-off between gRPC's threads. Commands run on ExecRunner's workers,
 // which write their output to the call themselves. Calls that may block on the
 // disk or on crypto (PutFile's commit, ReadAudit, SetRevocations, enrolment)
-// run on one slow-work thread, started at its first use, so that they never
-// hold up the serving thread.
+// run on one slow-work thread, started at its first use, so that they do not
+// hold up the serving thread. The serving thread still writes the audit line
+// of a refused call (with its fsync) and a command's unsynced "started" line.
 #pragma once
 
 #include <grpcpp/server_builder.h>

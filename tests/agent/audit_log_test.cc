@@ -72,3 +72,21 @@ TEST_CASE("audit lines are JSON whatever the fields hold, and rotate past the si
     CHECK(nlohmann::json::parse(lines[i])["args"] == "n=" + std::to_string(from + i));
   }
 }
+
+TEST_CASE("an audit log moved away or deleted by hand is started again at its path", "[unit]") {
+  herd::testing::ScopedTempDir dir;
+  AuditLog log(dir.path());
+  REQUIRE(log.Append({"alice", "operator", "Exec", "first", "ok"}).ok());
+  std::filesystem::rename(dir / "audit.log", dir / "moved.log");
+  REQUIRE(log.Append({"alice", "operator", "Exec", "second", "ok"}, false).ok());
+  std::filesystem::remove(dir / "audit.log");
+  REQUIRE(log.Append({"alice", "operator", "Exec", "third", "ok"}).ok());
+  auto lines = log.Read(0, 10);
+  REQUIRE(lines.size() == 1);
+  CHECK_THAT(lines[0], Catch::Contains("\"args\":\"third\""));
+  std::ifstream moved(dir / "moved.log");
+  std::string only;
+  REQUIRE(std::getline(moved, only));
+  CHECK_THAT(only, Catch::Contains("\"args\":\"first\""));
+  CHECK_FALSE(std::getline(moved, only));
+}

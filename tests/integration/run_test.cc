@@ -1,12 +1,15 @@
 // Real herdd processes on loopback driven by the real herd CLI.
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/wait.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
+#include "herd/v1/agent.grpc.pb.h"
 #include "tests/support/test_support.h"
 
 using namespace herd::testing;
@@ -239,6 +242,58 @@ TEST_CASE("SIGTERM stops the agent and the commands it started", "[integration][
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(WaitFor([&] { return ::kill(pid, 0) != 0; }, 10s));
+}
+
+TEST_CASE("SIGTERM stops the agent cleanly while an upload stalls and a reader lags",
+          "[integration][agent]") {
+  ScopedTempDir dir;
+  AgentProcess agent("stall", {"--plaintext"});
+  grpc::ChannelArguments args;
+  // A small receive window that does not grow: the agent's writes to a
+  // caller that stops reading stall instead of filling a large window.
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 << 10);
+  auto stub = herd::v1::Agent::NewStub(
+      grpc::CreateCustomChannel(agent.grpc_address(), grpc::InsecureChannelCredentials(), args));
+  const auto deadline = std::chrono::system_clock::now() + 60s;
+
+  // An upload that sends its header and one chunk, then nothing.
+  grpc::ClientContext up_ctx;
+  up_ctx.set_deadline(deadline);
+  herd::v1::PutFileReply up_reply;
+  auto up = stub->PutFile(&up_ctx, &up_reply);
+  herd::v1::PutFileMessage msg;
+  auto* h = msg.mutable_header();
+  h->set_path(dir / "stalled");
+  h->set_size(1 << 20);
+  h->set_mode(0644);
+  h->set_sha256(std::string(64, '0'));
+  REQUIRE(up->Write(msg));
+  msg.Clear();
+  msg.set_chunk(std::string(1000, 'x'));
+  REQUIRE(up->Write(msg));
+
+  // A command flooding 8 MiB of output to a caller that reads one event.
+  grpc::ClientContext ex_ctx;
+  ex_ctx.set_deadline(deadline);
+  herd::v1::ExecRequest req;
+  req.add_argv("yes");
+  req.set_max_output_bytes(8 << 20);
+  auto reader = stub->Exec(&ex_ctx, req);
+  herd::v1::ExecEvent ev;
+  REQUIRE(reader->Read(&ev));
+  CHECK(ev.has_out());
+
+  // The shutdown cancels both calls (after its 2 s grace): herdd exits 0.
+  const int status = agent.Stop();
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  up_ctx.TryCancel();
+  ex_ctx.TryCancel();
+  CHECK_FALSE(up->Finish().ok());
+  CHECK_FALSE(reader->Finish().ok());
+  // Nothing of the upload is left: no file, no temporary.
+  CHECK(std::filesystem::is_empty(dir.path()));
 }
 
 TEST_CASE("Ctrl-C cancels the run, stops the commands and exits 130", "[integration][run]") {
