@@ -1,6 +1,5 @@
 #include "agent/service.h"
 
-#include <grpcpp/alarm.h>
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -16,6 +15,7 @@
 
 #include "agent/file_writer.h"
 #include "agent/host_info.h"
+#include "cq_tag.h"
 #include "herd/v1/agent.grpc.pb.h"
 
 namespace herd::agent {
@@ -60,27 +60,6 @@ grpc::Status ToGrpc(const Status& s) {
 }
 
 namespace {
-
-// What the completion queue hands back: every pending operation is a Tag.
-class Tag {
- public:
-  virtual void Done(bool ok) = 0;
-
- protected:
-  ~Tag() = default;
-};
-
-// A Tag that calls a member function of its owner.
-template <class T>
-class OpTag final : public Tag {
- public:
-  OpTag(T* owner, void (T::*fn)(bool)) : owner_(owner), fn_(fn) {}
-  void Done(bool ok) override { (owner_->*fn_)(ok); }
-
- private:
-  T* const owner_;
-  void (T::*const fn_)(bool);
-};
 
 // One thread for the work that may block on the disk or on crypto, started
 // at the first Post. At most kMaxQueued tasks wait; Post refuses more.
@@ -143,11 +122,6 @@ struct AgentService::Impl {
         enrollment(e),
         on_enrolled(std::move(on)) {}
 
-  void Serve() {
-    void* tag = nullptr;
-    bool ok = false;
-    while (cq->Next(&tag, &ok)) static_cast<Tag*>(tag)->Done(ok);
-  }
   // Asks for the next call of every method.
   void ArmAll();
 
@@ -745,20 +719,6 @@ class PutFileCall final : public Call {
   std::unique_ptr<AtomicFileWriter> writer_;
 };
 
-// Shuts the completion queue down from the serving thread, so that no call
-// is asked for once it is.
-class StopTag final : public Tag {
- public:
-  explicit StopTag(Impl& s) : s_(s) {}
-  void Done(bool) override {
-    s_.draining = true;
-    s_.cq->Shutdown();
-  }
-
- private:
-  Impl& s_;
-};
-
 template <class Req, class Rep>
 using Method = typename UnaryCall<Req, Rep>::Method;
 using A = v1::Agent::AsyncService;
@@ -805,16 +765,13 @@ void AgentService::Register(grpc::ServerBuilder& builder) {
 
 void AgentService::Start() {
   impl_->ArmAll();
-  impl_->thread = std::thread([this] { impl_->Serve(); });
+  impl_->thread = std::thread([this] { ServeQueue(*impl_->cq); });
 }
 
 void AgentService::Stop() {
   if (!impl_->thread.joinable()) return;
   impl_->slow.Stop();
-  StopTag stop(*impl_);
-  grpc::Alarm alarm;
-  alarm.Set(impl_->cq.get(), gpr_now(GPR_CLOCK_MONOTONIC), &stop);
-  impl_->thread.join();
+  StopQueue(*impl_->cq, impl_->thread, [this] { impl_->draining = true; });
   // What is left waits for operations that will never complete.
   std::set<Call*> left;
   {

@@ -9,14 +9,15 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <condition_variable>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "common/file.h"
 #include "control/grpc_util.h"
+#include "cq_tag.h"
 
 namespace herd::control {
 namespace {
@@ -44,12 +45,6 @@ class ChannelCache {
     std::lock_guard<std::mutex> l(mu_);
     --active_;
     last_ = Clock::now();
-    if (active_ == 0) idle_.notify_all();
-  }
-  // After the server has shut down: waits (bounded) until every call object is gone.
-  void WaitNoCalls(std::chrono::seconds limit) {
-    std::unique_lock<std::mutex> l(mu_);
-    idle_.wait_for(l, limit, [&] { return active_ == 0; });
   }
   bool IdleFor(std::chrono::milliseconds d) {
     std::lock_guard<std::mutex> l(mu_);
@@ -60,145 +55,188 @@ class ChannelCache {
   const std::shared_ptr<grpc::ChannelCredentials> creds_;
   const bool tls_;
   std::mutex mu_;  // guards everything below
-  std::condition_variable idle_;
   std::map<std::pair<std::string, std::string>, std::shared_ptr<grpc::Channel>> channels_;
   int active_ = 0;
   Clock::time_point last_ = Clock::now();
 };
 
-std::string Metadata(const grpc::GenericCallbackServerContext* ctx, const char* key) {
-  auto it = ctx->client_metadata().find(key);
-  return it == ctx->client_metadata().end() ? ""
-                                            : std::string(it->second.data(), it->second.size());
+// The mux's serving side: one thread runs the completion queue, which
+// carries both the calls from herd and the calls to the agents, so a
+// forwarded call never changes threads.
+struct MuxServer {
+  explicit MuxServer(ChannelCache& c) : cache(c) {}
+  ChannelCache& cache;
+  grpc::AsyncGenericService generic;
+  std::unique_ptr<grpc::ServerCompletionQueue> cq;
+  // Set on the serving thread when the queue is shut down: no operation
+  // starts after that, and what is left is freed after the drain.
+  bool draining = false;
+  std::set<class Forward*> live;  // serving thread only (and before / after it)
+};
+
+std::string Metadata(const grpc::GenericServerContext& ctx, const char* key) {
+  auto it = ctx.client_metadata().find(key);
+  return it == ctx.client_metadata().end() ? "" : std::string(it->second.data(), it->second.size());
 }
 
-// One forwarded call: a server reactor facing herd and a client reactor
-// facing the agent, pumping messages both ways, one in flight each way.
-// Deleted when both sides are done.
-class Forward final : public grpc::ServerGenericBidiReactor {
+// One forwarded call: a stream facing herd and a stream facing the agent,
+// pumping messages both ways, one in flight each way. Every operation started
+// is counted; the call is freed when none is left (the server side's done
+// notification is one of them).
+class Forward {
  public:
-  Forward(grpc::GenericCallbackServerContext* ctx, std::shared_ptr<grpc::Channel> channel,
-          ChannelCache& cache)
-      : up_(this), cache_(cache), one_request_(ctx->method() != kClientStreamingMethod) {
-    cache_.CallStarted();
-    upstream_ctx_.set_deadline(ctx->deadline());
+  static void Arm(MuxServer& m) {
+    if (!m.draining) new Forward(m);
+  }
+  ~Forward() {
+    m_.live.erase(this);
+    if (counted_) m_.cache.CallEnded();
+  }
+  void Cancel() {
+    if (up_) upstream_ctx_.TryCancel();
+  }
+
+ private:
+  // A tag whose completion is counted.
+  class Op final : public CqTag {
+   public:
+    Op(Forward* f, void (Forward::*fn)(bool)) : f_(f), fn_(fn) {}
+    void Done(bool ok) override {
+      Forward* f = f_;
+      --f->pending_;
+      (f->*fn_)(ok);
+      if (f->pending_ == 0) delete f;
+    }
+
+   private:
+    Forward* const f_;
+    void (Forward::*const fn_)(bool);
+  };
+
+  explicit Forward(MuxServer& m) : m_(m) {
+    m_.live.insert(this);
+    ctx_.AsyncNotifyWhenDone(&done_);
+    m_.generic.RequestCall(&ctx_, &stream_, m_.cq.get(), m_.cq.get(), &requested_);
+  }
+
+  // Counts an operation about to start; false once the queue is shutting down.
+  bool Go() {
+    if (m_.draining) return false;
+    ++pending_;
+    return true;
+  }
+
+  void OnRequested(bool ok) {
+    if (!ok || m_.draining) return;  // the server is shutting down: freed after the drain
+    Arm(m_);
+    pending_ = 1;  // the done notification, which comes once for a matched call
+    const std::string address = Metadata(ctx_, kMuxAddressKey);
+    const std::string name = Metadata(ctx_, kMuxNameKey);
+    if (address.empty() || name.empty() || ctx_.method().rfind("/herd.v1.", 0) != 0) {
+      if (Go()) {
+        stream_.Finish(
+            grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                         "herd mux: a call needs herd-agent-address and herd-agent-name"),
+            &herd_finished_);
+      }
+      return;
+    }
+    m_.cache.CallStarted();
+    counted_ = true;
+    one_request_ = ctx_.method() != kClientStreamingMethod;
+    upstream_ctx_.set_deadline(ctx_.deadline());
     // Headers leave with the first message, not in a packet of their own.
     upstream_ctx_.set_initial_metadata_corked(true);
-    grpc::GenericStub stub(std::move(channel));
-    stub.PrepareBidiStreamingCall(&upstream_ctx_, ctx->method(), grpc::StubOptions(), &up_);
-    up_.AddHold();  // released once herd has sent everything (or gave up)
-    StartRead(&from_herd_);
-    up_.StartRead(&from_agent_);
-    up_.StartCall();
+    grpc::GenericStub stub(m_.cache.Get(address, name));
+    up_ = stub.PrepareCall(&upstream_ctx_, ctx_.method(), m_.cq.get());
+    if (Go()) up_->StartCall(&up_started_);
+    ReadHerd();
+    ReadAgent();
+  }
+
+  void ReadHerd() {
+    if (Go()) stream_.Read(&from_herd_, &herd_read_);
+  }
+  void ReadAgent() {
+    if (Go()) up_->Read(&from_agent_, &agent_read_);
   }
 
   // herd -> mux
-  void OnReadDone(bool ok) override {
+  void OnHerdRead(bool ok) {
+    if (ok && one_request_ && sent_last_) {  // a second request where the method takes one
+      upstream_ctx_.TryCancel();
+      return;
+    }
     if (ok && one_request_) {
-      if (sent_last_) {  // a second request where the method takes one
-        upstream_ctx_.TryCancel();
-        ReleaseHold();
-        return;
-      }
       // The only request: it goes out with the end of the stream, so the
       // agent gets headers, message and half-close in one read.
       sent_last_ = true;
-      up_.StartWriteLast(&from_herd_, grpc::WriteOptions());
+      if (Go()) up_->WriteLast(from_herd_, grpc::WriteOptions(), &agent_written_);
       return;
     }
     if (ok) {
-      up_.StartWrite(&from_herd_);
+      if (Go()) up_->Write(from_herd_, &agent_written_);
       return;
     }
-    if (!one_request_) up_.StartWritesDone();
-    ReleaseHold();
+    // herd is done sending (no write to the agent is in flight here).
+    if (!sent_last_ && Go()) up_->WritesDone(&agent_writes_done_);
   }
-  // mux -> herd. The agent side holds (AddHold in Upstream::OnReadDone)
-  // while this write is in flight, so it cannot finish under us.
-  void OnWriteDone(bool ok) override {
+  // mux -> agent
+  void OnAgentWritten(bool ok) {
     if (ok) {
-      up_.StartRead(&from_agent_);
+      ReadHerd();
     } else {
-      upstream_ctx_.TryCancel();
-    }
-    up_.RemoveHold();
-  }
-  void OnCancel() override { upstream_ctx_.TryCancel(); }
-  void OnDone() override { Unref(); }
-
- private:
-  class Upstream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
-   public:
-    explicit Upstream(Forward* f) : f_(f) {}
-    void OnWriteDone(bool ok) override {
-      if (ok) {
-        f_->StartRead(&f_->from_herd_);
-      } else {
-        f_->ReleaseHold();
-      }
-    }
-    void OnReadDone(bool ok) override {
-      if (!ok) return;  // OnDone brings the status
-      AddHold();        // released when the write to herd is done
-      f_->StartWrite(&f_->from_agent_);
-    }
-    void OnDone(const grpc::Status& s) override { f_->UpstreamDone(s); }
-
-   private:
-    Forward* f_;
-  };
-
-  void ReleaseHold() {
-    if (!released_.exchange(true)) up_.RemoveHold();
-  }
-  // No write to herd can be in flight here (see OnWriteDone).
-  void UpstreamDone(const grpc::Status& s) {
-    Finish(s);
-    Unref();
-  }
-  void Unref() {
-    if (refs_.fetch_sub(1) == 1) {
-      ChannelCache& cache = cache_;
-      delete this;
-      cache.CallEnded();  // last: RunMux may destroy the cache once no call is active
+      upstream_ctx_.TryCancel();  // the agent's side ends; its Finish brings the status
     }
   }
+  // agent -> mux
+  void OnAgentRead(bool ok) {
+    if (ok) {
+      if (Go()) stream_.Write(from_agent_, &herd_written_);
+      return;
+    }
+    if (Go()) up_->Finish(&status_, &agent_finished_);
+  }
+  // mux -> herd
+  void OnHerdWritten(bool ok) {
+    if (ok) {
+      ReadAgent();
+    } else {
+      upstream_ctx_.TryCancel();  // herd is gone
+      ReadAgent();                // fails at once: then the agent's status is collected
+    }
+  }
+  // No write to herd is in flight here: reads from the agent wait for it.
+  void OnAgentFinished(bool) {
+    if (Go()) stream_.Finish(status_, &herd_finished_);
+  }
+  void OnDoneNotified(bool) {
+    if (ctx_.IsCancelled() && up_) upstream_ctx_.TryCancel();
+  }
+  void Ignore(bool) {}
 
   // Every agent method takes one request message except this one.
   static constexpr const char* kClientStreamingMethod = "/herd.v1.Agent/PutFile";
 
+  MuxServer& m_;
+  grpc::GenericServerContext ctx_;
+  grpc::GenericServerAsyncReaderWriter stream_{&ctx_};
   grpc::ClientContext upstream_ctx_;
-  Upstream up_;
-  ChannelCache& cache_;
-  const bool one_request_;
-  bool sent_last_ = false;  // herd -> agent reads and writes never overlap
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> up_;
   grpc::ByteBuffer from_herd_, from_agent_;
-  std::atomic<int> refs_{2};  // server side OnDone + upstream OnDone
-  std::atomic<bool> released_{false};
-};
-
-class MuxService final : public grpc::CallbackGenericService {
- public:
-  explicit MuxService(ChannelCache& cache) : cache_(cache) {}
-  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override {
-    const std::string address = Metadata(ctx, kMuxAddressKey);
-    const std::string name = Metadata(ctx, kMuxNameKey);
-    if (address.empty() || name.empty() || ctx->method().rfind("/herd.v1.", 0) != 0) {
-      class Refuse : public grpc::ServerGenericBidiReactor {
-       public:
-        Refuse() {
-          Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              "herd mux: a call needs herd-agent-address and herd-agent-name"));
-        }
-        void OnDone() override { delete this; }
-      };
-      return new Refuse;
-    }
-    return new Forward(ctx, cache_.Get(address, name), cache_);
-  }
-
- private:
-  ChannelCache& cache_;
+  grpc::Status status_;
+  int pending_ = 0;
+  bool counted_ = false, one_request_ = true, sent_last_ = false;
+  OpTag<Forward> requested_{this, &Forward::OnRequested};
+  Op done_{this, &Forward::OnDoneNotified};
+  Op up_started_{this, &Forward::Ignore};
+  Op herd_read_{this, &Forward::OnHerdRead};
+  Op agent_written_{this, &Forward::OnAgentWritten};
+  Op agent_writes_done_{this, &Forward::Ignore};
+  Op agent_read_{this, &Forward::OnAgentRead};
+  Op herd_written_{this, &Forward::OnHerdWritten};
+  Op agent_finished_{this, &Forward::OnAgentFinished};
+  Op herd_finished_{this, &Forward::Ignore};
 };
 
 }  // namespace
@@ -240,21 +278,37 @@ Status RunMux(const MuxOptions& opts, const std::atomic<bool>* stop) {
   }
   ::unlink(opts.socket_path.c_str());  // a stale socket of a mux that died
   ChannelCache cache(opts.transport);
-  MuxService service(cache);
+  MuxServer mux(cache);
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + opts.socket_path, grpc::InsecureServerCredentials());
-  builder.RegisterCallbackGenericService(&service);
+  builder.RegisterAsyncGenericService(&mux.generic);
+  mux.cq = builder.AddCompletionQueue();
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
   const mode_t old_umask = ::umask(077);  // the socket: owner only
   auto server = builder.BuildAndStart();
   ::umask(old_umask);
   if (!server) return Status(StatusCode::kUnavailable, "cannot listen on " + opts.socket_path);
+  Forward::Arm(mux);
+  std::thread serving([&] { ServeQueue(*mux.cq); });
+  // After the server's shutdown: the queue is shut down on its own thread
+  // (calls still going to agents are cancelled first), drained, and what is
+  // left is freed.
+  auto stop_serving = [&] {
+    StopQueue(*mux.cq, serving, [&] {
+      mux.draining = true;
+      for (Forward* f : mux.live) f->Cancel();
+    });
+    std::set<Forward*> left;
+    left.swap(mux.live);
+    for (Forward* f : left) delete f;
+  };
   ::chmod(opts.socket_path.c_str(), 0600);
   if (Status s =
           WriteFileAtomic(opts.socket_path + ".pid", std::to_string(::getpid()) + "\n", 0600);
       !s.ok()) {
     server->Shutdown();
+    stop_serving();
     return s;
   }
   // Bounded polling: the idle check and the stop flag, twice a second.
@@ -264,7 +318,7 @@ Status RunMux(const MuxOptions& opts, const std::atomic<bool>* stop) {
   ::unlink(opts.socket_path.c_str());
   ::unlink((opts.socket_path + ".pid").c_str());
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  cache.WaitNoCalls(std::chrono::seconds(10));
+  stop_serving();
   return Status::Ok();
 }
 
