@@ -149,7 +149,9 @@ class Forward {
     upstream_ctx_.set_initial_metadata_corked(true);
     grpc::GenericStub stub(m_.cache.Get(address, name));
     up_ = stub.PrepareCall(&upstream_ctx_, ctx_.method(), m_.cq.get());
-    if (Go()) up_->StartCall(&up_started_);
+    // Corked, StartCall only keeps the headers for the first write and never
+    // returns its tag (ClientAsyncReaderWriter::StartCallInternal): none is given.
+    up_->StartCall(nullptr);
     ReadHerd();
     ReadAgent();
   }
@@ -229,7 +231,6 @@ class Forward {
   bool counted_ = false, one_request_ = true, sent_last_ = false;
   OpTag<Forward> requested_{this, &Forward::OnRequested};
   Op done_{this, &Forward::OnDoneNotified};
-  Op up_started_{this, &Forward::Ignore};
   Op herd_read_{this, &Forward::OnHerdRead};
   Op agent_written_{this, &Forward::OnAgentWritten};
   Op agent_writes_done_{this, &Forward::Ignore};

@@ -10,6 +10,15 @@
 using namespace herd::testing;
 using namespace std::chrono_literals;
 
+namespace {
+// Gone, or a zombie waiting for whoever adopted it to reap it.
+bool Gone(pid_t pid) {
+  const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  const auto paren = stat.rfind(')');
+  return stat.empty() || (paren != std::string::npos && stat.substr(paren + 2, 1) == "Z");
+}
+}  // namespace
+
 TEST_CASE("herd mux forwards every kind of call as the caller, and stops cleanly",
           "[integration]") {
   ScopedTempDir dir;
@@ -66,14 +75,29 @@ TEST_CASE("herd mux forwards every kind of call as the caller, and stops cleanly
 
   auto stop = RunHerd({"mux", "stop"}, 30s, carol);
   CHECK(stop.exit_code == 0);
-  // Gone (or a zombie waiting for whoever adopted it to reap it).
-  CHECK(WaitFor(
-      [&] {
-        const std::string stat = ReadFile("/proc/" + std::to_string(mux_pid) + "/stat");
-        const auto paren = stat.rfind(')');
-        return stat.empty() || (paren != std::string::npos && stat.substr(paren + 2, 1) == "Z");
-      },
-      10s));
+  CHECK(WaitFor([&] { return Gone(mux_pid); }, 10s));
   CHECK_FALSE(std::filesystem::exists(pki + "/mux-carol.sock"));
   CHECK(RunHerd({"mux", "status"}, 30s, carol).exit_code == 3);
+}
+
+TEST_CASE("herd mux exits once idle after forwarding calls, every call freed", "[integration]") {
+  ScopedTempDir dir;
+  AgentProcess agent("node1");
+  REQUIRE(agent.ready());
+  const std::string inventory = WriteInventory(dir, {&agent});
+  const std::string pki = dir / "pki";
+  std::filesystem::copy(TestPkiDir(), pki);
+  const std::map<std::string, std::string> env = {{"HERD_PKI_DIR", pki}};
+  REQUIRE(RunHerd({"mux", "start", "--idle", "2s"}, 30s, env).exit_code == 0);
+  const pid_t mux_pid = std::stoi(ReadFile(pki + "/mux-admin.sock.pid"));
+  // A unary call, a streaming one, a client-streaming one, one refused.
+  CHECK(RunHerd({"-i", inventory, "ping", "all"}, 60s, env).exit_code == 0);
+  CHECK(RunHerd({"-i", inventory, "run", "all", "--", "echo", "hi"}, 60s, env).exit_code == 0);
+  WriteFile(dir / "src", "payload");
+  CHECK(RunHerd({"-i", inventory, "copy", "all", dir / "src", dir / "dst"}, 60s, env).exit_code ==
+        0);
+  CHECK(RunHerd({"-i", inventory, "run", "all", "--", "/nonexistent"}, 60s, env).exit_code == 2);
+  // Only a mux whose calls have all ended counts as idle.
+  CHECK(WaitFor([&] { return Gone(mux_pid); }, 30s));
+  CHECK_FALSE(std::filesystem::exists(pki + "/mux-admin.sock"));
 }

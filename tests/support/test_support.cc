@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -88,9 +89,10 @@ bool Reap(pid_t pid, std::chrono::milliseconds limit, int* status) {
 }  // namespace
 
 const std::string& TestPkiDir() {
-  static ScopedTempDir* dir = [] {
+  // Removed, CA key and all, when the test process exits.
+  static const std::unique_ptr<ScopedTempDir> dir = [] {
     pki_initializing_ = true;
-    auto* d = new ScopedTempDir();  // lives as long as the test process
+    auto d = std::make_unique<ScopedTempDir>();
     const std::string pki = *d / "pki";
     auto run = [&](std::vector<std::string> args) {
       args.insert(args.begin(), {"--pki-dir", pki});
