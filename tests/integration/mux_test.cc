@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <map>
+#include <tuple>
 
 #include "tests/support/test_support.h"
 
@@ -17,19 +19,25 @@ bool Gone(pid_t pid) {
   const auto paren = stat.rfind(')');
   return stat.empty() || (paren != std::string::npos && stat.substr(paren + 2, 1) == "Z");
 }
+
+// One agent, its inventory, and a private copy of the test PKI (the mux
+// socket lives in it, and a revocation must not touch other tests).
+struct MuxSetup {
+  ScopedTempDir dir;
+  AgentProcess agent{"node1"};
+  const std::string inventory = WriteInventory(dir, {&agent});
+  const std::string pki = dir / "pki";
+  const std::map<std::string, std::string> admin = {{"HERD_PKI_DIR", pki}};
+  MuxSetup() { std::filesystem::copy(TestPkiDir(), pki); }
+};
 }  // namespace
 
 TEST_CASE("herd mux forwards every kind of call as the caller, and stops cleanly",
           "[integration]") {
-  ScopedTempDir dir;
-  AgentProcess agent("node1");
-  REQUIRE(agent.ready());
-  const std::string inventory = WriteInventory(dir, {&agent});
-  // A private copy of the test PKI: the mux socket lives in it, and carol's
-  // revocation below must not touch other tests.
-  const std::string pki = dir / "pki";
-  std::filesystem::copy(TestPkiDir(), pki);
-  const std::map<std::string, std::string> admin = {{"HERD_PKI_DIR", pki}};
+  MuxSetup m;
+  REQUIRE(m.agent.ready());
+  const auto& [dir, agent, inventory, pki, admin] =
+      std::tie(m.dir, m.agent, m.inventory, m.pki, m.admin);
   REQUIRE(RunHerd({"cert", "issue", "carol", "--role", "operator"}, 30s, admin).exit_code == 0);
   auto carol = admin;
   carol["HERD_IDENTITY"] = "carol";
@@ -81,13 +89,9 @@ TEST_CASE("herd mux forwards every kind of call as the caller, and stops cleanly
 }
 
 TEST_CASE("herd mux exits once idle after forwarding calls, every call freed", "[integration]") {
-  ScopedTempDir dir;
-  AgentProcess agent("node1");
-  REQUIRE(agent.ready());
-  const std::string inventory = WriteInventory(dir, {&agent});
-  const std::string pki = dir / "pki";
-  std::filesystem::copy(TestPkiDir(), pki);
-  const std::map<std::string, std::string> env = {{"HERD_PKI_DIR", pki}};
+  MuxSetup m;
+  REQUIRE(m.agent.ready());
+  const auto& [dir, inventory, pki, env] = std::tie(m.dir, m.inventory, m.pki, m.admin);
   REQUIRE(RunHerd({"mux", "start", "--idle", "2s"}, 30s, env).exit_code == 0);
   const pid_t mux_pid = std::stoi(ReadFile(pki + "/mux-admin.sock.pid"));
   // A unary call, a streaming one, a client-streaming one, one refused.
