@@ -94,7 +94,7 @@ Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string&
       if (!(s = Duration(source, t["reload_interval"], &c.tls_reload)).ok()) return s;
       if (t["dir"]) {
         const std::string d = t["dir"].as<std::string>();
-        c.tls = {d + "/ca.crt", d + "/agent.crt", d + "/agent.key"};
+        c.tls = TlsFilesIn(d);
       }
       if (t["ca"]) c.tls.ca = t["ca"].as<std::string>();
       if (t["cert"]) c.tls.cert = t["cert"].as<std::string>();

@@ -5,12 +5,13 @@
 #include <map>
 #include <string>
 
+#include "common/defaults.h"
 #include "common/status.h"
 
 namespace herd::agent {
 
 struct ExecLimits {
-  std::chrono::milliseconds default_timeout{60'000};
+  std::chrono::milliseconds default_timeout = kDefaultCommandTimeout;
   std::chrono::milliseconds kill_grace{2'000};    // TERM, then KILL after this
   uint64_t max_output_bytes = 1 << 20;            // per stream, default
   uint64_t max_output_bytes_limit = 64ull << 20;  // a request may not ask for more
@@ -24,14 +25,6 @@ struct HealthLimits {
   double max_load_per_cpu = 4;  // 5-minute load average / CPUs
 };
 
-// mTLS material: the fleet CA that signs clients, and this agent's own pair.
-// All empty: <state_dir>/tls/{ca.crt,agent.crt,agent.key}, made by enrolment.
-struct TlsFiles {
-  std::string ca, cert, key;
-  bool complete() const { return !ca.empty() && !cert.empty() && !key.empty(); }
-  bool empty() const { return ca.empty() && cert.empty() && key.empty(); }
-};
-
 // Joining a fleet (see agent/enrollment.h).
 struct EnrollSettings {
   std::string token;       // one-time join token; "" reads or creates token_file
@@ -39,9 +32,10 @@ struct EnrollSettings {
 };
 
 struct AgentConfig {
-  std::string name;                               // fleet name (optional)
-  std::string listen = "127.0.0.1:7420";          // gRPC
-  std::string metrics_listen = "127.0.0.1:9420";  // Prometheus /metrics; "" disables
+  std::string name;                                                       // fleet name (optional)
+  std::string listen = "127.0.0.1:" + std::to_string(kDefaultAgentPort);  // gRPC
+  // Prometheus /metrics; "" disables
+  std::string metrics_listen = "127.0.0.1:" + std::to_string(kDefaultMetricsPort);
   std::string state_dir = "/var/lib/herd";
   std::map<std::string, std::string> labels;
   std::string log_format = "text";  // text | json
@@ -49,7 +43,7 @@ struct AgentConfig {
   std::string ready_file;  // written once both ports are bound
   ExecLimits exec;
   HealthLimits health;
-  TlsFiles tls;
+  TlsFiles tls;  // all empty: TlsFilesIn(<state_dir>/tls), made by enrolment
   std::chrono::milliseconds tls_reload{60'000};  // how often certificate files are re-read
   EnrollSettings enroll;
   bool plaintext = false;  // no TLS, every caller admin: refused unless listening on loopback

@@ -17,14 +17,17 @@
 #include <cstdio>
 #include <cstring>
 
-#include "agent/audit_log.h"
-#include "agent/authz.h"
-#include "agent/enrollment.h"
-#include "agent/exec_runner.h"
-#include "agent/host_info.h"
-#include "agent/metrics.h"
-#include "agent/service.h"
+#include "agent/agent_context.h"
+#include "agent/agent_service.h"
+#include "agent/exec/exec_runner.h"
+#include "agent/host/host_info.h"
+#include "agent/host/metrics.h"
+#include "agent/security/audit_log.h"
+#include "agent/security/authz.h"
+#include "agent/security/enrollment.h"
 #include "common/file.h"
+#include "common/method_name.h"
+#include "proto/rpc/call_queue.h"
 
 namespace herd::agent {
 namespace {
@@ -53,11 +56,17 @@ Result<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const AgentCo
   return grpc::experimental::TlsServerCredentials(opts);
 }
 
-// Where the TLS files are when the config names none.
-TlsFiles DefaultTlsFiles(const std::string& state_dir) {
-  const std::string d = state_dir + "/tls";
-  return {d + "/ca.crt", d + "/agent.crt", d + "/agent.key"};
-}
+// Counts every finished call in herd_grpc_requests_total, by short name.
+class RpcMetrics final : public rpc::RpcObserver {
+ public:
+  explicit RpcMetrics(AgentMetrics& m) : m_(m) {}
+  void OnRpcFinished(std::string_view method, grpc::StatusCode code) override {
+    m_.RecordRpc(ShortMethodName(method), static_cast<int>(code));
+  }
+
+ private:
+  AgentMetrics& m_;
+};
 
 std::string HostPart(const std::string& address) { return address.substr(0, address.rfind(':')); }
 
@@ -98,15 +107,19 @@ struct AgentServer::Impl {
       : config(std::move(c)),
         runner(config.exec.max_concurrent),
         metrics(config.state_dir),
-        audit(config.state_dir) {}
+        audit(config.state_dir),
+        rpc_metrics(metrics) {
+    audit.OnWriteError([this] { metrics.RecordAuditWriteError(); });
+  }
   AgentConfig config;
   ExecRunner runner;
   AgentMetrics metrics;
   AuditLog audit;
+  RpcMetrics rpc_metrics;
   std::unique_ptr<Enrollment> enrollment;
   std::unique_ptr<Authorizer> authz;
-  std::unique_ptr<AgentService> service;
-  std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<AgentContext> context;  // what the services' calls share
+  std::unique_ptr<rpc::Server> server;
   int lock_fd = -1;  // flock on <state_dir>/herdd.lock, held while running
   ~Impl() {
     if (lock_fd >= 0) ::close(lock_fd);
@@ -148,7 +161,7 @@ Status AgentServer::Start() {
   }
   if (!c.plaintext) {
     if (impl_->config.tls.empty()) {
-      impl_->config.tls = DefaultTlsFiles(c.state_dir);
+      impl_->config.tls = TlsFilesIn(c.state_dir + "/tls");
       if (::mkdir((c.state_dir + "/tls").c_str(), 0700) != 0 && errno != EEXIST) {
         return Status::Internal("cannot create " + c.state_dir + "/tls: " + std::strerror(errno));
       }
@@ -202,24 +215,25 @@ Status AgentServer::BuildGrpc() {
   if (!creds.ok()) return creds.status();
   // Once a first enrolment's reply is sent, herdd restarts in place with the
   // fleet certificate (SIGHUP to its main thread, which owns the server).
-  impl_->service =
-      std::make_unique<AgentService>(c, impl_->runner, impl_->metrics, *impl_->authz, impl_->audit,
-                                     impl_->enrollment.get(), [] { ::kill(::getpid(), SIGHUP); });
+  impl_->context.reset(new AgentContext{c, impl_->runner, impl_->metrics, *impl_->authz,
+                                        impl_->audit, impl_->enrollment.get(),
+                                        [] { ::kill(::getpid(), SIGHUP); }});
+  impl_->server = std::make_unique<rpc::Server>(&impl_->rpc_metrics);
+  // One line per service.
+  impl_->server->Add(std::make_unique<AgentService>(*impl_->context));
+
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(c.listen, *creds, &port);
-  impl_->service->Register(builder);
   builder.SetMaxReceiveMessageSize(4 << 20);
   // Per-connection bookkeeping herdd doesn't use: channelz nodes and BDP pings.
   builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
   // A second herdd on the same port must fail, not share it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  impl_->server = builder.BuildAndStart();
-  if (!impl_->server || port == 0) {
+  if (Status s = impl_->server->Start(builder); !s.ok() || port == 0) {
     return Status(StatusCode::kUnavailable, "cannot listen for gRPC on " + c.listen);
   }
-  impl_->service->Start();
   grpc_address_ = HostPart(c.listen) + ":" + std::to_string(port);
   return Status::Ok();
 }
@@ -228,8 +242,7 @@ void AgentServer::Shutdown() {
   if (!impl_->server) return;
   spdlog::info("shutting down: stopping {} running command(s)", impl_->runner.running());
   impl_->runner.KillAll();
-  impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  impl_->service->Stop();
+  impl_->server->Shutdown(std::chrono::seconds(2));
   impl_->server.reset();
   spdlog::info("stopped");
 }

@@ -1,12 +1,17 @@
 // AgentClient: one host's management API, asynchronous, behind a herd
-// interface so the fan-out engine never sees gRPC (and so relays or fakes can
-// stand in for it).
+// interface so that the fan-out engine never sees gRPC, and so that relays
+// or fakes can stand in for it (tests/support/fakes.h).
 //
-// Callback contract: every method calls `done` exactly once, on an arbitrary
-// thread owned by the transport (never the caller's thread re-entrantly), and
-// never after the client is destroyed... callers keep the client alive until
-// `done` has fired. `on_output` callbacks of one call are serialised and all
-// happen before that call's `done`. Callbacks must not block.
+// A call is data: the method's full name, its shape, the serialised request
+// and, for client streaming, the messages that follow. Replies come back
+// serialised; the command that asked knows their type (control/tasks.h).
+//
+// Callback contract: Start calls `done` exactly once, on an arbitrary thread
+// owned by the transport (never re-entrantly on the caller's thread), and
+// never after the client is destroyed: callers keep the client alive until
+// `done` has fired. `on_message` calls of one call are serialised, in the
+// order the agent sent them, and all happen before that call's `done`.
+// Callbacks must not block.
 #pragma once
 
 #include <chrono>
@@ -15,57 +20,64 @@
 #include <string>
 
 #include "common/status.h"
-#include "herd/v1/agent.pb.h"
 
 namespace herd::control {
 
-struct CallOptions {
-  std::chrono::system_clock::time_point deadline;
+enum class CallShape {
+  kUnary,         // one request, one reply
+  kServerStream,  // one request, replies until the end (Exec)
+  kClientStream,  // the request, then `stream`'s messages, one reply (PutFile)
 };
 
-// Error Statuses use kUnavailable for "could not reach the agent",
-// kDeadlineExceeded for "no complete answer in time"; anything else means the
-// agent answered with an error.
+// The messages a client-streaming call sends after its request, made on
+// demand, so that an upload is never held as messages. Shared by every
+// host's call: const and thread-safe.
+class StreamSource {
+ public:
+  virtual ~StreamSource() = default;
+  // Serialises message `index` (0-based) into *out; false after the last.
+  virtual bool Message(size_t index, std::string* out) const = 0;
+};
+
+struct CallSpec {
+  std::string method;  // full name, "/herd.v1.Agent/Exec"
+  CallShape shape = CallShape::kUnary;
+  std::shared_ptr<const std::string> request;  // the (first) request message, serialised
+  std::shared_ptr<const StreamSource> stream;  // kClientStream: what follows `request`
+  std::chrono::milliseconds timeout{10'000};   // the call's deadline, from its start
+};
+
+// How one call ended.
+struct CallEnd {
+  // Ok, or why not. kUnavailable: the agent could not be reached (or the
+  // connection broke); kDeadlineExceeded: no complete answer in time;
+  // anything else: the agent answered with that error.
+  Status status;
+  // Reply messages received. More than zero with an error status means the
+  // agent had answered before the call failed (output, then a broken
+  // connection or the deadline).
+  size_t messages = 0;
+  // From Start to the end; zero for a call never started.
+  std::chrono::microseconds elapsed{0};
+  // Set by the executor, never by a transport: the call was never started
+  // (interrupted first); it ended after the operator interrupted (calls in
+  // flight are cancelled then, so unless it succeeded it counts as cancelled).
+  bool started = true;
+  bool interrupted = false;
+};
+
 class AgentClient {
  public:
+  using MessageFn = std::function<void(std::string message)>;
+  using DoneFn = std::function<void(CallEnd end)>;
   virtual ~AgentClient() = default;
 
-  template <typename T>
-  using Done = std::function<void(Result<T>)>;
-
-  virtual void Info(const CallOptions& opts, Done<v1::InfoReply> done) = 0;
-  virtual void Facts(const CallOptions& opts, Done<v1::FactsReply> done) = 0;
-  virtual void Health(const CallOptions& opts, Done<v1::HealthReply> done) = 0;
-  // `answered` in the result is implied: if any ExecEvent arrived before an
-  // error, the error Status message is prefixed with "answered: ".
-  virtual void Exec(const v1::ExecRequest& req, const CallOptions& opts,
-                    std::function<void(const v1::ExecEvent&)> on_output,
-                    Done<v1::ExecResult> done) = 0;
-  // Streams `content` (shared, not copied) in chunks after `header`.
-  virtual void PutFile(const v1::PutFileHeader& header, std::shared_ptr<const std::string> content,
-                       const CallOptions& opts, Done<v1::PutFileReply> done) = 0;
-  virtual void ReadAudit(const v1::ReadAuditRequest& req, const CallOptions& opts,
-                         Done<v1::ReadAuditReply> done) = 0;
-  virtual void SetRevocations(const v1::SetRevocationsRequest& req, const CallOptions& opts,
-                              Done<v1::SetRevocationsReply> done) = 0;
-  virtual void BeginEnroll(const v1::BeginEnrollRequest& req, const CallOptions& opts,
-                           Done<v1::BeginEnrollReply> done) = 0;
-  virtual void CompleteEnroll(const v1::CompleteEnrollRequest& req, const CallOptions& opts,
-                              Done<v1::CompleteEnrollReply> done) = 0;
+  // Starts `call`; `call` and what it points to may be released once Start
+  // returns (the client keeps what it needs).
+  virtual void Start(const CallSpec& call, MessageFn on_message, DoneFn done) = 0;
   // Best-effort cancel of every call in flight; their `done` still fires.
   virtual void CancelAll() = 0;
 };
-
-// Settings for how the CLI reaches agents. Security (mTLS) plugs in here and
-// nowhere else.
-struct TransportOptions {
-  bool plaintext = false;         // development only: agents started with --plaintext
-  std::string ca_pem;             // fleet CA: agents must present a certificate it signed
-  std::string cert_pem, key_pem;  // this caller's identity (its role is inside the cert)
-};
-
-// Loads the identity NAME (NAME.crt, NAME.key) and ca.crt from a PKI folder.
-Result<TransportOptions> LoadIdentity(const std::string& pki_dir, const std::string& name);
 
 class AgentClientFactory {
  public:
@@ -74,9 +86,5 @@ class AgentClientFactory {
   virtual std::unique_ptr<AgentClient> Connect(const std::string& address,
                                                const std::string& name) = 0;
 };
-
-std::unique_ptr<AgentClientFactory> MakeGrpcClientFactory(const TransportOptions& opts);
-// Clients that reach agents through a running `herd mux` (control/mux.h).
-std::unique_ptr<AgentClientFactory> MakeMuxClientFactory(const std::string& socket_path);
 
 }  // namespace herd::control

@@ -2,29 +2,24 @@
 
 #include <grpc/grpc_security_constants.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/security/tls_certificate_verifier.h>
-#include <grpcpp/security/tls_credentials_options.h>
+#include <sys/stat.h>
 
+#include <cctype>
 #include <thread>
 
-#include "control/grpc_util.h"
+#include "common/duration.h"
+#include "common/file.h"
+#include "common/key_value.h"
+#include "control/inventory.h"
 #include "herd/v1/agent.grpc.pb.h"
+#include "proto/rpc/status_map.h"
+#include "proto/rpc/transport.h"
 
 namespace herd::control {
 namespace {
 
-// TLS that accepts any server certificate: the join-token proof checked
-// below is what authenticates the agent during enrolment.
-std::shared_ptr<grpc::ChannelCredentials> EnrolmentCredentials() {
-  grpc::experimental::TlsChannelCredentialsOptions opts;
-  opts.set_verify_server_certs(false);
-  opts.set_check_call_host(false);
-  opts.set_certificate_verifier(std::make_shared<grpc::experimental::NoOpCertificateVerifier>());
-  return grpc::experimental::TlsCredentials(opts);
-}
-
 Status CallError(const grpc::Status& s, const std::string& what, const std::string& address) {
-  Status st = FromGrpc(s);
+  Status st = rpc::FromGrpc(s);
   if (st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kDeadlineExceeded) {
     return Status(StatusCode::kUnavailable,
                   address + ": cannot reach the agent (is herdd running there?): " + st.message());
@@ -45,11 +40,11 @@ Result<EnrollResult> EnrollAgent(const EnrollRequest& req, const FleetCa& ca) {
   auto spec = AgentCertSpec(req.name, req.days);
   if (!spec.ok()) return spec.status();
   if (req.token.empty()) return Status::Invalid("a join token is needed (--token)");
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-  auto channel =
-      grpc::CreateCustomChannel(ChannelTarget(req.address), EnrolmentCredentials(), args);
-  auto stub = v1::Agent::NewStub(channel);
+  // TLS that accepts any server certificate: the join-token proof checked
+  // below is what authenticates the agent during enrolment.
+  rpc::ChannelSpec channel;
+  channel.address = req.address;
+  auto stub = v1::Agent::NewStub(rpc::MakeChannel(channel, rpc::EnrolmentCredentials()));
   const auto deadline = std::chrono::system_clock::now() + req.timeout;
 
   v1::BeginEnrollRequest hello;
@@ -101,13 +96,16 @@ Result<EnrollResult> EnrollAgent(const EnrollRequest& req, const FleetCa& ca) {
 }
 
 Status WaitForMtls(const std::string& address, const std::string& name,
-                   const TransportOptions& identity, std::chrono::milliseconds timeout) {
-  auto creds = MakeCredentials(identity);
+                   const rpc::TransportOptions& identity, std::chrono::milliseconds timeout) {
+  auto creds = rpc::MakeCredentials(identity);
+  rpc::ChannelSpec channel;
+  channel.address = address;
+  channel.tls_name = name;
   const auto until = std::chrono::steady_clock::now() + timeout;
   grpc::Status last;
   for (int attempt = 0; std::chrono::steady_clock::now() < until && attempt < 1000; ++attempt) {
     // A new channel each time: a failed handshake must not be cached.
-    auto stub = v1::Agent::NewStub(MakeChannel(address, name, creds, true));
+    auto stub = v1::Agent::NewStub(rpc::MakeChannel(channel, creds));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
     v1::InfoReply reply;
@@ -117,6 +115,121 @@ Status WaitForMtls(const std::string& address, const std::string& name,
   }
   return Status(StatusCode::kUnavailable, address + ": enrolled, but mTLS as " + name +
                                               " did not answer in time: " + last.error_message());
+}
+
+namespace {
+
+// Everything checked before the device is touched: a failure found after
+// enrolling would leave an enrolled agent nobody can address.
+Status Prepare(const EnrollOptions& opts, EnrollRequest* req, Host* host, FleetCa* ca) {
+  req->name = opts.name;
+  req->days = opts.days;
+  req->token = opts.token;
+  if (!opts.token_file.empty()) {
+    auto t = ReadFileToString(opts.token_file);
+    if (!t.ok()) return Status::Invalid("--token-file: " + t.status().message());
+    req->token = *t;
+    while (!req->token.empty() && std::isspace(static_cast<unsigned char>(req->token.back()))) {
+      req->token.pop_back();
+    }
+  }
+  if (req->token.empty()) {
+    return Status::Invalid(
+        "enroll needs the join token: --token-file FILE, $HERD_JOIN_TOKEN or --token");
+  }
+  auto address = NormaliseAddress(opts.address);
+  if (!address.ok()) return Status::Invalid("enroll: " + address.status().message());
+  req->address = *address;
+  *host = Host{req->name, req->address, {}, ""};
+  if (!opts.metrics.empty()) {
+    auto m = NormaliseAddress(opts.metrics, kDefaultMetricsPort);
+    if (!m.ok()) return Status::Invalid("--metrics: " + m.status().message());
+    host->metrics = *m;
+  }
+  for (const auto& text : opts.labels) {
+    auto kv = ParseKeyValue(text);
+    if (!kv.ok()) return Status::Invalid("--labels " + kv.status().message());
+    host->labels[kv->first] = kv->second;
+  }
+  auto fleet_ca = LoadFleetCa(opts.pki_dir);
+  if (!fleet_ca.ok()) return fleet_ca.status();
+  *ca = std::move(*fleet_ca);
+  if (!opts.add_to_inventory) return Status::Ok();
+  struct stat st {};
+  if (::stat(opts.inventory_path.c_str(), &st) == 0) {
+    auto inv = LoadInventory(opts.inventory_path);
+    if (!inv.ok()) return inv.status();
+    if (const Host* h = inv->FindHost(req->name); h && h->address != req->address) {
+      return Status::Invalid(opts.inventory_path + " already has a host named " + req->name +
+                             " at " + h->address + "; choose another --name");
+    }
+  }
+  if (Status s = CheckInventoryWritable(opts.inventory_path); !s.ok()) {
+    return Status(s.code(), s.message() + " (nothing was enrolled; -i FILE or --no-inventory)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+EnrollReport EnrollDevice(const EnrollOptions& opts) {
+  EnrollReport report;
+  auto fail = [&](ExitCode exit, Status s) {
+    report.exit = exit;
+    report.status = std::move(s);
+    return report;
+  };
+  EnrollRequest req;
+  Host host;
+  FleetCa ca;
+  if (Status s = Prepare(opts, &req, &host, &ca); !s.ok()) return fail(ExitCode::kHerdError, s);
+  auto res = EnrollAgent(req, ca);
+  if (!res.ok()) {
+    return fail(res.status().code() == StatusCode::kUnavailable ? ExitCode::kHostUnreachable
+                                                                : ExitCode::kHostFailed,
+                res.status());
+  }
+  report.name = req.name;
+  report.address = req.address;
+  report.hostname = res->hostname;
+  report.cert = res->cert;
+  report.inventory_note = "not added to the inventory (--no-inventory)";
+  if (opts.add_to_inventory) {
+    Status s = AddHostToInventoryFile(opts.inventory_path, host);
+    if (s.code() == StatusCode::kAlreadyExists) {
+      report.inventory_note = "already in " + opts.inventory_path;
+    } else if (!s.ok()) {
+      return fail(ExitCode::kHerdError,
+                  Status(s.code(), "enrolled, but the inventory was not updated: " + s.message()));
+    } else {
+      report.inventory_note = "added to " + opts.inventory_path;
+    }
+  }
+  report.serving = "not waited for (--no-wait)";
+  if (opts.wait) {
+    auto id = rpc::LoadIdentity(opts.pki_dir, opts.identity);
+    if (!id.ok()) {
+      report.serving = "not checked (no identity '" + opts.identity + "' to check with)";
+    } else {
+      Status s = WaitForMtls(req.address, req.name, *id,
+                             std::chrono::seconds(res->reload_seconds) + std::chrono::seconds(15));
+      if (!s.ok()) return fail(ExitCode::kHerdError, s);
+      report.serving = "serving mTLS";
+    }
+  }
+  return report;
+}
+
+Record EnrollRecord(const EnrollReport& r) {
+  const std::string until = UtcDate(r.cert.not_after);
+  Record rec;
+  rec.json = {{"host", r.name},     {"address", r.address},   {"serial", r.cert.serial},
+              {"not_after", until}, {"hostname", r.hostname}, {"inventory", r.inventory_note},
+              {"status", r.serving}};
+  rec.text = "enrolled " + r.name + " at " + r.address + " (device " + r.hostname +
+             "): certificate " + r.cert.serial + " valid until " + until + "; " + r.inventory_note +
+             "; " + r.serving;
+  return rec;
 }
 
 }  // namespace herd::control

@@ -7,19 +7,18 @@
 namespace herd::control {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
+// What a transport callback hands to the engine thread.
 struct Event {
   size_t index;
   bool finished;
-  bool is_stderr;
-  std::string data;
-  HostResult result;
+  std::string message;  // a reply message (!finished)
+  CallEnd end;          // how the call ended (finished)
 };
 
-// Transport threads push, the engine thread pops.
+// Transport threads push, the engine thread takes.
 class Collector {
  public:
+  explicit Collector(const Clock& clock) : clock_(clock) {}
   void Push(Event e) {
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -30,144 +29,141 @@ class Collector {
   // Waits up to `wait` for events; returns all queued ones.
   std::deque<Event> Take(std::chrono::milliseconds wait) {
     std::unique_lock<std::mutex> l(mu_);
-    cv_.wait_for(l, wait, [&] { return !events_.empty(); });
+    clock_.WaitFor(l, cv_, wait, [&] { return !events_.empty(); });
     std::deque<Event> out;
     out.swap(events_);
     return out;
   }
 
  private:
+  const Clock& clock_;
   std::mutex mu_;  // guards events_
   std::condition_variable cv_;
   std::deque<Event> events_;
 };
 
-class Sink : public HostSink {
- public:
-  Sink(std::shared_ptr<Collector> c, size_t index) : c_(std::move(c)), index_(index) {}
-  void Output(bool is_stderr, std::string data) override {
-    c_->Push(Event{index_, false, is_stderr, std::move(data), {}});
-  }
-  void Finish(HostResult result) override {
-    c_->Push(Event{index_, true, false, {}, std::move(result)});
-  }
-
- private:
-  std::shared_ptr<Collector> c_;
-  size_t index_;
+// One host's call as the engine tracks it.
+struct Slot {
+  std::unique_ptr<AgentClient> client;  // kept until its `done` has fired
+  Clock::time_point started{};
+  size_t messages = 0;
+  bool finished = false;    // its OnDone was reported
+  bool done_fired = false;  // the transport's `done` came (the client may go)
 };
-
-void Append(std::string* buf, std::string_view data, size_t cap, bool* truncated) {
-  if (buf->size() >= cap) {
-    *truncated = *truncated || !data.empty();
-    return;
-  }
-  size_t n = std::min(cap - buf->size(), data.size());
-  buf->append(data.data(), n);
-  if (n < data.size()) *truncated = true;
-}
 
 }  // namespace
 
-std::vector<HostResult> FanOut::Run(const std::vector<const Host*>& hosts, const HostTask& task,
-                                    Reporter& reporter) {
+void LocalExecutor::Run(const std::vector<const Host*>& hosts, const Operation& op,
+                        OperationListener& listener) {
+  const Clock& clock = *opts_.clock;
   const size_t n = hosts.size();
   const size_t forks = std::max<size_t>(1, opts_.forks);
-  auto collector = std::make_shared<Collector>();
-  std::vector<HostResult> results(n);
-  std::vector<std::string> out_buf(n), err_buf(n);
-  std::vector<char> out_truncated(n, 0);
-  std::vector<std::unique_ptr<AgentClient>> clients(n);
-  std::vector<Clock::time_point> started(n);
-  std::vector<bool> finished(n, false);
-
-  const auto t0 = Clock::now();
+  // Shared with the callbacks, which may outlive this frame only until the
+  // clients they belong to are destroyed below.
+  auto collector = std::make_shared<Collector>(clock);
+  std::vector<Slot> slots(n);
+  const auto t0 = clock.Now();
   auto next_progress = t0 + opts_.progress_every;
   size_t next = 0, in_flight = 0, done = 0;
   bool cancelled = false;
-  Progress progress;
-  progress.total = n;
-  reporter.OnStart(n);
 
-  auto finish = [&](size_t i, HostResult r) {
-    r.host = hosts[i]->name;
-    r.address = hosts[i]->address;
-    if (r.attempts == 0 && r.outcome != Outcome::kSkipped && r.outcome != Outcome::kCancelled) {
-      r.attempts = 1;
-    }
-    if (clients[i]) {
-      r.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started[i]);
-    }
-    if (opts_.collect_output_bytes > 0) {
-      if (r.stdout_data.empty()) r.stdout_data = std::move(out_buf[i]);
-      if (r.stderr_data.empty()) r.stderr_data = std::move(err_buf[i]);
-      r.output_truncated = r.output_truncated || out_truncated[i];
-    }
-    finished[i] = true;
+  auto finish = [&](size_t i, CallEnd end) {
+    slots[i].finished = true;
     ++done;
-    progress.tally.Add(r.outcome);
-    results[i] = std::move(r);
-    reporter.OnResult(results[i]);
+    listener.OnDone(i, std::move(end));
+  };
+  auto elapsed_of = [&](size_t i) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(clock.Now() - slots[i].started);
   };
 
   while (done < n) {
-    const bool stop = opts_.interrupted && opts_.interrupted->load();
-    if (stop && !cancelled) {
+    if (opts_.interrupted && opts_.interrupted->load() && !cancelled) {
       cancelled = true;
-      for (size_t i = 0; i < n; ++i) {
-        if (clients[i] && !finished[i]) clients[i]->CancelAll();
+      for (auto& s : slots) {
+        if (s.client && !s.finished) s.client->CancelAll();
       }
       for (; next < n; ++next) {
-        HostResult r;
-        r.outcome = Outcome::kCancelled;
-        r.message = "not started: interrupted";
-        r.error_code = "cancelled";
-        finish(next, std::move(r));
+        CallEnd end;
+        end.status = Status(StatusCode::kUnavailable, "not started: interrupted");
+        end.started = false;
+        end.interrupted = true;
+        finish(next, std::move(end));
       }
     }
     while (!cancelled && in_flight < forks && next < n) {
       const size_t i = next++;
-      clients[i] = factory_.Connect(hosts[i]->address, hosts[i]->name);
-      started[i] = Clock::now();
-      CallOptions call;
-      call.deadline = std::chrono::system_clock::now() + opts_.timeout;
+      Slot& s = slots[i];
+      s.client = factory_.Connect(hosts[i]->address, hosts[i]->name);
+      s.started = clock.Now();
       ++in_flight;
-      task(*hosts[i], *clients[i], call, std::make_shared<Sink>(collector, i));
+      CallSpec call = op.call;
+      if (auto it = op.request_for.find(hosts[i]->name); it != op.request_for.end()) {
+        call.request = it->second;
+      }
+      s.client->Start(
+          call,
+          [collector, i](std::string m) {
+            collector->Push({i, false, std::move(m), {}});
+          },
+          [collector, i](CallEnd end) {
+            collector->Push({i, true, {}, std::move(end)});
+          });
     }
     if (done >= n) break;
-    for (auto& e : collector->Take(std::chrono::milliseconds(50))) {
-      if (finished[e.index]) continue;
+
+    // Sleep until an event, the next deadline, or the next look at the flag.
+    const auto now = clock.Now();
+    auto wake = now + opts_.poll;
+    for (size_t i = 0; i < next; ++i) {
+      const Slot& s = slots[i];
+      if (s.client && !s.finished) {
+        wake = std::min(wake, s.started + op.call.timeout + opts_.deadline_grace);
+      }
+    }
+    const auto wait = std::max(std::chrono::milliseconds(0),
+                               std::chrono::duration_cast<std::chrono::milliseconds>(wake - now));
+    for (auto& e : collector->Take(wait)) {
+      Slot& s = slots[e.index];
       if (!e.finished) {
-        if (opts_.collect_output_bytes > 0) {
-          bool truncated = out_truncated[e.index];
-          Append(e.is_stderr ? &err_buf[e.index] : &out_buf[e.index], e.data,
-                 opts_.collect_output_bytes, &truncated);
-          out_truncated[e.index] = truncated;
-        }
-        reporter.OnOutput(*hosts[e.index], e.is_stderr, e.data);
+        ++s.messages;
+        if (!s.finished) listener.OnMessage(e.index, std::move(e.message));
         continue;
       }
-      if (cancelled && e.result.outcome != Outcome::kOk) {
-        e.result.outcome = Outcome::kCancelled;
-        e.result.message = "interrupted: the call was cancelled";
-        e.result.error_code = "cancelled";
+      s.done_fired = true;
+      if (!s.finished) {
+        --in_flight;
+        e.end.interrupted = cancelled;
+        finish(e.index, std::move(e.end));
       }
-      --in_flight;
-      finish(e.index, std::move(e.result));
-      clients[e.index].reset();
+      s.client.reset();
     }
-    const auto now = Clock::now();
-    if (now >= next_progress) {
-      next_progress = now + opts_.progress_every;
-      progress.done = done;
-      progress.in_flight = in_flight;
-      progress.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now - t0);
-      reporter.OnProgress(progress);
+
+    // A call the transport has not ended well past its deadline is ended
+    // here; its client stays until its own `done` comes.
+    const auto after = clock.Now();
+    for (size_t i = 0; i < next; ++i) {
+      Slot& s = slots[i];
+      if (!s.client || s.finished || after < s.started + op.call.timeout + opts_.deadline_grace) {
+        continue;
+      }
+      s.client->CancelAll();
+      --in_flight;
+      CallEnd end;
+      end.status = Status(StatusCode::kDeadlineExceeded, "no answer before the deadline");
+      end.messages = s.messages;
+      end.elapsed = elapsed_of(i);
+      end.interrupted = cancelled;
+      finish(i, std::move(end));
+    }
+    if (after >= next_progress) {
+      next_progress = after + opts_.progress_every;
+      listener.OnProgress(done, in_flight,
+                          std::chrono::duration_cast<std::chrono::milliseconds>(after - t0));
     }
   }
-  reporter.OnFinish(results,
-                    std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0));
-  return results;
+  // Clients of calls ended by their deadline wait (bounded, in their
+  // destructors) for the transport's own `done`.
+  slots.clear();
 }
 
 }  // namespace herd::control

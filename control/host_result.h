@@ -43,14 +43,16 @@ struct HostResult {
   nlohmann::json data;  // structured payload for -o json (facts, health, ...)
 };
 
-// Exit codes are a contract with scripts and CI.
+// Every exit code herd has: a contract with scripts and CI, listed in the
+// README's table.
 enum class ExitCode : int {
-  kOk = 0,
-  kHerdError = 1,
-  kHostFailed = 2,
-  kHostUnreachable = 4,
-  kFailedAndUnreachable = 6,
-  kInterrupted = 130,
+  kOk = 0,                    // every host ok (mux status: running)
+  kHerdError = 1,             // herd's own error: flags, inventory, selector, local files
+  kHostFailed = 2,            // some host failed (non-zero exit, timeout, refused request)
+  kNotRunning = 3,            // mux status: no mux is running
+  kHostUnreachable = 4,       // some host unreachable
+  kFailedAndUnreachable = 6,  // both 2 and 4
+  kInterrupted = 130,         // Ctrl-C
 };
 
 ExitCode ComputeExitCode(const std::vector<HostResult>& results);

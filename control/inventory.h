@@ -6,12 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "common/defaults.h"
 #include "common/status.h"
 
 namespace herd::control {
-
-inline constexpr int kDefaultAgentPort = 7420;
-inline constexpr int kDefaultMetricsPort = 9420;
 
 struct Host {
   std::string name;

@@ -16,8 +16,9 @@
 #include <thread>
 
 #include "common/file.h"
-#include "control/grpc_util.h"
-#include "cq_tag.h"
+#include "proto/rpc/agent_methods.h"
+#include "proto/rpc/call_queue.h"
+#include "proto/rpc/transport.h"
 
 namespace herd::control {
 namespace {
@@ -28,12 +29,17 @@ using Clock = std::chrono::steady_clock;
 // bookkeeping for the idle exit.
 class ChannelCache {
  public:
-  explicit ChannelCache(const TransportOptions& t)
-      : creds_(MakeCredentials(t)), tls_(!t.plaintext) {}
+  explicit ChannelCache(const rpc::TransportOptions& t)
+      : creds_(rpc::MakeCredentials(t)), tls_(!t.plaintext) {}
   std::shared_ptr<grpc::Channel> Get(const std::string& address, const std::string& name) {
     std::lock_guard<std::mutex> l(mu_);
     auto& ch = channels_[{address, name}];
-    if (!ch) ch = MakeChannel(address, name, creds_, tls_);
+    if (!ch) {
+      rpc::ChannelSpec spec;
+      spec.address = address;
+      if (tls_) spec.tls_name = name;
+      ch = rpc::MakeChannel(spec, creds_);
+    }
     return ch;
   }
   void CallStarted() {
@@ -60,20 +66,6 @@ class ChannelCache {
   Clock::time_point last_ = Clock::now();
 };
 
-// The mux's serving side: one thread runs the completion queue, which
-// carries both the calls from herd and the calls to the agents, so a
-// forwarded call never changes threads.
-struct MuxServer {
-  explicit MuxServer(ChannelCache& c) : cache(c) {}
-  ChannelCache& cache;
-  grpc::AsyncGenericService generic;
-  std::unique_ptr<grpc::ServerCompletionQueue> cq;
-  // Set on the serving thread when the queue is shut down: no operation
-  // starts after that, and what is left is freed after the drain.
-  bool draining = false;
-  std::set<class Forward*> live;  // serving thread only (and before / after it)
-};
-
 std::string Metadata(const grpc::GenericServerContext& ctx, const char* key) {
   auto it = ctx.client_metadata().find(key);
   return it == ctx.client_metadata().end() ? "" : std::string(it->second.data(), it->second.size());
@@ -83,22 +75,23 @@ std::string Metadata(const grpc::GenericServerContext& ctx, const char* key) {
 // pumping messages both ways, one in flight each way. Every operation started
 // is counted; the call is freed when none is left (the server side's done
 // notification is one of them).
-class Forward {
+class Forward final : public rpc::LiveCall {
  public:
-  static void Arm(MuxServer& m) {
-    if (!m.draining) new Forward(m);
+  static void Arm(rpc::CallQueue& q, grpc::AsyncGenericService& generic, ChannelCache& cache) {
+    if (!q.draining()) new Forward(q, generic, cache);
   }
-  ~Forward() {
-    m_.live.erase(this);
-    if (counted_) m_.cache.CallEnded();
-  }
-  void Cancel() {
-    if (up_) upstream_ctx_.TryCancel();
+  ~Forward() override {
+    if (counted_) cache_.CallEnded();
   }
 
  private:
+  // As the queue shuts down: the call to the agent is cancelled.
+  void OnDrain() override {
+    if (up_) upstream_ctx_.TryCancel();
+  }
+
   // A tag whose completion is counted.
-  class Op final : public CqTag {
+  class Op final : public rpc::CqTag {
    public:
     Op(Forward* f, void (Forward::*fn)(bool)) : f_(f), fn_(fn) {}
     void Done(bool ok) override {
@@ -113,22 +106,22 @@ class Forward {
     void (Forward::*const fn_)(bool);
   };
 
-  explicit Forward(MuxServer& m) : m_(m) {
-    m_.live.insert(this);
+  Forward(rpc::CallQueue& q, grpc::AsyncGenericService& generic, ChannelCache& cache)
+      : LiveCall(q), generic_(generic), cache_(cache) {
     ctx_.AsyncNotifyWhenDone(&done_);
-    m_.generic.RequestCall(&ctx_, &stream_, m_.cq.get(), m_.cq.get(), &requested_);
+    generic_.RequestCall(&ctx_, &stream_, q.cq(), q.cq(), &requested_);
   }
 
   // Counts an operation about to start; false once the queue is shutting down.
   bool Go() {
-    if (m_.draining) return false;
+    if (queue_.draining()) return false;
     ++pending_;
     return true;
   }
 
   void OnRequested(bool ok) {
-    if (!ok || m_.draining) return;  // the server is shutting down: freed after the drain
-    Arm(m_);
+    if (!ok || queue_.draining()) return;  // the server is shutting down: freed by the queue
+    Arm(queue_, generic_, cache_);
     pending_ = 1;  // the done notification, which comes once for a matched call
     const std::string address = Metadata(ctx_, kMuxAddressKey);
     const std::string name = Metadata(ctx_, kMuxNameKey);
@@ -141,14 +134,14 @@ class Forward {
       }
       return;
     }
-    m_.cache.CallStarted();
+    cache_.CallStarted();
     counted_ = true;
     one_request_ = ctx_.method() != kClientStreamingMethod;
     upstream_ctx_.set_deadline(ctx_.deadline());
     // Headers leave with the first message, not in a packet of their own.
     upstream_ctx_.set_initial_metadata_corked(true);
-    grpc::GenericStub stub(m_.cache.Get(address, name));
-    up_ = stub.PrepareCall(&upstream_ctx_, ctx_.method(), m_.cq.get());
+    grpc::GenericStub stub(cache_.Get(address, name));
+    up_ = stub.PrepareCall(&upstream_ctx_, ctx_.method(), queue_.cq());
     // Corked, StartCall only keeps the headers for the first write and never
     // returns its tag (ClientAsyncReaderWriter::StartCallInternal): none is given.
     up_->StartCall(nullptr);
@@ -218,9 +211,10 @@ class Forward {
   void Ignore(bool) {}
 
   // Every agent method takes one request message except this one.
-  static constexpr const char* kClientStreamingMethod = "/herd.v1.Agent/PutFile";
+  static constexpr const char* kClientStreamingMethod = rpc::agent_method::kPutFile;
 
-  MuxServer& m_;
+  grpc::AsyncGenericService& generic_;
+  ChannelCache& cache_;
   grpc::GenericServerContext ctx_;
   grpc::GenericServerAsyncReaderWriter stream_{&ctx_};
   grpc::ClientContext upstream_ctx_;
@@ -229,7 +223,7 @@ class Forward {
   grpc::Status status_;
   int pending_ = 0;
   bool counted_ = false, one_request_ = true, sent_last_ = false;
-  OpTag<Forward> requested_{this, &Forward::OnRequested};
+  rpc::OpTag<Forward> requested_{this, &Forward::OnRequested};
   Op done_{this, &Forward::OnDoneNotified};
   Op herd_read_{this, &Forward::OnHerdRead};
   Op agent_written_{this, &Forward::OnAgentWritten};
@@ -238,6 +232,21 @@ class Forward {
   Op herd_written_{this, &Forward::OnHerdWritten};
   Op agent_finished_{this, &Forward::OnAgentFinished};
   Op herd_finished_{this, &Forward::Ignore};
+};
+
+// herd's calls, forwarded: a generic service, so that every method of
+// every herd.v1 service goes through unchanged.
+class MuxService final : public rpc::Service {
+ public:
+  explicit MuxService(ChannelCache& cache) : cache_(cache) {}
+  void Register(grpc::ServerBuilder& builder) override {
+    builder.RegisterAsyncGenericService(&generic_);
+  }
+  void Arm(rpc::CallQueue& queue) override { Forward::Arm(queue, generic_, cache_); }
+
+ private:
+  ChannelCache& cache_;
+  grpc::AsyncGenericService generic_;
 };
 
 }  // namespace
@@ -279,38 +288,23 @@ Status RunMux(const MuxOptions& opts, const std::atomic<bool>* stop) {
   }
   ::unlink(opts.socket_path.c_str());  // a stale socket of a mux that died
   ChannelCache cache(opts.transport);
-  MuxServer mux(cache);
+  rpc::Server server;
+  server.Add(std::make_unique<MuxService>(cache));
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + opts.socket_path, grpc::InsecureServerCredentials());
-  builder.RegisterAsyncGenericService(&mux.generic);
-  mux.cq = builder.AddCompletionQueue();
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
   const mode_t old_umask = ::umask(077);  // the socket: owner only
-  auto server = builder.BuildAndStart();
+  Status started = server.Start(builder);
   ::umask(old_umask);
-  if (!server) return Status(StatusCode::kUnavailable, "cannot listen on " + opts.socket_path);
-  Forward::Arm(mux);
-  std::thread serving([&] { ServeQueue(*mux.cq); });
-  // After the server's shutdown: the queue is shut down on its own thread
-  // (calls still going to agents are cancelled first), drained, and what is
-  // left is freed.
-  auto stop_serving = [&] {
-    StopQueue(*mux.cq, serving, [&] {
-      mux.draining = true;
-      for (Forward* f : mux.live) f->Cancel();
-    });
-    std::set<Forward*> left;
-    left.swap(mux.live);
-    for (Forward* f : left) delete f;
-  };
+  if (!started.ok()) {
+    return Status(StatusCode::kUnavailable, "cannot listen on " + opts.socket_path);
+  }
   ::chmod(opts.socket_path.c_str(), 0600);
   if (Status s =
           WriteFileAtomic(opts.socket_path + ".pid", std::to_string(::getpid()) + "\n", 0600);
       !s.ok()) {
-    server->Shutdown();
-    stop_serving();
-    return s;
+    return s;  // the server shuts down as it goes out of scope
   }
   // Bounded polling: the idle check and the stop flag, twice a second.
   while (!(stop && stop->load()) && !cache.IdleFor(opts.idle)) {
@@ -318,8 +312,8 @@ Status RunMux(const MuxOptions& opts, const std::atomic<bool>* stop) {
   }
   ::unlink(opts.socket_path.c_str());
   ::unlink((opts.socket_path + ".pid").c_str());
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  stop_serving();
+  // Calls still going to agents are cancelled as the queue drains.
+  server.Shutdown(std::chrono::seconds(5));
   return Status::Ok();
 }
 

@@ -18,16 +18,20 @@
 #include <string>
 
 #include "common/status.h"
-#include "control/agent_client.h"
+#include "proto/rpc/identity.h"
 
 namespace herd::control {
+
+// Call metadata naming the agent the mux should forward a call to.
+inline constexpr const char* kMuxAddressKey = "herd-agent-address";
+inline constexpr const char* kMuxNameKey = "herd-agent-name";
 
 // <pki_dir>/mux-<identity>.sock
 std::string MuxSocketPath(const std::string& pki_dir, const std::string& identity);
 
 struct MuxOptions {
   std::string socket_path;
-  TransportOptions transport;  // the identity the mux dials agents as
+  rpc::TransportOptions transport;  // the identity the mux dials agents as
   std::chrono::milliseconds idle{10 * 60 * 1000};
 };
 
@@ -37,5 +41,22 @@ Status RunMux(const MuxOptions& opts, const std::atomic<bool>* stop);
 
 // The pid of the mux serving `socket_path`, or 0 if none is running.
 int MuxPid(const std::string& socket_path);
+
+// What `herd mux start`, `stop` and `status` do. CLI thread only.
+struct MuxState {
+  int pid = 0;  // 0: not running
+  std::string socket_path;
+  bool already_running = false;  // StartMux found one serving
+};
+// Starts the mux of `opts`, unless one serves its socket already: in the
+// background (a child in its own session, detached from the terminal;
+// returns once its socket answers, at most 10 s), or with `foreground` here,
+// until `*stop` becomes true or it is idle.
+Result<MuxState> StartMux(const MuxOptions& opts, bool foreground, const std::atomic<bool>* stop);
+// Stops the mux serving `socket_path`: SIGTERM, then up to 10 s for it to go.
+// kNotFound when none runs.
+Result<MuxState> StopMux(const std::string& socket_path);
+// Whether a mux serves `socket_path`, and its pid.
+MuxState MuxStatus(const std::string& socket_path);
 
 }  // namespace herd::control

@@ -201,7 +201,37 @@ class JsonReporter : public Reporter {
   OutputOptions o_;
 };
 
+class TextRecords final : public RecordWriter {
+ public:
+  explicit TextRecords(std::FILE* out) : out_(out) {}
+  void Write(const Record& r) override {
+    std::fwrite(r.text.data(), 1, r.text.size(), out_);
+    std::fputc('\n', out_);
+    std::fflush(out_);
+  }
+
+ private:
+  std::FILE* out_;
+};
+
+class JsonRecords final : public RecordWriter {
+ public:
+  explicit JsonRecords(std::FILE* out) : out_(out) {}
+  void Write(const Record& r) override {
+    std::fprintf(out_, "%s\n", Dump(r.json).c_str());
+    std::fflush(out_);
+  }
+
+ private:
+  std::FILE* out_;
+};
+
 }  // namespace
+
+std::unique_ptr<RecordWriter> MakeRecordWriter(const OutputOptions& opts) {
+  if (opts.format == OutputFormat::kJson) return std::make_unique<JsonRecords>(opts.out);
+  return std::make_unique<TextRecords>(opts.out);
+}
 
 nlohmann::json HostResultJson(const HostResult& r) {
   nlohmann::json j = {{"type", "host"},

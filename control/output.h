@@ -1,14 +1,17 @@
-// Reporters: how fan-out results reach people (live text, folded) and machines
-// (JSON Lines). All methods run on the engine thread; reporters write to the
-// streams they are given and own no threads.
+// The output layer: everything herd prints on stdout goes through here, for
+// people (live text, folded) or machines (JSON Lines). Reporters carry
+// fan-out results; RecordWriters the records of local commands (inventory,
+// certificates, enrolment, the mux). All methods run on the CLI's thread;
+// they write to the streams they are given and own no threads.
 #pragma once
 
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
-#include "control/fanout.h"
+#include "control/reporter.h"
 
 namespace herd::control {
 
@@ -23,6 +26,22 @@ struct OutputOptions {
 };
 
 std::unique_ptr<Reporter> MakeReporter(const OutputOptions& opts);
+
+// One record of a local command: its JSON object (-o json, one line) and
+// its text for people (lines without the final newline).
+struct Record {
+  nlohmann::json json;
+  std::string text;
+};
+
+class RecordWriter {
+ public:
+  virtual ~RecordWriter() = default;
+  virtual void Write(const Record& record) = 0;
+};
+
+// Text (and fold) print the text, JSON the object.
+std::unique_ptr<RecordWriter> MakeRecordWriter(const OutputOptions& opts);
 
 // The result of one host as the JSON Lines object -o json prints.
 nlohmann::json HostResultJson(const HostResult& r);

@@ -12,7 +12,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/defaults.h"
 #include "common/file.h"
+#include "proto/rpc/identity.h"
 
 namespace herd::control {
 namespace {
@@ -62,14 +64,14 @@ Result<IssuedFiles> InitFleetCa(const std::string& dir, const std::string& name,
 
 namespace {
 
-// Signs a new key pair for `spec` with the CA in `dir`; writes KEY_NAME and
-// CERT_NAME into `out`.
+// Signs a new key pair for `spec` with the CA in `dir`; writes the key to
+// `key_path` and the certificate to `cert_path` (in folder `out`).
 Result<IssuedFiles> Issue(const std::string& dir, const pki::CertSpec& spec, const std::string& out,
-                          const std::string& key_name, const std::string& cert_name) {
+                          const std::string& key_path, const std::string& cert_path) {
   auto ca = LoadFleetCa(dir);
   if (!ca.ok()) return ca.status();
   if (Status s = MakeDirs(out); !s.ok()) return s;
-  IssuedFiles f{out + "/" + key_name, out + "/" + cert_name, {}};
+  IssuedFiles f{key_path, cert_path, {}};
   struct stat st {};
   if (::stat(f.key_path.c_str(), &st) == 0) {
     return Status(StatusCode::kAlreadyExists,
@@ -117,11 +119,12 @@ Result<IssuedFiles> IssueAgentCert(const std::string& dir, const std::string& na
   auto spec = AgentCertSpec(name, days);
   if (!spec.ok()) return spec.status();
   const std::string out = out_dir.empty() ? dir + "/agents/" + name : out_dir;
-  auto f = Issue(dir, *spec, out, "agent.key", "agent.crt");
+  const TlsFiles files = TlsFilesIn(out);
+  auto f = Issue(dir, *spec, out, files.key, files.cert);
   if (!f.ok()) return f;
   auto ca = ReadFileToString(dir + "/ca.crt");
-  ::unlink((out + "/ca.crt").c_str());
-  if (Status s = pki::WriteNewFile(out + "/ca.crt", *ca, 0644); !s.ok()) return s;
+  ::unlink(files.ca.c_str());
+  if (Status s = pki::WriteNewFile(files.ca, *ca, 0644); !s.ok()) return s;
   return f;
 }
 
@@ -136,7 +139,8 @@ Result<IssuedFiles> IssueClientCert(const std::string& dir, const std::string& n
   spec.common_name = name;
   spec.role = role;
   spec.days = days;
-  return Issue(dir, spec, out_dir.empty() ? dir : out_dir, name + ".key", name + ".crt");
+  const std::string out = out_dir.empty() ? dir : out_dir;
+  return Issue(dir, spec, out, out + "/" + name + ".key", out + "/" + name + ".crt");
 }
 
 Result<std::vector<IdentityInfo>> ListIdentities(const std::string& dir) {
@@ -202,6 +206,21 @@ Result<std::vector<std::string>> RevokeCert(const std::string& dir, const std::s
     return Status::Internal("cannot replace " + path + ": " + std::strerror(errno));
   }
   return list;
+}
+
+Result<std::vector<std::string>> RevokeForPush(const std::string& dir, const std::string& who,
+                                               const std::string& identity, bool push) {
+  if (push) {
+    auto id = rpc::LoadIdentity(dir, identity);
+    if (!id.ok()) return id.status();
+    auto info = pki::InspectCert(id->cert_pem);
+    if (!info.ok() || !info->role || *info->role != pki::Role::kAdmin) {
+      return Status(StatusCode::kPermissionDenied,
+                    "pushing revocations needs an admin identity; '" + identity +
+                        "' is not one (nothing was revoked)");
+    }
+  }
+  return RevokeCert(dir, who);
 }
 
 }  // namespace herd::control

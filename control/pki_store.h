@@ -60,4 +60,10 @@ Result<std::vector<IdentityInfo>> ListIdentities(const std::string& dir);
 // The folder's current revocation list.
 std::vector<std::string> RevokedSerials(const std::string& dir);
 
+// `herd cert revoke WHO [TARGET]`: when the list is to be pushed (`push`,
+// over mTLS), first checks that `identity` may push it (an admin), so that a
+// refused push leaves nothing half done; then RevokeCert.
+Result<std::vector<std::string>> RevokeForPush(const std::string& dir, const std::string& who,
+                                               const std::string& identity, bool push);
+
 }  // namespace herd::control

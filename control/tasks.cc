@@ -8,46 +8,23 @@
 #include <ctime>
 #include <fstream>
 #include <map>
-#include <sstream>
 
 #include "common/duration.h"
 #include "common/hash.h"
+#include "common/key_value.h"
+#include "herd/v1/agent.pb.h"
+#include "proto/rpc/agent_methods.h"
 
 namespace herd::control {
 namespace {
 
-HostResult ErrorResult(const Status& s) {
+namespace method = rpc::agent_method;
+
+HostResult Ok(std::string summary, nlohmann::json data) {
   HostResult r;
-  r.outcome = OutcomeForError(s);
-  r.message = s.message();
-  if (r.message.rfind("answered: ", 0) == 0) r.message = r.message.substr(10);
-  r.error_code = StatusCodeName(s.code());
-  // gRPC's connection errors are long and repetitive; say what happened.
-  if (r.outcome != Outcome::kUnreachable) return r;
-  if (s.code() == StatusCode::kDeadlineExceeded) {
-    r.message = "no answer before the deadline (--timeout)";
-    return r;
-  }
-  static const std::pair<const char*, const char*> kPlainWords[] = {
-      {"Connection refused", "connection refused (is herdd running there?)"},
-      {"certificate verify failed",
-       "TLS: the agent's certificate is not from this fleet's CA (not enrolled yet? see herd "
-       "enroll)"},
-      {"wrong version number",
-       "TLS handshake failed: the agent serves plain text (herd --plaintext)"},
-      {"is not in peer certificate",
-       "TLS: the agent's certificate is for another name (the inventory name must be the name "
-       "it was enrolled with)"},
-      {"Socket closed",
-       "the agent closed the connection during set-up (herd --plaintext to an agent that serves "
-       "TLS?)"},
-  };
-  for (const auto& [grpc_words, plain] : kPlainWords) {
-    if (r.message.find(grpc_words) != std::string::npos) {
-      r.message = plain;
-      break;
-    }
-  }
+  r.outcome = Outcome::kOk;
+  r.summary = std::move(summary);
+  r.data = std::move(data);
   return r;
 }
 
@@ -70,21 +47,97 @@ nlohmann::json Labels(const google::protobuf::Map<std::string, std::string>& m) 
   return j;
 }
 
-}  // namespace
-
-Outcome OutcomeForError(const Status& s) {
-  const bool answered = s.message().rfind("answered: ", 0) == 0;
-  switch (s.code()) {
-    case StatusCode::kOk:
-      return Outcome::kOk;
-    case StatusCode::kUnavailable:
-      return answered ? Outcome::kCommandFailed : Outcome::kUnreachable;
-    case StatusCode::kDeadlineExceeded:
-      return answered ? Outcome::kTimeout : Outcome::kUnreachable;
-    default:
-      return Outcome::kRejected;
+// Exec: output events as they come, then the result event.
+class ExecReader final : public ReplyReader {
+ public:
+  void OnMessage(const std::string& message, const OutputFn& out) override {
+    v1::ExecEvent ev;
+    if (!ev.ParseFromString(message)) {
+      unreadable_ = true;
+      return;
+    }
+    if (ev.has_out()) out(false, ev.out());
+    if (ev.has_err()) out(true, ev.err());
+    if (ev.has_result()) {
+      result_ = ev.result();
+      have_result_ = true;
+    }
   }
+
+  HostResult Finish(const CallEnd& end) override {
+    HostResult r;
+    if (!end.status.ok() || unreadable_ || !have_result_) {
+      CallEnd bad = end;
+      if (end.status.ok() && !unreadable_) {
+        bad.status = Status::Internal("agent ended Exec without a result");
+      }
+      r = unreadable_ && end.status.ok() ? UnreadableResult(end) : ErrorResult(bad);
+      r.command = true;
+      r.exit_code = -1;
+      return r;
+    }
+    const auto& e = result_;
+    r.command = true;
+    r.exit_code = e.exit_code();
+    r.signal = e.signal();
+    r.output_truncated = e.output_truncated();
+    r.data = {{"duration_ms", e.duration_ms()}};
+    if (!e.error().empty()) {
+      r.outcome = Outcome::kCommandFailed;
+      r.message = e.error();
+      r.error_code = "exec_failed";
+    } else if (e.timed_out()) {
+      r.outcome = Outcome::kTimeout;
+      r.message = fmt::format("timed out after {:.1f} s: killed before the --timeout deadline",
+                              e.duration_ms() / 1000.0);
+      r.error_code = "timeout";
+    } else if (e.exit_code() == 0 && e.signal() == 0) {
+      r.outcome = Outcome::kOk;
+    } else {
+      r.outcome = Outcome::kCommandFailed;
+      r.message = e.signal() ? fmt::format("killed by signal {}", e.signal())
+                             : fmt::format("exit {}", e.exit_code());
+      r.error_code = e.signal() ? "signal" : "exit_status";
+    }
+    return r;
+  }
+
+ private:
+  v1::ExecResult result_;
+  bool have_result_ = false, unreadable_ = false;
+};
+
+// PutFile's chunks, cut from the content as each write is due.
+class ChunkSource final : public StreamSource {
+ public:
+  static constexpr size_t kChunk = 256 * 1024;
+  explicit ChunkSource(std::shared_ptr<const std::string> content) : content_(std::move(content)) {}
+  bool Message(size_t index, std::string* out) const override {
+    const size_t offset = index * kChunk;
+    if (offset >= content_->size()) return false;
+    v1::PutFileMessage msg;
+    msg.set_chunk(content_->data() + offset, std::min(kChunk, content_->size() - offset));
+    return msg.SerializeToString(out);
+  }
+
+ private:
+  std::shared_ptr<const std::string> content_;
+};
+
+// One audit entry for people: "2026-11-25 05:43:06Z admin (admin) Exec
+// argv[0]=sh args=2: ok exit=0"; the raw line when it is not an entry.
+std::string AuditLine(const nlohmann::json& e, const std::string& raw) {
+  if (!e.is_object() || !e.contains("ts") || !e["ts"].is_number()) return raw;
+  const std::string when = UtcTime(static_cast<std::time_t>(e["ts"].get<double>()));
+  auto str = [&](const char* k) {
+    return e.contains(k) && e[k].is_string() ? e[k].get<std::string>() : std::string();
+  };
+  std::string line = fmt::format("{} {} ({}) {}", when, str("caller"), str("role"), str("method"));
+  if (!str("args").empty()) line += " " + str("args");
+  return line + ": " + str("result");
 }
+
+}  // namespace
 
 uint32_t AgentTimeoutMs(std::chrono::milliseconds host_timeout) {
   auto ms = host_timeout.count();
@@ -92,128 +145,94 @@ uint32_t AgentTimeoutMs(std::chrono::milliseconds host_timeout) {
   return static_cast<uint32_t>(std::max<long long>(1, ms - margin));
 }
 
-HostTask PingTask() {
-  return [](const Host&, AgentClient& c, const CallOptions& o, std::shared_ptr<HostSink> sink) {
-    auto t0 = std::chrono::steady_clock::now();
-    c.Info(o, [sink, t0](Result<v1::InfoReply> res) {
-      if (!res.ok()) return sink->Finish(ErrorResult(res.status()));
-      auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                    std::chrono::steady_clock::now() - t0)
-                    .count();
-      HostResult r;
-      r.outcome = Outcome::kOk;
-      r.summary = fmt::format("pong {:.1f} ms (herdd {}, up {})", us / 1000.0, res->agent_version(),
-                              Uptime(res->uptime_seconds()));
-      r.data = {{"hostname", res->hostname()},
-                {"agent_version", res->agent_version()},
-                {"uptime_seconds", res->uptime_seconds()},
-                {"rtt_ms", us / 1000.0},
-                {"labels", Labels(res->labels())}};
-      sink->Finish(std::move(r));
-    });
-  };
+Task PingTask(std::chrono::milliseconds timeout) {
+  return UnaryTask<v1::InfoReply>(
+      MakeOperation(method::kInfo, CallShape::kUnary, v1::InfoRequest(), timeout),
+      [](const v1::InfoReply& res, const CallEnd& end) {
+        const double rtt_ms = end.elapsed.count() / 1000.0;
+        return Ok(fmt::format("pong {:.1f} ms (herdd {}, up {})", rtt_ms, res.agent_version(),
+                              Uptime(res.uptime_seconds())),
+                  {{"hostname", res.hostname()},
+                   {"agent_version", res.agent_version()},
+                   {"uptime_seconds", res.uptime_seconds()},
+                   {"rtt_ms", rtt_ms},
+                   {"labels", Labels(res.labels())}});
+      });
 }
 
-HostTask FactsTask() {
-  return [](const Host&, AgentClient& c, const CallOptions& o, std::shared_ptr<HostSink> sink) {
-    c.Facts(o, [sink](Result<v1::FactsReply> res) {
-      if (!res.ok()) return sink->Finish(ErrorResult(res.status()));
-      const auto& f = *res;
-      HostResult r;
-      r.outcome = Outcome::kOk;
-      r.summary =
-          fmt::format("{}, kernel {}, {}, {} CPU, mem {} free of {}, disk {} free of {}, up {}",
-                      f.os(), f.kernel(), f.arch(), f.cpus(), Bytes(f.memory_available_bytes()),
-                      Bytes(f.memory_total_bytes()), Bytes(f.disk_available_bytes()),
-                      Bytes(f.disk_total_bytes()), Uptime(f.uptime_seconds()));
-      std::map<std::string, std::string> labels(f.labels().begin(), f.labels().end());
-      for (const auto& [k, v] : labels) r.summary += fmt::format(", {}={}", k, v);
-      r.data = {{"hostname", f.hostname()},
-                {"os", f.os()},
-                {"kernel", f.kernel()},
-                {"arch", f.arch()},
-                {"cpus", f.cpus()},
-                {"memory_total_bytes", f.memory_total_bytes()},
-                {"memory_available_bytes", f.memory_available_bytes()},
-                {"disk_total_bytes", f.disk_total_bytes()},
-                {"disk_available_bytes", f.disk_available_bytes()},
-                {"uptime_seconds", f.uptime_seconds()},
-                {"load1", f.load1()},
-                {"agent_version", f.agent_version()},
-                {"labels", Labels(f.labels())}};
-      sink->Finish(std::move(r));
-    });
-  };
+Task FactsTask(std::chrono::milliseconds timeout) {
+  return UnaryTask<v1::FactsReply>(
+      MakeOperation(method::kFacts, CallShape::kUnary, v1::FactsRequest(), timeout),
+      [](const v1::FactsReply& f, const CallEnd&) {
+        std::string summary =
+            fmt::format("{}, kernel {}, {}, {} CPU, mem {} free of {}, disk {} free of {}, up {}",
+                        f.os(), f.kernel(), f.arch(), f.cpus(), Bytes(f.memory_available_bytes()),
+                        Bytes(f.memory_total_bytes()), Bytes(f.disk_available_bytes()),
+                        Bytes(f.disk_total_bytes()), Uptime(f.uptime_seconds()));
+        std::map<std::string, std::string> labels(f.labels().begin(), f.labels().end());
+        for (const auto& [k, v] : labels) summary += fmt::format(", {}={}", k, v);
+        return Ok(std::move(summary), {{"hostname", f.hostname()},
+                                       {"os", f.os()},
+                                       {"kernel", f.kernel()},
+                                       {"arch", f.arch()},
+                                       {"cpus", f.cpus()},
+                                       {"memory_total_bytes", f.memory_total_bytes()},
+                                       {"memory_available_bytes", f.memory_available_bytes()},
+                                       {"disk_total_bytes", f.disk_total_bytes()},
+                                       {"disk_available_bytes", f.disk_available_bytes()},
+                                       {"uptime_seconds", f.uptime_seconds()},
+                                       {"load1", f.load1()},
+                                       {"agent_version", f.agent_version()},
+                                       {"labels", Labels(f.labels())}});
+      });
 }
 
-HostTask HealthTask() {
-  return [](const Host&, AgentClient& c, const CallOptions& o, std::shared_ptr<HostSink> sink) {
-    c.Health(o, [sink](Result<v1::HealthReply> res) {
-      if (!res.ok()) return sink->Finish(ErrorResult(res.status()));
-      HostResult r;
-      r.outcome = res->ok() ? Outcome::kOk : Outcome::kCommandFailed;
-      nlohmann::json checks = nlohmann::json::array();
-      std::string bad;
-      for (const auto& c : res->checks()) {
-        checks.push_back({{"name", c.name()}, {"ok", c.ok()}, {"detail", c.detail()}});
-        if (!c.ok()) bad += (bad.empty() ? "" : "; ") + c.name() + ": " + c.detail();
-      }
-      r.data = {{"healthy", res->ok()}, {"checks", checks}};
-      if (res->ok()) {
-        r.summary = fmt::format("healthy ({} checks)", res->checks_size());
-      } else {
-        r.message = "unhealthy: " + bad;
-        r.error_code = "unhealthy";
-      }
-      sink->Finish(std::move(r));
-    });
-  };
+Task HealthTask(std::chrono::milliseconds timeout) {
+  return UnaryTask<v1::HealthReply>(
+      MakeOperation(method::kHealth, CallShape::kUnary, v1::HealthRequest(), timeout),
+      [](const v1::HealthReply& res, const CallEnd&) {
+        HostResult r;
+        r.outcome = res.ok() ? Outcome::kOk : Outcome::kCommandFailed;
+        nlohmann::json checks = nlohmann::json::array();
+        std::string bad;
+        for (const auto& c : res.checks()) {
+          checks.push_back({{"name", c.name()}, {"ok", c.ok()}, {"detail", c.detail()}});
+          if (!c.ok()) bad += (bad.empty() ? "" : "; ") + c.name() + ": " + c.detail();
+        }
+        r.data = {{"healthy", res.ok()}, {"checks", checks}};
+        if (res.ok()) {
+          r.summary = fmt::format("healthy ({} checks)", res.checks_size());
+        } else {
+          r.message = "unhealthy: " + bad;
+          r.error_code = "unhealthy";
+        }
+        return r;
+      });
 }
 
-HostTask ExecTask(v1::ExecRequest request) {
-  auto req = std::make_shared<const v1::ExecRequest>(std::move(request));
-  return [req](const Host&, AgentClient& c, const CallOptions& o, std::shared_ptr<HostSink> sink) {
-    c.Exec(
-        *req, o,
-        [sink](const v1::ExecEvent& ev) {
-          if (ev.has_out()) sink->Output(false, ev.out());
-          if (ev.has_err()) sink->Output(true, ev.err());
-        },
-        [sink](Result<v1::ExecResult> res) {
-          if (!res.ok()) {
-            HostResult r = ErrorResult(res.status());
-            r.command = true;
-            r.exit_code = -1;
-            return sink->Finish(std::move(r));
-          }
-          const auto& e = *res;
-          HostResult r;
-          r.command = true;
-          r.exit_code = e.exit_code();
-          r.signal = e.signal();
-          r.output_truncated = e.output_truncated();
-          r.data = {{"duration_ms", e.duration_ms()}};
-          if (!e.error().empty()) {
-            r.outcome = Outcome::kCommandFailed;
-            r.message = e.error();
-            r.error_code = "exec_failed";
-          } else if (e.timed_out()) {
-            r.outcome = Outcome::kTimeout;
-            r.message =
-                fmt::format("timed out after {:.1f} s: killed before the --timeout deadline",
-                            e.duration_ms() / 1000.0);
-            r.error_code = "timeout";
-          } else if (e.exit_code() == 0 && e.signal() == 0) {
-            r.outcome = Outcome::kOk;
-          } else {
-            r.outcome = Outcome::kCommandFailed;
-            r.message = e.signal() ? fmt::format("killed by signal {}", e.signal())
-                                   : fmt::format("exit {}", e.exit_code());
-            r.error_code = e.signal() ? "signal" : "exit_status";
-          }
-          sink->Finish(std::move(r));
-        });
-  };
+Result<Task> ExecTask(const CommandSpec& spec) {
+  if (spec.argv.empty() == spec.shell.empty()) {
+    return Status::Invalid("run needs either a command after -- or --shell 'pipeline' (not both)");
+  }
+  v1::ExecRequest req;
+  for (const auto& a : spec.argv) req.add_argv(a);
+  req.set_shell(spec.shell);
+  for (const auto& text : spec.env) {
+    auto kv = ParseKeyValue(text);
+    if (!kv.ok()) return Status::Invalid("--env " + kv.status().message());
+    (*req.mutable_env())[kv->first] = kv->second;
+  }
+  req.set_working_dir(spec.cwd);
+  req.set_timeout_ms(AgentTimeoutMs(spec.timeout));
+  if (spec.max_output < 1 || spec.max_output > (64u << 20)) {
+    return Status::Invalid("--max-output must be between 1 and 67108864 bytes (64 MiB)");
+  }
+  req.set_max_output_bytes(spec.max_output);
+  Task t;
+  t.op = MakeOperation(method::kExec, CallShape::kServerStream, req, spec.timeout);
+  t.make_reader = [](const Host&) { return std::make_unique<ExecReader>(); };
+  t.collect_output_bytes = spec.max_output;
+  return t;
 }
 
 Result<CopySource> ReadCopySource(const std::string& path) {
@@ -236,115 +255,71 @@ Result<CopySource> ReadCopySource(const std::string& path) {
   return src;
 }
 
-HostTask CopyTask(CopySource source, std::string dest_path) {
-  v1::PutFileHeader header;
+Result<Task> CopyTask(const std::string& src_path, const std::string& dest_path,
+                      const std::string& mode, std::chrono::milliseconds timeout) {
+  if (dest_path.empty() || dest_path[0] != '/') {
+    return Status::Invalid("copy: DST must be an absolute path");
+  }
+  auto source = ReadCopySource(src_path);
+  if (!source.ok()) return source.status();
+  if (!mode.empty()) {
+    char* end = nullptr;
+    const unsigned long m = std::strtoul(mode.c_str(), &end, 8);
+    if (*end || m > 07777)
+      return Status::Invalid("--mode expects octal permission bits, e.g. 0644");
+    source->mode = static_cast<uint32_t>(m);
+  }
+  v1::PutFileMessage first;
+  v1::PutFileHeader& header = *first.mutable_header();
   header.set_path(dest_path);
-  header.set_mode(source.mode);
-  header.set_size(source.content->size());
-  header.set_sha256(source.sha256);
-  auto content = source.content;
-  return [header, content](const Host&, AgentClient& c, const CallOptions& o,
-                           std::shared_ptr<HostSink> sink) {
-    c.PutFile(header, content, o, [sink, header](Result<v1::PutFileReply> res) {
-      if (!res.ok()) return sink->Finish(ErrorResult(res.status()));
-      HostResult r;
-      r.outcome = Outcome::kOk;
-      r.summary = fmt::format("wrote {} ({} bytes, sha256 {}…)", header.path(),
-                              res->bytes_written(), res->sha256().substr(0, 12));
-      r.data = {{"path", header.path()},
-                {"bytes", res->bytes_written()},
-                {"sha256", res->sha256()},
-                {"mode", fmt::format("{:04o}", header.mode())}};
-      sink->Finish(std::move(r));
-    });
-  };
+  header.set_mode(source->mode);
+  header.set_size(source->content->size());
+  header.set_sha256(source->sha256);
+  Operation op = MakeOperation(method::kPutFile, CallShape::kClientStream, first, timeout);
+  op.call.stream = std::make_shared<ChunkSource>(source->content);
+  return UnaryTask<v1::PutFileReply>(
+      std::move(op), [header](const v1::PutFileReply& res, const CallEnd&) {
+        return Ok(fmt::format("wrote {} ({} bytes, sha256 {}…)", header.path(), res.bytes_written(),
+                              res.sha256().substr(0, 12)),
+                  {{"path", header.path()},
+                   {"bytes", res.bytes_written()},
+                   {"sha256", res.sha256()},
+                   {"mode", fmt::format("{:04o}", header.mode())}});
+      });
 }
 
-namespace {
-
-// One audit entry for people: "2026-11-25 05:43:06Z admin (admin) Exec
-// argv[0]=sh args=2: ok exit=0"; the raw line when it is not an entry.
-std::string AuditLine(const nlohmann::json& e, const std::string& raw) {
-  if (!e.is_object() || !e.contains("ts") || !e["ts"].is_number()) return raw;
-  const std::string when = UtcTime(static_cast<std::time_t>(e["ts"].get<double>()));
-  auto str = [&](const char* k) {
-    return e.contains(k) && e[k].is_string() ? e[k].get<std::string>() : std::string();
-  };
-  std::string line = fmt::format("{} {} ({}) {}", when, str("caller"), str("role"), str("method"));
-  if (!str("args").empty()) line += " " + str("args");
-  return line + ": " + str("result");
-}
-
-}  // namespace
-
-HostTask AuditTask(int64_t since_unix, uint32_t limit) {
+Task AuditTask(int64_t since_unix, uint32_t limit, std::chrono::milliseconds timeout) {
   v1::ReadAuditRequest req;
   req.set_since_unix(since_unix);
   req.set_limit(limit);
-  return [req](const Host&, AgentClient& c, const CallOptions& o, std::shared_ptr<HostSink> sink) {
-    c.ReadAudit(req, o, [sink](Result<v1::ReadAuditReply> res) {
-      if (!res.ok()) return sink->Finish(ErrorResult(res.status()));
-      HostResult r;
-      r.outcome = Outcome::kOk;
-      nlohmann::json entries = nlohmann::json::array();
-      for (const auto& e : res->entries()) {
-        entries.push_back(nlohmann::json::parse(e, nullptr, false));
-        sink->Output(false, AuditLine(entries.back(), e) + "\n");
-      }
-      r.data = {{"entries", entries}};
-      if (res->entries_size() == 0) r.summary = "no audit entries";
-      sink->Finish(std::move(r));
-    });
-  };
+  Task t = UnaryTask<v1::ReadAuditReply>(
+      MakeOperation(method::kReadAudit, CallShape::kUnary, req, timeout),
+      [](const v1::ReadAuditReply& res, const CallEnd&) {
+        nlohmann::json entries = nlohmann::json::array();
+        for (const auto& e : res.entries()) {
+          entries.push_back(nlohmann::json::parse(e, nullptr, false));
+        }
+        return Ok(res.entries_size() == 0 ? "no audit entries" : "", {{"entries", entries}});
+      },
+      [](const v1::ReadAuditReply& res, const OutputFn& out) {
+        for (const auto& e : res.entries()) {
+          out(false, AuditLine(nlohmann::json::parse(e, nullptr, false), e) + "\n");
+        }
+      });
+  t.collect_output_bytes = 16 << 20;
+  return t;
 }
 
-HostTask RevocationsTask(std::vector<std::string> serials) {
+Task RevocationsTask(std::vector<std::string> serials, std::chrono::milliseconds timeout) {
   v1::SetRevocationsRequest req;
   for (auto& s : serials) req.add_serials(std::move(s));
-  return [req](const Host&, AgentClient& c, const CallOptions& o, std::shared_ptr<HostSink> sink) {
-    c.SetRevocations(req, o, [sink](Result<v1::SetRevocationsReply> res) {
-      if (!res.ok()) return sink->Finish(ErrorResult(res.status()));
-      HostResult r;
-      r.outcome = Outcome::kOk;
-      r.summary = fmt::format("revocation list updated ({} serial{})", res->count(),
-                              res->count() == 1 ? "" : "s");
-      r.data = {{"revoked", res->count()}};
-      sink->Finish(std::move(r));
-    });
-  };
-}
-
-HostTask RenewTask(FleetCa ca, int days) {
-  auto fleet = std::make_shared<const FleetCa>(std::move(ca));
-  return [fleet, days](const Host& host, AgentClient& c, const CallOptions& o,
-                       std::shared_ptr<HostSink> sink) {
-    auto spec = AgentCertSpec(host.name, days);
-    if (!spec.ok()) return sink->Finish(ErrorResult(spec.status()));
-    v1::BeginEnrollRequest hello;
-    hello.set_client_nonce(pki::RandomBytes(32));
-    c.BeginEnroll(hello, o, [fleet, spec = *spec, &c, o, sink](Result<v1::BeginEnrollReply> res) {
-      if (!res.ok()) return sink->Finish(ErrorResult(res.status()));
-      auto cert = pki::IssueCert(fleet->cert_pem, fleet->key_pem, res->public_key_pem(), spec);
-      if (!cert.ok()) return sink->Finish(ErrorResult(cert.status()));
-      v1::CompleteEnrollRequest req;
-      req.set_agent_nonce(res->agent_nonce());
-      req.set_certificate_pem(*cert);
-      req.set_ca_pem(fleet->cert_pem);
-      c.CompleteEnroll(req, o, [sink](Result<v1::CompleteEnrollReply> done) {
-        if (!done.ok()) return sink->Finish(ErrorResult(done.status()));
-        HostResult r;
-        r.outcome = Outcome::kOk;
-        const std::string until = UtcDate(done->not_after_unix());
-        r.summary =
-            fmt::format("certificate renewed (serial {}, valid until {}; served within {} s)",
-                        done->serial(), until, done->reload_seconds());
-        r.data = {{"serial", done->serial()},
-                  {"not_after_unix", done->not_after_unix()},
-                  {"reload_seconds", done->reload_seconds()}};
-        sink->Finish(std::move(r));
+  return UnaryTask<v1::SetRevocationsReply>(
+      MakeOperation(method::kSetRevocations, CallShape::kUnary, req, timeout),
+      [](const v1::SetRevocationsReply& res, const CallEnd&) {
+        return Ok(fmt::format("revocation list updated ({} serial{})", res.count(),
+                              res.count() == 1 ? "" : "s"),
+                  {{"revoked", res.count()}});
       });
-    });
-  };
 }
 
 }  // namespace herd::control

@@ -1,23 +1,40 @@
-// The per-host operations behind each CLI subcommand, as HostTasks for the
-// fan-out engine. Each turns a reply or error into exactly one HostResult.
+// The fan-out commands' tasks (control/task.h): ping, facts, health, run,
+// copy, audit and the revocation push. Each builds its operation from the
+// command's options and reads every host's replies into one HostResult.
+// Certificate renewal, which takes two calls per host, is control/renew.h.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
-#include "control/fanout.h"
-#include "control/pki_store.h"
+#include "control/task.h"
 
 namespace herd::control {
 
-// The one mapping from a transport/agent error to an outcome.
-Outcome OutcomeForError(const Status& s);
+Task PingTask(std::chrono::milliseconds timeout);
+Task FactsTask(std::chrono::milliseconds timeout);
+Task HealthTask(std::chrono::milliseconds timeout);
 
-HostTask PingTask();
-HostTask FactsTask();
-HostTask HealthTask();
-HostTask ExecTask(v1::ExecRequest request);
+// `herd run`: a command on every host.
+struct CommandSpec {
+  std::vector<std::string> argv;  // run directly, or...
+  std::string shell;              // ...this line through /bin/sh -c (exactly one of the two)
+  std::vector<std::string> env;   // KEY=VALUE each
+  std::string cwd;                // "" : the agent's state directory
+  size_t max_output = 1 << 20;    // bytes of stdout and of stderr kept per host
+  std::chrono::milliseconds timeout{60'000};  // per host; the agent stops the command before it
+};
+// Errors name the flag: "--env expects KEY=VALUE, got 'X'".
+Result<Task> ExecTask(const CommandSpec& spec);
 
+// Per-command deadline budget: the agent kills the command a little before
+// the CLI gives up on the host, so a slow command ends as "timeout", not
+// "unreachable".
+uint32_t AgentTimeoutMs(std::chrono::milliseconds host_timeout);
+
+// `herd copy`: a local file to a path on every host.
 struct CopySource {
   std::shared_ptr<const std::string> content;
   std::string sha256;
@@ -25,20 +42,15 @@ struct CopySource {
 };
 // Reads a local file for `herd copy`; the mode defaults to the file's own.
 Result<CopySource> ReadCopySource(const std::string& path);
-HostTask CopyTask(CopySource source, std::string dest_path);
-// Reads each agent's audit trail from `since_unix`; entries land in the
-// result's stdout (one JSON object per line) and data.entries.
-HostTask AuditTask(int64_t since_unix, uint32_t limit);
+// `dest_path` must be absolute; `mode` is octal text ("0644"; "" keeps the
+// source's). Errors name the argument or flag.
+Result<Task> CopyTask(const std::string& src_path, const std::string& dest_path,
+                      const std::string& mode, std::chrono::milliseconds timeout);
+
+// Each agent's audit trail from `since_unix`; entries land in the result's
+// stdout (one line each for people) and data.entries.
+Task AuditTask(int64_t since_unix, uint32_t limit, std::chrono::milliseconds timeout);
 // Replaces each agent's revocation list with `serials`.
-HostTask RevocationsTask(std::vector<std::string> serials);
-
-// Renews each agent's certificate: the agent's key stays, a new certificate
-// for it (named after the inventory host, `days` long) is signed with `ca`.
-HostTask RenewTask(FleetCa ca, int days);
-
-// Per-command deadline budget: the agent kills the command a little before the
-// CLI gives up on the host, so a slow command ends as "timeout", not
-// "unreachable".
-uint32_t AgentTimeoutMs(std::chrono::milliseconds host_timeout);
+Task RevocationsTask(std::vector<std::string> serials, std::chrono::milliseconds timeout);
 
 }  // namespace herd::control

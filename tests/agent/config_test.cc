@@ -2,7 +2,6 @@
 
 #include <catch2/catch.hpp>
 
-#include "control/inventory.h"
 #include "tests/support/test_support.h"
 
 using herd::testing::SourceDir;
@@ -14,13 +13,6 @@ TEST_CASE("the sample agent config loads", "[agent][config][configs]") {
   CHECK(c->labels.at("role") == "web");
   CHECK(c->exec.kill_grace.count() == 2000);
   CHECK(c->exec.max_concurrent == 64);
-}
-
-TEST_CASE("the sample inventory loads", "[control][inventory][configs]") {
-  auto inv = herd::control::LoadInventory(SourceDir() + "/configs/inventory.yaml");
-  REQUIRE(inv.ok());
-  CHECK(inv->hosts.size() == 4);
-  CHECK(inv->groups.count("not-db") == 1);
 }
 
 TEST_CASE("bad agent configs name file, line and key", "[agent][config]") {

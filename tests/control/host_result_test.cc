@@ -2,9 +2,9 @@
 
 #include <catch2/catch.hpp>
 
-#include "common/duration.h"
 #include "control/output.h"
 #include "control/targets.h"
+#include "control/task.h"
 #include "control/tasks.h"
 
 using namespace herd::control;
@@ -34,13 +34,32 @@ TEST_CASE("exit codes follow the contract", "[control][exit]") {
   CHECK(static_cast<int>(ExitCode::kFailedAndUnreachable) == 6);
 }
 
-TEST_CASE("transport errors map to outcomes in one place", "[control][exit]") {
+TEST_CASE("how a call ended decides its outcome by code and answer, never by text",
+          "[control][exit]") {
   using herd::Status;
   using herd::StatusCode;
-  CHECK(OutcomeForError(Status(StatusCode::kUnavailable, "refused")) == Outcome::kUnreachable);
-  CHECK(OutcomeForError(Status(StatusCode::kDeadlineExceeded, "x")) == Outcome::kUnreachable);
-  CHECK(OutcomeForError(Status(StatusCode::kDeadlineExceeded, "answered: x")) == Outcome::kTimeout);
-  CHECK(OutcomeForError(Status(StatusCode::kPermissionDenied, "no")) == Outcome::kRejected);
+  auto end = [](StatusCode code, const char* msg, size_t messages) {
+    CallEnd e;
+    e.status = Status(code, msg);
+    e.messages = messages;
+    return e;
+  };
+  CHECK(OutcomeFor(end(StatusCode::kOk, "", 1)) == Outcome::kOk);
+  CHECK(OutcomeFor(end(StatusCode::kUnavailable, "refused", 0)) == Outcome::kUnreachable);
+  CHECK(OutcomeFor(end(StatusCode::kDeadlineExceeded, "x", 0)) == Outcome::kUnreachable);
+  // Output came, then the deadline: the command ran out of time.
+  CHECK(OutcomeFor(end(StatusCode::kDeadlineExceeded, "x", 3)) == Outcome::kTimeout);
+  // Output came, then the connection broke: the host failed, it was reached.
+  CHECK(OutcomeFor(end(StatusCode::kUnavailable, "reset", 2)) == Outcome::kCommandFailed);
+  CHECK(OutcomeFor(end(StatusCode::kPermissionDenied, "no", 0)) == Outcome::kRejected);
+  // A message that merely reads like an answer changes nothing.
+  CHECK(OutcomeFor(end(StatusCode::kDeadlineExceeded, "answered: x", 0)) == Outcome::kUnreachable);
+  auto r = ErrorResult(end(StatusCode::kDeadlineExceeded, "Deadline Exceeded", 0));
+  CHECK(r.message == "no answer before the deadline (--timeout)");
+  CHECK(r.error_code == "deadline_exceeded");
+  r = ErrorResult(end(StatusCode::kDeadlineExceeded, "Deadline Exceeded", 1));
+  CHECK(r.outcome == Outcome::kTimeout);
+  CHECK(r.message == "Deadline Exceeded");
 }
 
 TEST_CASE("agent timeout leaves the CLI a margin", "[control][exit]") {
@@ -48,25 +67,6 @@ TEST_CASE("agent timeout leaves the CLI a margin", "[control][exit]") {
   CHECK(AgentTimeoutMs(milliseconds(60'000)) == 59'000);
   CHECK(AgentTimeoutMs(milliseconds(2'000)) == 1'900);
   CHECK(AgentTimeoutMs(milliseconds(1)) >= 1);
-}
-
-TEST_CASE("durations parse with units", "[common]") {
-  CHECK(herd::ParseDuration("500ms")->count() == 500);
-  CHECK(herd::ParseDuration("30s")->count() == 30'000);
-  CHECK(herd::ParseDuration("2m")->count() == 120'000);
-  CHECK(herd::ParseDuration("1.5")->count() == 1'500);
-  CHECK_FALSE(herd::ParseDuration("10 parsecs").ok());
-  CHECK_FALSE(herd::ParseDuration("").ok());
-}
-
-TEST_CASE("durations format with two units at most", "[common]") {
-  using std::chrono::milliseconds;
-  CHECK(herd::FormatDuration(milliseconds(0)) == "0s");
-  CHECK(herd::FormatDuration(milliseconds(500)) == "500ms");
-  CHECK(herd::FormatDuration(milliseconds(45'000)) == "45s");
-  CHECK(herd::FormatDuration(milliseconds(600'000)) == "10m0s");
-  CHECK(herd::FormatDuration(milliseconds(3'600'000 + 5 * 60'000 + 7'000)) == "1h5m");
-  CHECK(herd::FormatDuration(milliseconds(2 * 86'400'000LL + 4 * 3'600'000)) == "2d4h");
 }
 
 TEST_CASE("JSON result objects keep stable field names", "[control][output]") {

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/support/test_support.h"
+
 using herd::control::NormaliseAddress;
 using herd::control::ParseInventory;
 
@@ -95,4 +97,11 @@ TEST_CASE("an endless inventory file is refused at 64 MiB, not read until memory
   auto inv = herd::control::LoadInventory("/dev/zero");
   REQUIRE_FALSE(inv.ok());
   CHECK_THAT(inv.status().message(), Catch::Contains("/dev/zero: larger than 64 MiB"));
+}
+
+TEST_CASE("the sample inventory loads", "[control][inventory][configs]") {
+  auto inv = herd::control::LoadInventory(herd::testing::SourceDir() + "/configs/inventory.yaml");
+  REQUIRE(inv.ok());
+  CHECK(inv->hosts.size() == 4);
+  CHECK(inv->groups.count("not-db") == 1);
 }

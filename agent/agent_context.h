@@ -1,0 +1,44 @@
+// What the calls of herdd's Agent service share: the agent's parts they act
+// on (owned by AgentServer, which outlives the gRPC server), the method
+// names, and the two steps every call starts with: who is calling, and the
+// audit entry that records it. Used on the serving thread, the slow-work
+// thread and the exec workers; every part is thread-safe.
+#pragma once
+
+#include <grpcpp/server_context.h>
+
+#include <chrono>
+#include <functional>
+
+#include "agent/config.h"
+#include "agent/exec/exec_runner.h"
+#include "agent/host/metrics.h"
+#include "agent/security/audit_log.h"
+#include "agent/security/authz.h"
+#include "agent/security/enrollment.h"
+#include "proto/rpc/agent_methods.h"
+
+namespace herd::agent {
+
+struct AgentContext {
+  const AgentConfig& config;
+  ExecRunner& runner;
+  AgentMetrics& metrics;
+  Authorizer& authz;
+  AuditLog& audit;
+  Enrollment* enrollment;  // null in plain-text mode
+  // Runs once the reply of a first enrolment is sent (herdd restarts in place).
+  std::function<void()> on_enrolled;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+};
+
+// The Agent service's method names: method::kExec is "/herd.v1.Agent/Exec".
+namespace method = rpc::agent_method;
+
+// The caller of `call`, or the refusal (already audited by the Authorizer).
+Result<Caller> Authorize(AgentContext& c, const grpc::ServerContextBase& call, const char* method);
+
+// The audit entry of `who` calling `method` (full name), without args and result.
+AuditEntry EntryFor(const Caller& who, const char* method);
+
+}  // namespace herd::agent

@@ -1,0 +1,247 @@
+#include "agent/agent_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <set>
+
+#include "agent/exec_call.h"
+#include "agent/host/host_info.h"
+#include "agent/put_file_call.h"
+#include "common/method_name.h"
+#include "proto/rpc/status_map.h"
+#include "proto/rpc/unary_call.h"
+
+namespace herd::agent {
+
+Result<Caller> Authorize(AgentContext& c, const grpc::ServerContextBase& call, const char* method) {
+  const rpc::Peer peer = rpc::PeerOf(call);
+  return c.authz.Check(peer.address, peer.cert_pem, method);
+}
+
+AuditEntry EntryFor(const Caller& who, const char* method) {
+  return {who.name, who.join_token ? "join-token" : pki::RoleName(who.role),
+          std::string(ShortMethodName(method)), "", ""};
+}
+
+const std::vector<MethodPolicy>& AgentService::Policies() {
+  using pki::Role;
+  static const std::vector<MethodPolicy> kPolicies = {
+      {method::kInfo, Role::kViewer},
+      {method::kFacts, Role::kViewer},
+      {method::kHealth, Role::kViewer},
+      {method::kReadAudit, Role::kViewer},
+      {method::kExec, Role::kOperator},
+      {method::kPutFile, Role::kOperator},
+      {method::kSetRevocations, Role::kAdmin},
+      // A fresh agent answers these with its join token; an enrolled one
+      // from an admin (renewal).
+      {method::kBeginEnroll, Role::kAdmin, true},
+      {method::kCompleteEnroll, Role::kAdmin, true},
+  };
+  return kPolicies;
+}
+
+namespace {
+
+template <class Req, class Rep>
+using Call = rpc::UnaryCall<AgentContext, v1::Agent::AsyncService, Req, Rep>;
+template <class Req, class Rep>
+using Method = typename Call<Req, Rep>::Method;
+using A = v1::Agent::AsyncService;
+
+// Runs `fn` for an authorised caller; refusals are answered as they are.
+template <class Call, class Fn>
+grpc::Status Authorized(AgentContext& s, Call& call, Fn&& fn) {
+  auto who = Authorize(s, call.ctx(), call.method());
+  return who.ok() ? fn(*who) : rpc::ToGrpc(who.status());
+}
+
+grpc::Status Info(AgentContext& s, Call<v1::InfoRequest, v1::InfoReply>& call) {
+  return Authorized(s, call, [&](const Caller&) {
+    auto* reply = &call.reply;
+    reply->set_hostname(HostName());
+    reply->set_agent_version(HERD_VERSION);
+    reply->set_name(s.config.name);
+    reply->set_uptime_seconds(std::chrono::duration_cast<std::chrono::seconds>(
+                                  std::chrono::steady_clock::now() - s.started)
+                                  .count());
+    for (const auto& [k, v] : s.config.labels) (*reply->mutable_labels())[k] = v;
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status Facts(AgentContext& s, Call<v1::FactsRequest, v1::FactsReply>& call) {
+  return Authorized(s, call, [&](const Caller&) {
+    auto* reply = &call.reply;
+    HostFacts f = ReadHostFacts(s.config.state_dir);
+    reply->set_hostname(f.hostname);
+    reply->set_os(f.os);
+    reply->set_kernel(f.kernel);
+    reply->set_arch(f.arch);
+    reply->set_cpus(f.cpus);
+    reply->set_memory_total_bytes(f.mem_total);
+    reply->set_memory_available_bytes(f.mem_available);
+    reply->set_disk_total_bytes(f.disk_total);
+    reply->set_disk_available_bytes(f.disk_available);
+    reply->set_uptime_seconds(static_cast<int64_t>(f.uptime));
+    reply->set_load1(f.load1);
+    reply->set_agent_version(HERD_VERSION);
+    reply->set_name(s.config.name);
+    for (const auto& [k, v] : s.config.labels) (*reply->mutable_labels())[k] = v;
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status Health(AgentContext& s, Call<v1::HealthRequest, v1::HealthReply>& call) {
+  return Authorized(s, call, [&](const Caller&) {
+    bool ok = true;
+    for (const auto& c : RunHealthChecks(s.config.state_dir, s.config.health)) {
+      auto* hc = call.reply.add_checks();
+      hc->set_name(c.name);
+      hc->set_ok(c.ok);
+      hc->set_detail(c.detail);
+      ok = ok && c.ok;
+    }
+    call.reply.set_ok(ok);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status ReadAudit(AgentContext& s, Call<v1::ReadAuditRequest, v1::ReadAuditReply>& call) {
+  return Authorized(s, call, [&](const Caller&) {
+    const auto& req = call.req;
+    for (auto& e : s.audit.Read(req.since_unix(), req.limit() ? req.limit() : 1000)) {
+      call.reply.add_entries(std::move(e));
+    }
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status SetRevocations(AgentContext& s,
+                            Call<v1::SetRevocationsRequest, v1::SetRevocationsReply>& call) {
+  return Authorized(s, call, [&](const Caller& who) {
+    std::set<std::string> serials;
+    for (const auto& serial : call.req.serials()) {
+      if (!Authorizer::IsSerial(serial)) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "serial '" + serial.substr(0, 64) + "' is not upper-case hex");
+      }
+      serials.insert(serial);
+    }
+    Status st = s.authz.SetRevoked(serials);
+    AuditEntry e = EntryFor(who, call.method());
+    e.args = std::to_string(serials.size()) + " serials";
+    e.result = st.ok() ? "ok" : "failed: " + st.message();
+    (void)s.audit.Append(e);
+    spdlog::info("revocation list replaced by {}: {} serials", who.name, serials.size());
+    call.reply.set_count(static_cast<uint32_t>(serials.size()));
+    return rpc::ToGrpc(st);
+  });
+}
+
+// Audits an enrolment call's outcome (never the token, proofs or PEM bodies)
+// and maps the status. Successes are audited when they change something.
+grpc::Status FinishEnroll(AuditLog& audit, const Caller& who, const char* method,
+                          const std::string& args, const Status& s, bool mutated) {
+  AuditEntry e = EntryFor(who, method);
+  e.args = args;
+  e.result = s.ok() ? "ok" : "denied: " + s.message();
+  if (!s.ok() && who.join_token) {
+    (void)audit.AppendAnonymous(std::move(e));
+  } else if (!s.ok() || mutated) {
+    (void)audit.Append(e);
+  }
+  return rpc::ToGrpc(s);
+}
+
+// The common start of both enrolment calls: authorisation, then the
+// plain-text agent's refusal; `fn` runs for a caller that may go on.
+template <class Call, class Fn>
+grpc::Status Enrolling(AgentContext& s, Call& call, Fn&& fn) {
+  return Authorized(s, call, [&](const Caller& who) {
+    if (!s.enrollment) {
+      Status refused(StatusCode::kFailedPrecondition,
+                     "this agent serves plain text: there is nothing to enrol");
+      return FinishEnroll(s.audit, who, call.method(), "", refused, false);
+    }
+    return fn(who);
+  });
+}
+
+grpc::Status BeginEnroll(AgentContext& s,
+                         Call<v1::BeginEnrollRequest, v1::BeginEnrollReply>& call) {
+  return Enrolling(s, call, [&](const Caller& who) {
+    const auto& req = call.req;
+    auto hello = s.enrollment->Begin(req.client_nonce(), req.client_proof(), !who.join_token);
+    if (hello.ok()) {
+      auto* reply = &call.reply;
+      reply->set_agent_nonce(hello->agent_nonce);
+      reply->set_public_key_pem(hello->public_key_pem);
+      reply->set_agent_proof(hello->agent_proof);
+      reply->set_hostname(HostName());
+      reply->set_enrolled(hello->enrolled);
+    }
+    return FinishEnroll(s.audit, who, call.method(), "", hello.status(), false);
+  });
+}
+
+grpc::Status CompleteEnroll(AgentContext& s,
+                            Call<v1::CompleteEnrollRequest, v1::CompleteEnrollReply>& call) {
+  return Enrolling(s, call, [&](const Caller& who) {
+    const auto& req = call.req;
+    auto done = s.enrollment->Complete(req.agent_nonce(), req.certificate_pem(), req.ca_pem(),
+                                       req.proof(), !who.join_token);
+    if (!done.ok()) {
+      return FinishEnroll(s.audit, who, call.method(), "", done.status(), false);
+    }
+    // A first enrolment is served at once (the listener restarts after this
+    // reply); a renewal within tls.reload_interval, without cutting calls.
+    const auto reload =
+        done->renewal
+            ? std::chrono::duration_cast<std::chrono::seconds>(s.config.tls_reload).count()
+            : 0;
+    if (!done->renewal) call.after = s.on_enrolled;
+    call.reply.set_serial(done->cert.serial);
+    call.reply.set_not_after_unix(done->cert.not_after);
+    call.reply.set_reload_seconds(static_cast<uint32_t>(reload));
+    const std::string args =
+        fmt::format("{} name={} serial={}", done->renewal ? "renewed" : "enrolled",
+                    done->cert.common_name, done->cert.serial);
+    spdlog::info("certificate {} by {}: serving it within {} s", args, who.name, reload);
+    return FinishEnroll(s.audit, who, call.method(), args, Status::Ok(), true);
+  });
+}
+
+const Method<v1::InfoRequest, v1::InfoReply> kInfo{method::kInfo, &A::RequestInfo, &Info, false};
+const Method<v1::FactsRequest, v1::FactsReply> kFacts{method::kFacts, &A::RequestFacts, &Facts,
+                                                      false};
+const Method<v1::HealthRequest, v1::HealthReply> kHealth{method::kHealth, &A::RequestHealth,
+                                                         &Health, false};
+const Method<v1::ReadAuditRequest, v1::ReadAuditReply> kReadAudit{
+    method::kReadAudit, &A::RequestReadAudit, &ReadAudit, true};
+const Method<v1::SetRevocationsRequest, v1::SetRevocationsReply> kSetRevocations{
+    method::kSetRevocations, &A::RequestSetRevocations, &SetRevocations, true};
+const Method<v1::BeginEnrollRequest, v1::BeginEnrollReply> kBeginEnroll{
+    method::kBeginEnroll, &A::RequestBeginEnroll, &BeginEnroll, true};
+const Method<v1::CompleteEnrollRequest, v1::CompleteEnrollReply> kCompleteEnroll{
+    method::kCompleteEnroll, &A::RequestCompleteEnroll, &CompleteEnroll, true};
+
+}  // namespace
+
+AgentService::AgentService(AgentContext& c) : c_(c) { c_.authz.Allow(Policies()); }
+
+void AgentService::Register(grpc::ServerBuilder& builder) { builder.RegisterService(&async_); }
+
+void AgentService::Arm(rpc::CallQueue& q) {
+  Call<v1::InfoRequest, v1::InfoReply>::Arm(q, async_, c_, kInfo);
+  Call<v1::FactsRequest, v1::FactsReply>::Arm(q, async_, c_, kFacts);
+  Call<v1::HealthRequest, v1::HealthReply>::Arm(q, async_, c_, kHealth);
+  Call<v1::ReadAuditRequest, v1::ReadAuditReply>::Arm(q, async_, c_, kReadAudit);
+  Call<v1::SetRevocationsRequest, v1::SetRevocationsReply>::Arm(q, async_, c_, kSetRevocations);
+  Call<v1::BeginEnrollRequest, v1::BeginEnrollReply>::Arm(q, async_, c_, kBeginEnroll);
+  Call<v1::CompleteEnrollRequest, v1::CompleteEnrollReply>::Arm(q, async_, c_, kCompleteEnroll);
+  ArmExecCall(q, async_, c_);
+  ArmPutFileCall(q, async_, c_);
+}
+
+}  // namespace herd::agent

@@ -1,0 +1,233 @@
+#include "agent/exec/exec_runner.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+namespace herd::agent {
+
+using Clock = std::chrono::steady_clock;
+
+struct ExecRunner::Job {
+  std::atomic<pid_t> pgid{0};
+  std::atomic<bool> cancel{false};
+  int wake_fd[2] = {-1, -1};  // written by Cancel/KillAll to wake the worker's poll
+};
+
+ExecRunner::~ExecRunner() { KillAll(); }
+
+int ExecRunner::running() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return static_cast<int>(jobs_.size());
+}
+
+Result<uint64_t> ExecRunner::Start(ExecSpec spec, OutputFn on_output, DoneFn on_done,
+                                   const std::function<void()>& on_admitted) {
+  auto job = std::make_shared<Job>();
+  uint64_t id;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_) return Status(StatusCode::kUnavailable, "agent is shutting down");
+    if (static_cast<int>(jobs_.size()) >= max_concurrent_) {
+      return Status(StatusCode::kResourceExhausted,
+                    "too many commands running (" + std::to_string(max_concurrent_) + ")");
+    }
+    if (::pipe2(job->wake_fd, O_CLOEXEC | O_NONBLOCK) != 0) {
+      return Status::Internal(std::string("pipe: ") + std::strerror(errno));
+    }
+    id = next_id_++;
+    jobs_[id] = job;
+  }
+  if (on_admitted) on_admitted();
+  std::thread([this, id, job, spec = std::move(spec), on_output = std::move(on_output),
+               on_done = std::move(on_done)]() mutable {
+    Work(job, std::move(spec), std::move(on_output), std::move(on_done));
+    ::close(job->wake_fd[0]);
+    ::close(job->wake_fd[1]);
+    std::lock_guard<std::mutex> l(mu_);
+    jobs_.erase(id);
+    idle_.notify_all();
+  }).detach();
+  return id;
+}
+
+void ExecRunner::Cancel(uint64_t id) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return;
+  it->second->cancel = true;
+  char c = 1;
+  (void)!::write(it->second->wake_fd[1], &c, 1);
+}
+
+void ExecRunner::KillAll() {
+  std::unique_lock<std::mutex> l(mu_);
+  stopping_ = true;
+  for (auto& [id, job] : jobs_) {
+    job->cancel = true;
+    char c = 1;
+    (void)!::write(job->wake_fd[1], &c, 1);
+  }
+  idle_.wait(l, [&] { return jobs_.empty(); });
+}
+
+void ExecRunner::Work(std::shared_ptr<Job> job, ExecSpec spec, OutputFn on_output, DoneFn on_done) {
+  const auto t0 = Clock::now();
+  ExecOutcome out;
+  auto finish = [&] {
+    out.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+    on_done(std::move(out));
+  };
+
+  LaunchSpec launch;
+  launch.argv =
+      spec.shell.empty() ? spec.argv : std::vector<std::string>{"/bin/sh", "-c", spec.shell};
+  if (launch.argv.empty() || launch.argv[0].empty()) {
+    out.error = "empty command";
+    return finish();
+  }
+  if (!spec.cwd.empty() && ::access(spec.cwd.c_str(), X_OK) != 0) {
+    out.error = "working directory " + spec.cwd + ": " + std::strerror(errno);
+    return finish();
+  }
+  launch.env = MergeEnvironment(spec.env);
+  launch.cwd = spec.cwd;
+  auto child = launcher_.Launch(launch);
+  if (!child.ok()) {
+    out.exit_code = 127;
+    out.error = child.status().message();
+    return finish();
+  }
+  job->pgid = child->pid;
+  const pid_t pid = child->pid;
+  UniqueFd& in_w = child->stdin_w;
+  UniqueFd& out_r = child->stdout_r;
+  UniqueFd& err_r = child->stderr_r;
+  UniqueFd& pidfd = child->pidfd;
+
+  // The stdin payload is written through a non-blocking pipe as poll allows.
+  size_t in_off = 0;
+  ::fcntl(in_w.get(), F_SETFL, O_NONBLOCK);
+  if (spec.stdin_data.empty()) in_w.Close();
+
+  const auto deadline = t0 + spec.timeout;
+  Clock::time_point kill_at = Clock::time_point::max();
+  bool termed = false, killed = false, exited = false;
+  uint64_t sent[2] = {0, 0};
+  std::string buf(64 * 1024, '\0');
+
+  auto terminate = [&](bool timeout) {
+    if (termed) return;
+    termed = true;
+    out.timed_out = out.timed_out || timeout;
+    ::kill(-pid, SIGTERM);
+    kill_at = Clock::now() + spec.kill_grace;
+  };
+  auto read_stream = [&](UniqueFd& fd, bool is_err) {
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n <= 0) {
+      if (n == 0 || (errno != EINTR && errno != EAGAIN)) fd.Close();
+      return;
+    }
+    uint64_t& s = sent[is_err ? 1 : 0];
+    if (s >= spec.max_output_bytes) {
+      out.truncated = true;
+      return;
+    }
+    size_t keep = static_cast<size_t>(std::min<uint64_t>(n, spec.max_output_bytes - s));
+    if (keep < static_cast<size_t>(n)) out.truncated = true;
+    s += keep;
+    on_output(is_err, std::string(buf.data(), keep));
+  };
+
+  while (!exited || out_r.valid() || err_r.valid()) {
+    auto now = Clock::now();
+    if (!termed && now >= deadline) terminate(true);
+    if (job->cancel && !termed) terminate(false);
+    if (termed && !killed && now >= kill_at) {
+      killed = true;
+      ::kill(-pid, SIGKILL);
+    }
+    if (exited) {
+      // The command is gone: take what its pipes still hold, without waiting
+      // for background processes that may keep them open.
+      for (UniqueFd* fd : {&out_r, &err_r}) {
+        if (!fd->valid()) continue;
+        ::fcntl(fd->get(), F_SETFL, O_NONBLOCK);
+        for (int i = 0; i < 4096 && fd->valid(); ++i) {
+          ssize_t n = ::read(fd->get(), buf.data(), buf.size());
+          if (n <= 0) {
+            fd->Close();
+            break;
+          }
+          uint64_t& s = sent[fd == &err_r ? 1 : 0];
+          size_t keep = static_cast<size_t>(
+              std::min<uint64_t>(n, s >= spec.max_output_bytes ? 0 : spec.max_output_bytes - s));
+          if (keep < static_cast<size_t>(n)) out.truncated = true;
+          s += keep;
+          if (keep) on_output(fd == &err_r, std::string(buf.data(), keep));
+        }
+      }
+      break;
+    }
+    pollfd fds[5];
+    int nfds = 0;
+    auto add = [&](int fd, short ev) {
+      fds[nfds].fd = fd;
+      fds[nfds].events = ev;
+      fds[nfds].revents = 0;
+      return nfds++;
+    };
+    int i_out = out_r.valid() ? add(out_r.get(), POLLIN) : -1;
+    int i_err = err_r.valid() ? add(err_r.get(), POLLIN) : -1;
+    int i_in = in_w.valid() ? add(in_w.get(), POLLOUT) : -1;
+    int i_pid = pidfd.valid() ? add(pidfd.get(), POLLIN) : -1;
+    int i_wake = add(job->wake_fd[0], POLLIN);
+    auto next_event =
+        termed && !killed ? kill_at : (termed ? now + std::chrono::seconds(1) : deadline);
+    if (!pidfd.valid()) next_event = std::min(next_event, now + std::chrono::milliseconds(20));
+    auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(next_event - now).count();
+    int rc = ::poll(fds, nfds, static_cast<int>(std::clamp<long long>(wait_ms + 1, 0, 60'000)));
+    if (rc < 0 && errno != EINTR) break;
+    if (i_wake >= 0 && (fds[i_wake].revents & POLLIN)) {
+      char drain[16];
+      while (::read(job->wake_fd[0], drain, sizeof drain) > 0) {
+      }
+    }
+    if (i_out >= 0 && fds[i_out].revents) read_stream(out_r, false);
+    if (i_err >= 0 && fds[i_err].revents) read_stream(err_r, true);
+    if (i_in >= 0 && fds[i_in].revents) {
+      ssize_t n =
+          ::write(in_w.get(), spec.stdin_data.data() + in_off, spec.stdin_data.size() - in_off);
+      if (n > 0) in_off += n;
+      if ((n < 0 && errno != EAGAIN) || in_off >= spec.stdin_data.size()) in_w.Close();
+    }
+    if ((i_pid >= 0 && fds[i_pid].revents) || !pidfd.valid()) {
+      int status = 0;
+      if (::waitpid(pid, &status, WNOHANG) == pid) {
+        exited = true;
+        if (WIFEXITED(status)) {
+          out.exit_code = WEXITSTATUS(status);
+        } else if (WIFSIGNALED(status)) {
+          out.signal = WTERMSIG(status);
+          out.exit_code = -1;
+        }
+      }
+    }
+  }
+  if (!exited) {
+    ::kill(-pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+  }
+  finish();
+}
+
+}  // namespace herd::agent

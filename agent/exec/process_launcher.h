@@ -1,0 +1,54 @@
+// ProcessLauncher: starts a child the way herdd runs anything (commands now,
+// app processes later): in a process group of its own, with stdin, stdout
+// and stderr on pipes, a whole environment and a working directory, and
+// with the signal mask and dispositions of a fresh process (herdd blocks
+// TERM/INT/HUP and ignores PIPE; its children must not inherit that). The
+// place where resource limits and a sandbox wrapper will go.
+//
+// ProcessLauncher::Real() spawns with posix_spawn (vfork); tests substitute
+// their own. Launch may be called from any thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/unique_fd.h"
+
+namespace herd::agent {
+
+struct LaunchSpec {
+  std::vector<std::string> argv;  // argv[0] is looked up in PATH
+  std::vector<std::string> env;   // the child's whole environment, KEY=VALUE
+  std::string cwd;                // "" keeps the agent's
+};
+
+// A started child. Its pid is also its process group id. The descriptors
+// are the parent's ends of the pipes, close-on-exec; `pidfd` polls readable
+// once the child has exited (invalid where the kernel has no pidfd_open).
+// Destroying a Child closes them and neither kills nor reaps the child:
+// its owner does that (kill(-pid, ...), waitpid).
+struct Child {
+  pid_t pid = -1;
+  UniqueFd stdin_w, stdout_r, stderr_r, pidfd;
+};
+
+class ProcessLauncher {
+ public:
+  virtual ~ProcessLauncher() = default;
+  // The running child, or kNotFound "command not found: NAME" when argv[0]
+  // is not found, or another error naming the program.
+  virtual Result<Child> Launch(const LaunchSpec& spec) = 0;
+
+  // The posix_spawn launcher; lives as long as the process.
+  static ProcessLauncher& Real();
+};
+
+// The environment of a command: the agent's own, with `extra` added (and
+// replacing variables of the same name).
+std::vector<std::string> MergeEnvironment(const std::map<std::string, std::string>& extra);
+
+}  // namespace herd::agent

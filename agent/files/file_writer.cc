@@ -1,0 +1,110 @@
+#include "agent/files/file_writer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace herd::agent {
+namespace {
+
+std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+}  // namespace
+
+Result<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::Open(const std::string& path,
+                                                                 uint32_t mode, uint64_t size,
+                                                                 const std::string& sha256) {
+  if (path.empty() || path[0] != '/') {
+    return Status::Invalid("destination '" + path + "' must be an absolute path");
+  }
+  if (path.back() == '/') return Status::Invalid("destination " + path + " is a directory");
+  if (mode > 07777) return Status::Invalid("mode must be permission bits (<= 07777)");
+  if (sha256.size() != 64) return Status::Invalid("sha256 must be 64 hex digits");
+  std::string dir = path.substr(0, path.rfind('/'));
+  if (dir.empty()) dir = "/";
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "directory " + dir + " does not exist: " + std::strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return Status(StatusCode::kFailedPrecondition, dir + " is not a directory");
+  }
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    if (S_ISDIR(st.st_mode)) {
+      return Status(StatusCode::kFailedPrecondition,
+                    "destination " + path + " is a directory; give the full file path");
+    }
+    // Replacing a device, FIFO, socket or symlink by a regular file is never
+    // what a copy means: /dev/null would become a file.
+    const char* kind = S_ISLNK(st.st_mode)    ? "a symbolic link"
+                       : S_ISCHR(st.st_mode)  ? "a character device"
+                       : S_ISBLK(st.st_mode)  ? "a block device"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO"
+                                              : "a socket";
+    return Status(StatusCode::kFailedPrecondition, "destination " + path + " is " + kind +
+                                                       "; herd copy only replaces regular files");
+  }
+  std::unique_ptr<AtomicFileWriter> w(new AtomicFileWriter());
+  w->path_ = path;
+  w->size_ = size;
+  w->sha256_ = sha256;
+  std::string tmpl = dir + (dir == "/" ? "" : "/") + ".herd-put-XXXXXX";
+  w->fd_ = ::mkostemp(tmpl.data(), O_CLOEXEC);
+  if (w->fd_ < 0) return Status(StatusCode::kFailedPrecondition, Errno("create in " + dir));
+  w->tmp_ = tmpl;
+  if (::fchmod(w->fd_, mode) != 0) return Status::Internal(Errno("chmod " + w->tmp_));
+  return w;
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_ && !tmp_.empty()) ::unlink(tmp_.c_str());
+}
+
+Status AtomicFileWriter::Write(const std::string& chunk) {
+  if (written_ + chunk.size() > size_) {
+    return Status::Invalid("more data than the announced " + std::to_string(size_) + " bytes");
+  }
+  size_t off = 0;
+  while (off < chunk.size()) {
+    ssize_t n = ::write(fd_, chunk.data() + off, chunk.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status(StatusCode::kResourceExhausted, Errno("write " + path_));
+    }
+    off += n;
+  }
+  hash_.Update(chunk);
+  written_ += chunk.size();
+  return Status::Ok();
+}
+
+Status AtomicFileWriter::Commit() {
+  if (written_ != size_) {
+    return Status::Invalid("received " + std::to_string(written_) + " of " + std::to_string(size_) +
+                           " bytes; " + path_ + " left unchanged");
+  }
+  std::string got = hash_.HexDigest();
+  if (got != sha256_) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "checksum mismatch (got " + got + "); " + path_ + " left unchanged");
+  }
+  if (::fsync(fd_) != 0) return Status::Internal(Errno("fsync " + tmp_));
+  ::close(fd_);
+  fd_ = -1;
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) return Status::Internal(Errno("rename " + path_));
+  committed_ = true;
+  std::string dir = path_.substr(0, path_.rfind('/'));
+  int dfd = ::open(dir.empty() ? "/" : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return Status::Ok();
+}
+
+}  // namespace herd::agent

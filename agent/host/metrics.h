@@ -1,0 +1,48 @@
+// AgentMetrics: the agent's Prometheus registry and /metrics endpoint: build
+// info, gRPC requests by method and code (recorded as each call finishes),
+// exec count and duration, audit write errors, host gauges and the agent's
+// own footprint (computed at scrape time). gRPC-free. Thread-safe: record
+// methods may be called from any thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace prometheus {
+class Exposer;
+class Registry;
+class Histogram;
+template <typename T>
+class Family;
+class Counter;
+}  // namespace prometheus
+
+namespace herd::agent {
+
+class AgentMetrics {
+ public:
+  explicit AgentMetrics(std::string state_dir);
+  ~AgentMetrics();
+
+  // Binds /metrics on `address` (host:port, port 0 picks one). Returns the port.
+  Result<int> Serve(const std::string& address);
+
+  // `method` is the short name ("Exec"), `grpc_code` gRPC's status code.
+  void RecordRpc(std::string_view method, int grpc_code);
+  void RecordExec(const std::string& result, double seconds);
+  void RecordAuditWriteError();
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<class HostCollector> host_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  prometheus::Family<prometheus::Counter>* rpcs_;
+  prometheus::Family<prometheus::Counter>* execs_;
+  prometheus::Counter* audit_write_errors_;
+  prometheus::Histogram* exec_duration_;
+};
+
+}  // namespace herd::agent

@@ -1,0 +1,137 @@
+#include "agent/put_file_call.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <memory>
+
+#include "agent/files/file_writer.h"
+#include "proto/rpc/cq_tag.h"
+#include "proto/rpc/status_map.h"
+
+namespace herd::agent {
+namespace {
+
+using rpc::OpTag;
+
+// PutFile: reads the header and the chunks on the serving thread; the
+// commit (fsync, rename) runs on the slow-work thread.
+class PutFileCall final : public rpc::LiveCall {
+ public:
+  static void Arm(rpc::CallQueue& q, v1::Agent::AsyncService& async, AgentContext& c) {
+    if (!q.draining()) new PutFileCall(q, async, c);
+  }
+
+ private:
+  PutFileCall(rpc::CallQueue& q, v1::Agent::AsyncService& async, AgentContext& c)
+      : LiveCall(q), async_(async), s_(c) {
+    async.RequestPutFile(&ctx_, &reader_, q.cq(), q.cq(), &requested_);
+  }
+
+  void OnRequested(bool ok) {
+    if (!ok || queue_.draining()) return;  // the server is shutting down: freed by the queue
+    Arm(queue_, async_, s_);
+    auto who = Authorize(s_, ctx_, method::kPutFile);
+    if (!who.ok()) return Finish(rpc::ToGrpc(who.status()));  // refused at once: nothing is read
+    entry_ = EntryFor(*who, method::kPutFile);
+    ReadNext();
+  }
+
+  void OnRead(bool ok) {
+    if (!ok) {
+      // The caller is done sending (or gone: then the size or checksum fails).
+      if (!queue_.PostSlow([this] { Complete(); })) {
+        Fail(Status(StatusCode::kResourceExhausted, "the agent is busy: too many slow calls"));
+      }
+      return;
+    }
+    if (msg_.has_header()) {
+      if (writer_) return Fail(Status::Invalid("header sent twice"));
+      const auto& h = msg_.header();
+      entry_.args = fmt::format("path={} size={} mode={:04o} sha256={}", h.path(), h.size(),
+                                h.mode(), h.sha256());
+      if (InsideDir(h.path(), s_.config.state_dir)) {
+        return Fail(Status(StatusCode::kPermissionDenied,
+                           "refusing to write " + h.path() +
+                               ": it is in the agent's state directory (audit log, keys)"));
+      }
+      auto w = AtomicFileWriter::Open(h.path(), h.mode(), h.size(), h.sha256());
+      if (!w.ok()) return Fail(w.status());
+      writer_ = std::move(*w);
+    } else if (msg_.has_chunk()) {
+      if (!writer_) return Fail(Status::Invalid("data before the header"));
+      Status s = writer_->Write(msg_.chunk());
+      if (!s.ok()) return Fail(s);
+    }
+    ReadNext();
+  }
+
+  void ReadNext() {
+    if (!queue_.draining()) reader_.Read(&msg_, &read_);  // else freed by the queue
+  }
+
+  void Complete() {
+    if (!writer_) return Fail(Status::Invalid("no header received"));
+    Status s = writer_->Commit();
+    if (!s.ok()) return Fail(s);
+    spdlog::info("put file {} ({} bytes) from {}", writer_->path(), writer_->written(),
+                 ctx_.peer());
+    reply_.set_bytes_written(writer_->written());
+    reply_.set_sha256(writer_->sha256());
+    entry_.result = "ok";
+    (void)s_.audit.Append(entry_);
+    Finish(grpc::Status::OK);
+  }
+
+  void Fail(const Status& s) {
+    spdlog::warn("put file {} failed: {}", writer_ ? writer_->path() : "?", s.message());
+    writer_.reset();  // removes the temporary
+    entry_.result = "failed: " + s.message();
+    (void)s_.audit.Append(entry_);
+    Finish(rpc::ToGrpc(s));
+  }
+
+  void Finish(const grpc::Status& st) {
+    if (queue_.draining()) return;  // freed by the queue
+    queue_.Finished(method::kPutFile, st.error_code());
+    if (st.ok()) {
+      reader_.Finish(reply_, st, &finished_);
+    } else {
+      reader_.FinishWithError(st, &finished_);
+    }
+  }
+  void OnFinished(bool) { delete this; }
+
+  // True when `path`'s folder, symlinks resolved, is `dir` or below it.
+  static bool InsideDir(const std::string& path, const std::string& dir) {
+    const std::string parent = path.substr(0, path.rfind('/'));
+    char a[PATH_MAX], b[PATH_MAX];
+    if (!::realpath(parent.empty() ? "/" : parent.c_str(), a) || !::realpath(dir.c_str(), b)) {
+      return false;
+    }
+    const std::string p(a), d(b);
+    return p == d || p.rfind(d + "/", 0) == 0;
+  }
+
+  v1::Agent::AsyncService& async_;
+  AgentContext& s_;
+  grpc::ServerContext ctx_;
+  grpc::ServerAsyncReader<v1::PutFileReply, v1::PutFileMessage> reader_{&ctx_};
+  OpTag<PutFileCall> requested_{this, &PutFileCall::OnRequested};
+  OpTag<PutFileCall> read_{this, &PutFileCall::OnRead};
+  OpTag<PutFileCall> finished_{this, &PutFileCall::OnFinished};
+  AuditEntry entry_;
+  v1::PutFileMessage msg_;
+  v1::PutFileReply reply_;
+  std::unique_ptr<AtomicFileWriter> writer_;
+};
+
+}  // namespace
+
+void ArmPutFileCall(rpc::CallQueue& queue, v1::Agent::AsyncService& async, AgentContext& c) {
+  PutFileCall::Arm(queue, async, c);
+}
+
+}  // namespace herd::agent

@@ -1,0 +1,171 @@
+#include "agent/security/authz.h"
+
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <ctime>
+#include <sstream>
+
+#include "common/file.h"
+#include "common/hash.h"
+#include "common/method_name.h"
+
+namespace herd::agent {
+
+Authorizer::Authorizer(const Enrollment* enrollment, std::string revoked_path, AuditLog& audit)
+    : enrollment_(enrollment), revoked_path_(std::move(revoked_path)), audit_(audit) {}
+
+Status Authorizer::LoadRevoked() {
+  auto text = ReadFileToString(revoked_path_);
+  if (!text.ok()) {
+    if (::access(revoked_path_.c_str(), F_OK) != 0 && errno == ENOENT) return Status::Ok();
+    return Status::Internal("revocation list " + revoked_path_ + ": " + text.status().message() +
+                            " (refusing to start without it)");
+  }
+  std::set<std::string> serials;
+  std::istringstream in(*text);
+  int line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    std::string serial;
+    for (char c : line) {
+      if (!std::isspace(static_cast<unsigned char>(c))) {
+        serial += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      }
+    }
+    if (serial.empty()) continue;
+    if (!IsSerial(serial)) {
+      return Status::Invalid(revoked_path_ + ":" + std::to_string(line_no) + ": '" +
+                             line.substr(0, 64) + "' is not a certificate serial (hex)");
+    }
+    serials.insert(serial);
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  revoked_ = std::move(serials);
+  return Status::Ok();
+}
+
+void Authorizer::Allow(const std::vector<MethodPolicy>& policies) {
+  for (const auto& p : policies) policies_.emplace(std::string(p.method), p);
+}
+
+const MethodPolicy* Authorizer::PolicyFor(std::string_view method) const {
+  auto it = policies_.find(method);
+  return it == policies_.end() ? nullptr : &it->second;
+}
+
+Status Authorizer::Deny(const Caller& who, std::string_view method, StatusCode code,
+                        const std::string& msg) {
+  AuditEntry e{who.name, who.serial.empty() ? "" : pki::RoleName(who.role),
+               std::string(ShortMethodName(method)), "", "denied: " + msg};
+  // Without a certificate that verified, the caller is nobody we know.
+  (void)(who.serial.empty() ? audit_.AppendAnonymous(std::move(e)) : audit_.Append(e));
+  return Status(code, msg);
+}
+
+Result<Caller> Authorizer::Check(std::string_view peer, std::string_view cert_pem,
+                                 std::string_view method) {
+  Caller who;
+  const std::string short_name(ShortMethodName(method));
+  const MethodPolicy* policy = PolicyFor(method);
+  if (policy == nullptr) {
+    who.name = (enrollment_ ? "anonymous:" : "plaintext:") + std::string(peer);
+    return Deny(who, method, StatusCode::kPermissionDenied,
+                short_name + " has no access policy on this agent: refused for every caller");
+  }
+  if (enrollment_ == nullptr) {
+    who.name = "plaintext:" + std::string(peer);
+    who.role = pki::Role::kAdmin;
+    return who;
+  }
+  if (!enrollment_->enrolled()) {
+    if (policy->enrolment) {
+      who.name = "join-token:" + std::string(peer);
+      who.join_token = true;
+      return who;
+    }
+    who.name = "anonymous:" + std::string(peer);
+    return Deny(who, method, StatusCode::kFailedPrecondition,
+                "this agent is not enrolled in a fleet yet: enrol it with 'herd enroll ADDRESS "
+                "--token TOKEN --name NAME'");
+  }
+  who.name = "anonymous:" + std::string(peer);
+  if (cert_pem.empty() && policy->enrolment) {
+    return Deny(who, method, StatusCode::kFailedPrecondition,
+                "this agent is already enrolled and its join token is used up; renew its "
+                "certificate with 'herd cert renew', or reset the agent to enrol it again");
+  }
+  if (cert_pem.empty()) {
+    return Deny(who, method, StatusCode::kUnauthenticated,
+                "no client certificate: herd needs one from the fleet CA (herd cert issue)");
+  }
+  const std::string pem(cert_pem);
+  const std::string key = Sha256Hex(pem);
+  std::optional<pki::CertInfo> info;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = verified_.find(key);
+    if (it != verified_.end()) info = it->second;
+  }
+  if (!info) {
+    auto parsed = pki::InspectCert(pem);
+    if (!parsed.ok()) {
+      return Deny(who, method, StatusCode::kUnauthenticated, "unreadable client certificate");
+    }
+    who.name = parsed->common_name;
+    Status v = pki::VerifyCert(enrollment_->ca_pem(), pem);
+    if (!v.ok()) {
+      return Deny(who, method, StatusCode::kUnauthenticated,
+                  "client certificate '" + parsed->common_name +
+                      "' is not valid for this fleet: " + v.message());
+    }
+    info = *parsed;
+    std::lock_guard<std::mutex> l(mu_);
+    if (verified_.size() > 1000) verified_.clear();
+    verified_[key] = *info;
+  }
+  who.name = info->common_name;
+  who.serial = info->serial;
+  if (info->role) who.role = *info->role;  // recorded with any denial below
+  if (std::time(nullptr) > info->not_after) {
+    return Deny(who, method, StatusCode::kUnauthenticated,
+                "client certificate '" + who.name + "' has expired");
+  }
+  if (IsRevoked(info->serial)) {
+    return Deny(who, method, StatusCode::kUnauthenticated,
+                "client certificate '" + who.name + "' (serial " + info->serial + ") is revoked");
+  }
+  if (!info->role) {
+    return Deny(who, method, StatusCode::kPermissionDenied,
+                "client certificate '" + who.name + "' carries no herd role");
+  }
+  who.role = *info->role;
+  if (!pki::RoleAllows(who.role, policy->role)) {
+    return Deny(who, method, StatusCode::kPermissionDenied,
+                short_name + " needs role " + pki::RoleName(policy->role) + "; '" + who.name +
+                    "' has role " + pki::RoleName(who.role));
+  }
+  return who;
+}
+
+bool Authorizer::IsSerial(const std::string& s) {
+  return !s.empty() && s.size() <= 64 &&
+         s.find_first_not_of("0123456789ABCDEF") == std::string::npos;
+}
+
+bool Authorizer::IsRevoked(const std::string& serial) {
+  std::lock_guard<std::mutex> l(mu_);
+  return revoked_.count(serial) > 0;
+}
+
+Status Authorizer::SetRevoked(const std::set<std::string>& serials) {
+  std::string body;
+  for (const auto& s : serials) body += s + "\n";
+  if (Status s = WriteFileAtomic(revoked_path_, body, 0644); !s.ok()) return s;
+  std::lock_guard<std::mutex> l(mu_);
+  revoked_ = serials;
+  return Status::Ok();
+}
+
+}  // namespace herd::agent

@@ -1,0 +1,101 @@
+#include "cmd/herd/cli.h"
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "control/fanout.h"
+#include "control/session.h"
+
+namespace herd::cli {
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+
+void OnSigint(int) {
+  g_interrupted.store(true);
+  ::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends herd at once
+}
+
+void RaiseFdLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+}  // namespace
+
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "herd: error: %s\n", msg.c_str());
+  return static_cast<int>(control::ExitCode::kHerdError);
+}
+
+void CatchInterrupt() {
+  ::signal(SIGINT, OnSigint);
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+const std::atomic<bool>& Interrupted() { return g_interrupted; }
+
+rpc::GrpcLogSink GrpcDebugLog() {
+  const char* debug = std::getenv("HERD_DEBUG");
+  if (!debug || !*debug || std::string(debug) == "0") return nullptr;
+  return [](int, const std::string& msg) { std::fprintf(stderr, "herd: grpc: %s\n", msg.c_str()); };
+}
+
+control::OutputOptions Output(const Globals& g) {
+  control::OutputOptions out;
+  out.format = g.output == "json" ? control::OutputFormat::kJson
+               : g.fold           ? control::OutputFormat::kFold
+                                  : control::OutputFormat::kText;
+  out.progress = !g.no_progress && ::isatty(STDERR_FILENO);
+  out.summary = !g.quiet;
+  return out;
+}
+
+int RunOnTargets(const Globals& g, const std::string& target,
+                 std::chrono::milliseconds default_timeout, const Prepare& prepare) {
+  auto targets = control::SelectTargets(g.inventory, target, true, false, g.allow_empty);
+  if (!targets.ok()) return Fail(targets.status().message());
+  auto timeout = control::ResolveTimeout(g.timeout, default_timeout);
+  if (!timeout.ok()) return Fail(timeout.status().message());
+  auto run = prepare(*timeout);
+  if (!run.ok()) return Fail(run.status().message());
+  rpc::InitGrpcRuntime(GrpcDebugLog());
+  RaiseFdLimit();
+  CatchInterrupt();
+  auto factory = control::ConnectToAgents({g.pki_dir, g.identity, g.plaintext, g.no_mux});
+  if (!factory.ok()) return Fail(factory.status().message());
+  control::ExecutorOptions eo;
+  eo.forks = g.forks;
+  eo.interrupted = &g_interrupted;
+  control::LocalExecutor executor(**factory, eo);
+  auto reporter = control::MakeReporter(Output(g));
+  return static_cast<int>(control::ComputeExitCode((*run)(executor, targets->hosts, *reporter)));
+}
+
+int RunTaskOnTargets(const Globals& g, const std::string& target,
+                     std::chrono::milliseconds default_timeout,
+                     const std::function<Result<control::Task>(std::chrono::milliseconds)>& make) {
+  const bool live_text = Output(g).format == control::OutputFormat::kText;
+  return RunOnTargets(g, target, default_timeout,
+                      [&](std::chrono::milliseconds timeout) -> Result<Operate> {
+                        auto task = make(timeout);
+                        if (!task.ok()) return task.status();
+                        // Live text prints lines as they come; --fold and JSON keep them.
+                        if (live_text) task->collect_output_bytes = 0;
+                        auto shared = std::make_shared<control::Task>(std::move(*task));
+                        return Operate([shared](control::Executor& executor,
+                                                const std::vector<const control::Host*>& hosts,
+                                                control::Reporter& reporter) {
+                          return control::RunTask(executor, hosts, *shared, reporter);
+                        });
+                      });
+}
+
+}  // namespace herd::cli

@@ -1,0 +1,92 @@
+// herd ping | run | facts | health | copy: one operation on every host a
+// TARGET selects.
+#include "cmd/herd/cli.h"
+#include "common/defaults.h"
+#include "control/tasks.h"
+
+namespace herd::cli {
+namespace {
+
+class Fanout final : public CommandGroup {
+ public:
+  explicit Fanout(Globals& g) : g_(g) {}
+
+  void Add(CLI::App& app) override {
+    ping_ = app.add_subcommand("ping", "Check that agents answer (round trip, version)");
+    ping_->add_option("target", target_, "Hosts to ping (see TARGET below)")->required();
+
+    run_ = app.add_subcommand("run", "Run a command on hosts: herd run TARGET -- CMD ARGS...");
+    run_->add_option("target", target_, "Hosts to run on")->required();
+    run_->add_option("command", command_.argv,
+                     "Command and arguments, after --; run directly, no shell");
+    run_->add_option("--shell", command_.shell, "Run this pipeline with /bin/sh -c instead of CMD");
+    run_->add_option("-e,--env", command_.env, "Set an environment variable KEY=VALUE (repeatable)")
+        ->allow_extra_args(false);
+    run_->add_option("--cwd", command_.cwd,
+                     "Working directory on the host (default: agent state dir)");
+    run_->add_option("--max-output", command_.max_output,
+                     "Bytes of stdout and of stderr kept per host, 1 to 67108864 "
+                     "(default 1048576; the rest is drained and dropped, the result says "
+                     "truncated)");
+    run_->footer(
+        "Examples:\n  herd run all -- uptime\n  herd run @web --fold -- cat /etc/os-release"
+        "\n  herd run 'role=db' --shell 'df -h / | tail -1'"
+        "\n  herd run node07 -t 5s -e LANG=C -- ls -l /tmp\n\n"
+        "Global flags (-t/--timeout, -o json, --fold, -f/--forks, -i, --identity, ...) may come\n"
+        "before or after 'run'; everything after -- is the command. See herd --help.");
+
+    facts_ = app.add_subcommand(
+        "facts", "Show host facts: OS, kernel, CPUs, memory, disk, uptime, agent labels");
+    facts_->add_option("target", target_, "Hosts")->required();
+
+    health_ = app.add_subcommand("health", "Run the agents' health checks");
+    health_->add_option("target", target_, "Hosts")->required();
+
+    copy_ = app.add_subcommand("copy", "Copy a local file to hosts (checksummed, atomic)");
+    copy_->add_option("target", target_, "Hosts")->required();
+    copy_->add_option("src", src_, "Local file")->required();
+    copy_->add_option("dst", dst_, "Absolute destination path on each host")->required();
+    copy_->add_option("--mode", mode_, "Permission bits in octal, e.g. 0644 (default: SRC's)");
+  }
+
+  std::vector<CLI::App*> TargetCommands() const override {
+    return {ping_, run_, facts_, health_, copy_};
+  }
+
+  std::optional<int> Run() override {
+    using std::chrono::milliseconds;
+    using Make = std::function<Result<control::Task>(milliseconds)>;
+    Make make;
+    milliseconds fallback = kDefaultHostTimeout;
+    if (*ping_) make = control::PingTask;
+    if (*facts_) make = control::FactsTask;
+    if (*health_) make = control::HealthTask;
+    if (*run_) {
+      fallback = kDefaultCommandTimeout;
+      make = [this](milliseconds timeout) {
+        command_.timeout = timeout;
+        return control::ExecTask(command_);
+      };
+    }
+    if (*copy_) {
+      fallback = kDefaultCommandTimeout;
+      make = [this](milliseconds timeout) { return control::CopyTask(src_, dst_, mode_, timeout); };
+    }
+    if (!make) return std::nullopt;
+    return RunTaskOnTargets(g_, target_, fallback, make);
+  }
+
+ private:
+  Globals& g_;
+  CLI::App *ping_ = nullptr, *run_ = nullptr, *facts_ = nullptr, *health_ = nullptr,
+           *copy_ = nullptr;
+  std::string target_;
+  control::CommandSpec command_;
+  std::string src_, dst_, mode_;
+};
+
+}  // namespace
+
+std::unique_ptr<CommandGroup> FanoutCommands(Globals& g) { return std::make_unique<Fanout>(g); }
+
+}  // namespace herd::cli

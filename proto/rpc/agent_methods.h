@@ -1,0 +1,17 @@
+// Full method names of herd.v1.Agent (proto/herd/v1/agent.proto), as gRPC
+// routes them, the agent authorises them and the CLI calls them.
+#pragma once
+
+namespace herd::rpc::agent_method {
+
+inline constexpr char kInfo[] = "/herd.v1.Agent/Info";
+inline constexpr char kFacts[] = "/herd.v1.Agent/Facts";
+inline constexpr char kHealth[] = "/herd.v1.Agent/Health";
+inline constexpr char kExec[] = "/herd.v1.Agent/Exec";
+inline constexpr char kPutFile[] = "/herd.v1.Agent/PutFile";
+inline constexpr char kReadAudit[] = "/herd.v1.Agent/ReadAudit";
+inline constexpr char kSetRevocations[] = "/herd.v1.Agent/SetRevocations";
+inline constexpr char kBeginEnroll[] = "/herd.v1.Agent/BeginEnroll";
+inline constexpr char kCompleteEnroll[] = "/herd.v1.Agent/CompleteEnroll";
+
+}  // namespace herd::rpc::agent_method

@@ -1,0 +1,64 @@
+#include "proto/rpc/status_map.h"
+
+#include <utility>
+
+namespace herd::rpc {
+namespace {
+
+// Codes with the same meaning on both sides; everything else is internal.
+constexpr std::pair<StatusCode, grpc::StatusCode> kCodes[] = {
+    {StatusCode::kInvalidArgument, grpc::StatusCode::INVALID_ARGUMENT},
+    {StatusCode::kNotFound, grpc::StatusCode::NOT_FOUND},
+    {StatusCode::kAlreadyExists, grpc::StatusCode::ALREADY_EXISTS},
+    {StatusCode::kPermissionDenied, grpc::StatusCode::PERMISSION_DENIED},
+    {StatusCode::kUnauthenticated, grpc::StatusCode::UNAUTHENTICATED},
+    {StatusCode::kFailedPrecondition, grpc::StatusCode::FAILED_PRECONDITION},
+    {StatusCode::kResourceExhausted, grpc::StatusCode::RESOURCE_EXHAUSTED},
+    {StatusCode::kUnavailable, grpc::StatusCode::UNAVAILABLE},
+    {StatusCode::kDeadlineExceeded, grpc::StatusCode::DEADLINE_EXCEEDED},
+};
+
+}  // namespace
+
+grpc::Status ToGrpc(const Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  for (const auto& [herd_code, grpc_code] : kCodes) {
+    if (herd_code == s.code()) return grpc::Status(grpc_code, s.message());
+  }
+  return grpc::Status(grpc::StatusCode::INTERNAL, s.message());
+}
+
+Status FromGrpc(const grpc::Status& s) {
+  if (s.ok()) return Status::Ok();
+  StatusCode code = StatusCode::kInternal;
+  for (const auto& [herd_code, grpc_code] : kCodes) {
+    if (grpc_code == s.error_code()) code = herd_code;
+  }
+  std::string msg = s.error_message();
+  if (msg.empty()) msg = "gRPC status " + std::to_string(static_cast<int>(s.error_code()));
+  return Status(code, std::move(msg));
+}
+
+std::string ExplainUnreachable(const std::string& grpc_message) {
+  // gRPC's connection errors are long and repetitive; say what happened.
+  static const std::pair<const char*, const char*> kPlainWords[] = {
+      {"Connection refused", "connection refused (is herdd running there?)"},
+      {"certificate verify failed",
+       "TLS: the agent's certificate is not from this fleet's CA (not enrolled yet? see herd "
+       "enroll)"},
+      {"wrong version number",
+       "TLS handshake failed: the agent serves plain text (herd --plaintext)"},
+      {"is not in peer certificate",
+       "TLS: the agent's certificate is for another name (the inventory name must be the name "
+       "it was enrolled with)"},
+      {"Socket closed",
+       "the agent closed the connection during set-up (herd --plaintext to an agent that serves "
+       "TLS?)"},
+  };
+  for (const auto& [grpc_words, plain] : kPlainWords) {
+    if (grpc_message.find(grpc_words) != std::string::npos) return plain;
+  }
+  return grpc_message;
+}
+
+}  // namespace herd::rpc

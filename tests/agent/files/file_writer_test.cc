@@ -1,0 +1,102 @@
+#include "agent/files/file_writer.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+
+#include "common/hash.h"
+#include "tests/support/test_support.h"
+
+using herd::agent::AtomicFileWriter;
+using herd::testing::ReadFile;
+using herd::testing::ScopedTempDir;
+using herd::testing::WriteFile;
+
+namespace {
+size_t Entries(const std::string& dir) {
+  size_t n = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir)) {
+    (void)e;
+    ++n;
+  }
+  return n;
+}
+}  // namespace
+
+TEST_CASE("a verified upload replaces the file atomically with its mode", "[agent][files]") {
+  ScopedTempDir dir;
+  const std::string path = dir / "f.txt", data = "new content";
+  WriteFile(path, "old");
+  auto w = AtomicFileWriter::Open(path, 0640, data.size(), herd::Sha256Hex(data));
+  REQUIRE(w.ok());
+  REQUIRE((*w)->Write("new ").ok());
+  CHECK(ReadFile(path) == "old");  // nothing visible before commit
+  REQUIRE((*w)->Write("content").ok());
+  REQUIRE((*w)->Commit().ok());
+  CHECK(ReadFile(path) == data);
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0640);
+  CHECK(Entries(dir.path()) == 1);
+}
+
+TEST_CASE("a bad checksum, short or long upload leaves the old file alone", "[agent][files]") {
+  ScopedTempDir dir;
+  const std::string path = dir / "f.txt";
+  WriteFile(path, "precious");
+  {
+    auto w = AtomicFileWriter::Open(path, 0644, 3, std::string(64, '0'));
+    REQUIRE(w.ok());
+    REQUIRE((*w)->Write("abc").ok());
+    auto s = (*w)->Commit();
+    CHECK_THAT(s.message(), Catch::Contains("checksum mismatch"));
+  }
+  {
+    auto w = AtomicFileWriter::Open(path, 0644, 10, herd::Sha256Hex("0123456789"));
+    REQUIRE(w.ok());
+    REQUIRE((*w)->Write("01234").ok());
+    CHECK_THAT((*w)->Commit().message(), Catch::Contains("received 5 of 10 bytes"));
+    CHECK_FALSE((*w)->Write("0123456789").ok());
+  }
+  {
+    auto w = AtomicFileWriter::Open(path, 0644, 10, herd::Sha256Hex("0123456789"));
+    REQUIRE(w.ok());
+    (void)(*w)->Write("0123");  // abandoned mid-way (connection lost)
+  }
+  CHECK(ReadFile(path) == "precious");
+  CHECK(Entries(dir.path()) == 1);  // no temporaries left behind
+}
+
+TEST_CASE("uploads onto a directory or into a missing one are refused", "[agent][files]") {
+  ScopedTempDir dir;
+  auto sha = herd::Sha256Hex("");
+  CHECK_THAT(AtomicFileWriter::Open(dir.path(), 0644, 0, sha).status().message(),
+             Catch::Contains("is a directory"));
+  CHECK_THAT(AtomicFileWriter::Open(dir / "missing/f", 0644, 0, sha).status().message(),
+             Catch::Contains("does not exist"));
+  CHECK_THAT(AtomicFileWriter::Open("relative/f", 0644, 0, sha).status().message(),
+             Catch::Contains("absolute"));
+}
+
+TEST_CASE("uploads onto a device, FIFO or symlink are refused and leave it alone",
+          "[agent][files]") {
+  ScopedTempDir dir;
+  auto sha = herd::Sha256Hex("");
+  CHECK_THAT(AtomicFileWriter::Open("/dev/null", 0644, 0, sha).status().message(),
+             Catch::Contains("/dev/null is a character device"));
+  const std::string fifo = dir / "fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THAT(AtomicFileWriter::Open(fifo, 0644, 0, sha).status().message(),
+             Catch::Contains("is a FIFO"));
+  const std::string link = dir / "link";
+  REQUIRE(::symlink("/etc/hostname", link.c_str()) == 0);
+  CHECK_THAT(AtomicFileWriter::Open(link, 0644, 0, sha).status().message(),
+             Catch::Contains("is a symbolic link"));
+  struct stat st {};
+  REQUIRE(::lstat(fifo.c_str(), &st) == 0);
+  CHECK(S_ISFIFO(st.st_mode));
+  REQUIRE(::lstat(link.c_str(), &st) == 0);
+  CHECK(S_ISLNK(st.st_mode));
+}
