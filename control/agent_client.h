@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 
+#include "common/defaults.h"
 #include "common/status.h"
 
 namespace herd::control {
@@ -44,7 +45,7 @@ struct CallSpec {
   CallShape shape = CallShape::kUnary;
   std::shared_ptr<const std::string> request;  // the (first) request message, serialised
   std::shared_ptr<const StreamSource> stream;  // kClientStream: what follows `request`
-  std::chrono::milliseconds timeout{10'000};   // the call's deadline, from its start
+  std::chrono::milliseconds timeout = kDefaultHostTimeout;  // the call's deadline, from its start
 };
 
 // How one call ended.

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "common/defaults.h"
 #include "common/pki.h"
 #include "common/status.h"
 #include "control/host_result.h"
@@ -31,7 +32,7 @@ struct EnrollRequest {
   std::string name;     // fleet name: CN and DNS SAN of its certificate
   std::string token;    // the agent's join token
   int days = 365;       // certificate lifetime
-  std::chrono::milliseconds timeout{10'000};
+  std::chrono::milliseconds timeout = kDefaultHostTimeout;
 };
 
 struct EnrollResult {

@@ -65,6 +65,7 @@ void LocalExecutor::Run(const std::vector<const Host*>& hosts, const Operation& 
   const auto t0 = clock.Now();
   auto next_progress = t0 + opts_.progress_every;
   size_t next = 0, in_flight = 0, done = 0;
+  size_t low = 0;  // every host before it has ended: deadlines are looked at from here
   bool cancelled = false;
 
   auto finish = [&](size_t i, CallEnd end) {
@@ -112,9 +113,10 @@ void LocalExecutor::Run(const std::vector<const Host*>& hosts, const Operation& 
     if (done >= n) break;
 
     // Sleep until an event, the next deadline, or the next look at the flag.
+    while (low < next && slots[low].finished) ++low;
     const auto now = clock.Now();
     auto wake = now + opts_.poll;
-    for (size_t i = 0; i < next; ++i) {
+    for (size_t i = low; i < next; ++i) {
       const Slot& s = slots[i];
       if (s.client && !s.finished) {
         wake = std::min(wake, s.started + op.call.timeout + opts_.deadline_grace);
@@ -141,7 +143,7 @@ void LocalExecutor::Run(const std::vector<const Host*>& hosts, const Operation& 
     // A call the transport has not ended well past its deadline is ended
     // here; its client stays until its own `done` comes.
     const auto after = clock.Now();
-    for (size_t i = 0; i < next; ++i) {
+    for (size_t i = low; i < next; ++i) {
       Slot& s = slots[i];
       if (!s.client || s.finished || after < s.started + op.call.timeout + opts_.deadline_grace) {
         continue;

@@ -28,4 +28,8 @@ nlohmann::json FileSdTargets(const std::vector<const Host*>& hosts) {
   return out;
 }
 
+std::string FileSdText(const std::vector<const Host*>& hosts) {
+  return FileSdTargets(hosts).dump(2) + "\n";
+}
+
 }  // namespace herd::control

@@ -12,5 +12,7 @@ namespace herd::control {
 // with herd_host=<name> plus the host's labels, names sanitised for Prometheus
 // ([a-zA-Z_][a-zA-Z0-9_]*).
 nlohmann::json FileSdTargets(const std::vector<const Host*>& hosts);
+// The same as the text of a file_sd file (indented JSON, a final newline).
+std::string FileSdText(const std::vector<const Host*>& hosts);
 
 }  // namespace herd::control

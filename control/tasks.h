@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/defaults.h"
 #include "control/task.h"
 
 namespace herd::control {
@@ -24,7 +25,8 @@ struct CommandSpec {
   std::vector<std::string> env;   // KEY=VALUE each
   std::string cwd;                // "" : the agent's state directory
   size_t max_output = 1 << 20;    // bytes of stdout and of stderr kept per host
-  std::chrono::milliseconds timeout{60'000};  // per host; the agent stops the command before it
+  // Per host; the agent stops the command a little before it.
+  std::chrono::milliseconds timeout = kDefaultCommandTimeout;
 };
 // Errors name the flag: "--env expects KEY=VALUE, got 'X'".
 Result<Task> ExecTask(const CommandSpec& spec);

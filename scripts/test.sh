@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test: format check, unit,
-# integration (real agents, real CLI, real Prometheus), then the same suites
+# Installs what is missing, builds, and runs every test: format and layering
+# checks, unit, integration (real agents, real CLI, real Prometheus), then the
+# same suites
 # under AddressSanitizer + UndefinedBehaviorSanitizer. Exits non-zero on any
 # failure. Usage: scripts/test.sh [--no-asan]
 set -euo pipefail
@@ -16,6 +17,9 @@ bash scripts/install-deps.sh
 
 step "format check"
 bash scripts/check-format.sh
+
+step "layering check"
+bash scripts/check-layers.sh
 
 step "build"
 bash scripts/build.sh

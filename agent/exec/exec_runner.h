@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "agent/exec/process_launcher.h"
+#include "common/defaults.h"
 #include "common/status.h"
 
 namespace herd::agent {
@@ -32,7 +33,7 @@ struct ExecSpec {
   std::map<std::string, std::string> env;
   std::string cwd;
   std::string stdin_data;
-  std::chrono::milliseconds timeout{60'000};
+  std::chrono::milliseconds timeout = kDefaultCommandTimeout;
   std::chrono::milliseconds kill_grace{2'000};
   uint64_t max_output_bytes = 1 << 20;
 };

@@ -37,7 +37,7 @@ class Inventory final : public CommandGroup {
       for (const auto* h : t->hosts) out->Write(control::HostRecord(*h));
       return 0;
     }
-    const std::string text = control::FileSdTargets(t->hosts).dump(2) + "\n";
+    const std::string text = control::FileSdText(t->hosts);
     if (write_.empty()) {
       std::fputs(text.c_str(), stdout);
       return 0;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cmd/herd/cli.h"
+#include "common/defaults.h"
 
 namespace herd::cli {
 namespace {
@@ -83,7 +84,9 @@ int Main(int argc, char** argv) {
   app.add_option("-f,--forks", g.forks, "Hosts contacted at once (default 128)")
       ->check(CLI::Range(1, 100000));
   app.add_option("-t,--timeout", g.timeout,
-                 "Deadline per host, e.g. 500ms, 10s, 2m (default 10s; run and copy 60s)");
+                 "Deadline per host, e.g. 500ms, 10s, 2m (default " +
+                     std::to_string(kDefaultHostTimeout.count() / 1000) + "s; run and copy " +
+                     std::to_string(kDefaultCommandTimeout.count() / 1000) + "s)");
   app.add_flag("--allow-empty", g.allow_empty, "A TARGET that matches no host is not an error");
   app.add_flag("--no-progress", g.no_progress, "No live progress line on stderr");
   app.add_flag("-q,--quiet", g.quiet, "No summary line at the end");

@@ -37,12 +37,14 @@ int main(int argc, char** argv) {
   app.add_option("-c,--config", config_path, "YAML config file (see configs/agent.yaml)")
       ->envname("HERDD_CONFIG");
   // The last one wins: a restart in place appends the ports already bound.
+  const std::string grpc_default = herd::agent::AgentConfig().listen;
+  const std::string metrics_default = herd::agent::AgentConfig().metrics_listen;
   app.add_option("--listen", listen,
-                 "gRPC address host:port (port 0 picks one; default "
-                 "127.0.0.1:7420)")
+                 "gRPC address host:port (port 0 picks one; default " + grpc_default + ")")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.add_option("--metrics-listen", metrics_listen,
-                 "Prometheus /metrics address host:port (default 127.0.0.1:9420; \"\" disables)")
+  app.add_option(
+         "--metrics-listen", metrics_listen,
+         "Prometheus /metrics address host:port (default " + metrics_default + "; \"\" disables)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--state-dir", state_dir, "State directory (default /var/lib/herd)");
   app.add_option("--name", name, "Fleet name of this device");
@@ -65,7 +67,9 @@ int main(int argc, char** argv) {
       "  herd enroll HOST:PORT --name NAME --token-file COPY_OF_JOIN_TOKEN\n"
       "signs its certificate with the fleet CA; from then on it serves mTLS only.\n\n"
       "Example (loopback, development):\n"
-      "  herdd --state-dir /tmp/herdd1 --listen 127.0.0.1:7420 --metrics-listen 127.0.0.1:9420\n\n"
+      "  herdd --state-dir /tmp/herdd1 --listen " +
+      grpc_default + " --metrics-listen " + metrics_default +
+      "\n\n"
       "Flags override the config file. Stops cleanly on SIGTERM/SIGINT, killing the "
       "commands it started;\nSIGHUP restarts it in place (same pid and ports) to serve new "
       "TLS files at once. See docs/security.md.");
