@@ -142,6 +142,25 @@ TEST_CASE("metrics endpoint serves build, gRPC, exec and host metrics", "[integr
   CHECK_THAT(body, Catch::Contains("herd_host_cpu_seconds_total{mode=\"idle\"}"));
   CHECK_THAT(body, Catch::Contains("herd_host_uptime_seconds"));
   CHECK_THAT(body, Catch::Contains("herd_agent_resident_memory_bytes"));
+  CHECK_THAT(body, Catch::Contains("herd_audit_write_errors_total 0"));
+}
+
+TEST_CASE("an audit line the agent cannot write is counted and logged, not dropped silently",
+          "[integration][metrics]") {
+  ScopedTempDir dir;
+  std::vector<std::unique_ptr<AgentProcess>> agents;
+  auto inv = Inventory(dir, agents, 1);
+  // A directory where the log should be: every append fails.
+  const std::string log = agents[0]->state_dir() + "/audit.log";
+  std::filesystem::remove(log);
+  REQUIRE(std::filesystem::create_directory(log));
+  REQUIRE(RunHerd({"-i", inv, "run", "all", "--", "true"}).exit_code == 0);
+  long code = 0;
+  const std::string body = HttpGet("http://" + agents[0]->metrics_address() + "/metrics", &code);
+  CHECK(code == 200);
+  // The command's "started" line and its result line.
+  CHECK_THAT(body, Catch::Contains("herd_audit_write_errors_total 2"));
+  CHECK_THAT(agents[0]->log(), Catch::Contains("audit entry not recorded"));
 }
 
 TEST_CASE("targets prints file_sd JSON with every metrics address", "[integration][metrics]") {
