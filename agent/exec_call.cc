@@ -14,7 +14,8 @@ namespace {
 using rpc::OpTag;
 
 // The command `req` asks for, within the agent's limits and the caller's
-// deadline (`left`, <= 0 when there is none), or why it is refused.
+// deadline (`left`: what remains of it; huge when the caller set none), or
+// why it is refused.
 Result<ExecSpec> SpecFor(const v1::ExecRequest& req, const AgentConfig& config,
                          std::chrono::milliseconds left) {
   if (req.argv_size() == 0 && req.shell().empty()) return Status::Invalid("no command given");

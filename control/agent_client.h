@@ -7,11 +7,12 @@
 // serialised; the command that asked knows their type (control/tasks.h).
 //
 // Callback contract: Start calls `done` exactly once, on an arbitrary thread
-// owned by the transport (never re-entrantly on the caller's thread), and
-// never after the client is destroyed: callers keep the client alive until
-// `done` has fired. `on_message` calls of one call are serialised, in the
-// order the agent sent them, and all happen before that call's `done`.
-// Callbacks must not block.
+// owned by the transport (never re-entrantly on the caller's thread).
+// Callers keep the client alive until `done` has fired; a client destroyed
+// earlier waits (bounded) for its calls to end, and a callback that fires
+// after that must only touch what it holds itself. `on_message` calls of one call are serialised,
+// in the order the agent sent them, and all happen before that call's `done`. Callbacks must not
+// block.
 #pragma once
 
 #include <chrono>

@@ -12,7 +12,9 @@
 //    never re-entrantly from a transport callback. They must not block.
 //  - A host's OnMessage calls come in the order its agent sent them, all
 //    before its OnDone.
-//  - At most `forks` calls are in flight at once (for a relay: per hop).
+//  - At most `forks` calls are in flight at once (for a relay: per hop). A
+//    call holds its place until its transport has let go of it, also after
+//    it was ended at its deadline.
 //  - A host's call ends within its timeout (plus a short grace for the
 //    transport's own report): one that does not answer ends with
 //    kDeadlineExceeded and never holds up the others. Network faults end in

@@ -49,6 +49,7 @@ struct Slot {
   size_t messages = 0;
   bool finished = false;    // its OnDone was reported
   bool done_fired = false;  // the transport's `done` came (the client may go)
+  bool holds_fork = false;  // counted in `in_flight`
 };
 
 }  // namespace
@@ -77,11 +78,41 @@ void LocalExecutor::Run(const std::vector<const Host*>& hosts, const Operation& 
     return std::chrono::duration_cast<std::chrono::microseconds>(clock.Now() - slots[i].started);
   };
 
+  // A call holds its fork until the transport's `done` comes, also after the
+  // engine ended it at its deadline; only a transport that stays silent
+  // another grace after that gives the fork back without it.
+  const auto overdue = [&](const Slot& s) {
+    return s.started + op.call.timeout + opts_.deadline_grace;
+  };
+  const auto abandoned = [&](const Slot& s) { return overdue(s) + opts_.deadline_grace; };
+  auto release = [&](Slot& s) {
+    if (s.holds_fork) --in_flight;
+    s.holds_fork = false;
+  };
+  // Takes what the transports sent within `wait`.
+  auto take = [&](std::chrono::milliseconds wait) {
+    for (auto& e : collector->Take(wait)) {
+      Slot& s = slots[e.index];
+      if (!e.finished) {
+        ++s.messages;
+        if (!s.finished) listener.OnMessage(e.index, std::move(e.message));
+        continue;
+      }
+      s.done_fired = true;
+      release(s);
+      if (!s.finished) {
+        e.end.interrupted = cancelled;
+        finish(e.index, std::move(e.end));
+      }
+      s.client.reset();
+    }
+  };
+
   while (done < n) {
     if (opts_.interrupted && opts_.interrupted->load() && !cancelled) {
       cancelled = true;
       for (auto& s : slots) {
-        if (s.client && !s.finished) s.client->CancelAll();
+        if (s.client && !s.done_fired) s.client->CancelAll();
       }
       for (; next < n; ++next) {
         CallEnd end;
@@ -96,6 +127,7 @@ void LocalExecutor::Run(const std::vector<const Host*>& hosts, const Operation& 
       Slot& s = slots[i];
       s.client = factory_.Connect(hosts[i]->address, hosts[i]->name);
       s.started = clock.Now();
+      s.holds_fork = true;
       ++in_flight;
       CallSpec call = op.call;
       if (auto it = op.request_for.find(hosts[i]->name); it != op.request_for.end()) {
@@ -113,43 +145,29 @@ void LocalExecutor::Run(const std::vector<const Host*>& hosts, const Operation& 
     if (done >= n) break;
 
     // Sleep until an event, the next deadline, or the next look at the flag.
-    while (low < next && slots[low].finished) ++low;
+    while (low < next && slots[low].finished && !slots[low].holds_fork) ++low;
     const auto now = clock.Now();
     auto wake = now + opts_.poll;
     for (size_t i = low; i < next; ++i) {
       const Slot& s = slots[i];
-      if (s.client && !s.finished) {
-        wake = std::min(wake, s.started + op.call.timeout + opts_.deadline_grace);
-      }
+      if (!s.finished) wake = std::min(wake, overdue(s));
+      if (s.finished && s.holds_fork) wake = std::min(wake, abandoned(s));
     }
-    const auto wait = std::max(std::chrono::milliseconds(0),
-                               std::chrono::duration_cast<std::chrono::milliseconds>(wake - now));
-    for (auto& e : collector->Take(wait)) {
-      Slot& s = slots[e.index];
-      if (!e.finished) {
-        ++s.messages;
-        if (!s.finished) listener.OnMessage(e.index, std::move(e.message));
-        continue;
-      }
-      s.done_fired = true;
-      if (!s.finished) {
-        --in_flight;
-        e.end.interrupted = cancelled;
-        finish(e.index, std::move(e.end));
-      }
-      s.client.reset();
-    }
+    take(std::max(std::chrono::milliseconds(0),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(wake - now)));
 
     // A call the transport has not ended well past its deadline is ended
-    // here; its client stays until its own `done` comes.
+    // here and cancelled; its client stays until its own `done` comes.
     const auto after = clock.Now();
     for (size_t i = low; i < next; ++i) {
       Slot& s = slots[i];
-      if (!s.client || s.finished || after < s.started + op.call.timeout + opts_.deadline_grace) {
+      if (!s.client || s.done_fired) continue;
+      if (s.finished) {
+        if (s.holds_fork && after >= abandoned(s)) release(s);
         continue;
       }
+      if (after < overdue(s)) continue;
       s.client->CancelAll();
-      --in_flight;
       CallEnd end;
       end.status = Status(StatusCode::kDeadlineExceeded, "no answer before the deadline");
       end.messages = s.messages;
@@ -163,8 +181,18 @@ void LocalExecutor::Run(const std::vector<const Host*>& hosts, const Operation& 
                           std::chrono::duration_cast<std::chrono::milliseconds>(after - t0));
     }
   }
-  // Clients of calls ended by their deadline wait (bounded, in their
-  // destructors) for the transport's own `done`.
+  // Calls ended at their deadline were cancelled: their `done` comes soon.
+  // They are waited for together, one grace at most, before their clients
+  // go (each client's destructor would otherwise wait on its own).
+  const auto give_up = clock.Now() + opts_.deadline_grace;
+  for (int i = 0; i < 100000; ++i) {
+    bool waiting = false;
+    for (const auto& s : slots) waiting = waiting || (s.client && !s.done_fired);
+    const auto now = clock.Now();
+    if (!waiting || now >= give_up) break;
+    take(
+        std::min(opts_.poll, std::chrono::duration_cast<std::chrono::milliseconds>(give_up - now)));
+  }
   slots.clear();
 }
 

@@ -69,9 +69,15 @@ class ContextRegistry {
   int calls_ = 0;
 };
 
-// The bytes of `s` as a ByteBuffer, without a copy: `s` must outlive it.
-grpc::ByteBuffer Borrow(const std::string& s) {
-  grpc::Slice slice(s.data(), s.size(), grpc::Slice::STATIC_SLICE);
+// The bytes of `*s` as a ByteBuffer, without a copy. The slice holds a
+// reference to the string: gRPC may report a write done while the bytes
+// still wait in its buffers, so the memory must live as long as the slice,
+// not merely as long as the write.
+grpc::ByteBuffer Share(std::shared_ptr<const std::string> s) {
+  auto* owner = new std::shared_ptr<const std::string>(std::move(s));
+  grpc::Slice slice(
+      const_cast<char*>((*owner)->data()), (*owner)->size(),
+      [](void* p) { delete static_cast<std::shared_ptr<const std::string>*>(p); }, owner);
   return grpc::ByteBuffer(&slice, 1);
 }
 
@@ -149,7 +155,7 @@ class StreamCall final : public CallBase,
   }
 
   void Begin() {
-    out_ = Borrow(*request);
+    out_ = Share(request);
     if (stream_) {
       StartWrite(&out_);
     } else {
@@ -161,8 +167,9 @@ class StreamCall final : public CallBase,
 
   void OnWriteDone(bool ok) override {
     if (!ok || !stream_) return;  // broken stream: OnDone reports the status
-    if (!stream_->Message(next_++, &chunk_)) return StartWritesDone();
-    out_ = Borrow(chunk_);
+    auto chunk = std::make_shared<std::string>();
+    if (!stream_->Message(next_++, chunk.get())) return StartWritesDone();
+    out_ = Share(std::move(chunk));
     StartWrite(&out_);
   }
   void OnReadDone(bool ok) override {
@@ -178,7 +185,6 @@ class StreamCall final : public CallBase,
  private:
   const std::shared_ptr<const StreamSource> stream_;
   grpc::ByteBuffer out_, in_;
-  std::string chunk_;  // the message being written, borrowed by out_
   size_t next_ = 0;
 };
 
@@ -200,7 +206,7 @@ class GrpcAgentClient final : public AgentClient {
       return;
     }
     auto* call = new UnaryCall(registry_, spec, metadata_, std::move(on_message), std::move(done));
-    call->req = Borrow(*call->request);
+    call->req = Share(call->request);
     stub_.UnaryCall(&call->ctx, call->method, grpc::StubOptions(), &call->req, &call->reply,
                     [call](grpc::Status s) {
                       if (s.ok()) call->Received(call->reply);

@@ -1,6 +1,7 @@
 // herd mux start / stop / status: the mux's life as a background process.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -59,11 +60,19 @@ Result<MuxState> StartMux(const MuxOptions& opts, bool foreground, const std::at
     rpc::InitGrpcRuntime();
     ::_exit(RunMux(opts, &g_stop_background).ok() ? 0 : 1);
   }
-  PollFor([&] { return MuxPid(opts.socket_path) != 0; });
+  // Until its socket answers, or the child has given up.
+  bool exited = false;
+  PollFor([&] {
+    int status = 0;
+    exited = exited || ::waitpid(child, &status, WNOHANG) == child;
+    return exited || MuxPid(opts.socket_path) != 0;
+  });
   state = MuxStatus(opts.socket_path);
   if (state.pid == 0) {
     return Status(StatusCode::kUnavailable,
-                  "the mux did not start (socket " + opts.socket_path + ")");
+                  "the mux did not start (socket " + opts.socket_path +
+                      (exited ? "; it exited at once: try 'herd mux start --foreground'" : "") +
+                      ")");
   }
   return state;
 }

@@ -82,8 +82,14 @@ void CallQueue::Stop() {
   impl_->slow.Stop();
   StopQueue(*cq_, impl_->serving, [this] {
     draining_.store(true, std::memory_order_release);
-    std::lock_guard<std::mutex> l(impl_->live_mu);
-    for (LiveCall* c : impl_->live) c->OnDrain();
+    // Calls are freed on this thread only, so the copy stays valid without
+    // the lock (which OnDrain may need, to make or free calls).
+    std::set<LiveCall*> live;
+    {
+      std::lock_guard<std::mutex> l(impl_->live_mu);
+      live = impl_->live;
+    }
+    for (LiveCall* c : live) c->OnDrain();
   });
   // What is left waits for operations that will never complete.
   std::set<LiveCall*> left;

@@ -3,9 +3,10 @@
 // gRPC's asynchronous API, one completion queue and one serving thread: that
 // thread receives every call and does the network work, so a call costs no
 // hand-off between gRPC's threads (measured cheaper here than gRPC 1.51's
-// callback API, see bench/README.md). Work that may block on the disk or on
-// crypto runs on one slow-work thread, started at its first use; work of
-// longer life (commands) on the owner's own workers, which start their
+// callback API, see bench/README.md). A service hands work that may block on
+// the disk or on crypto to one slow-work thread, started at its first use
+// (each service says which of its work stays on the serving thread), and
+// work of longer life (commands) to its own workers, which start their
 // writes themselves; completions always come back to the serving thread.
 //
 //   CallQueue  the queue, its serving thread, the slow-work thread, the set

@@ -129,8 +129,10 @@ TEST_CASE("a host that never answers ends at its deadline and holds up no other"
     if (ev.kind == "result" && ev.host != "h1") CHECK(ev.at_ms < 1000);
     if (ev.kind == "result" && ev.host == "h1") CHECK(ev.at_ms >= 5000);
   }
-  // Its call was cancelled, so the transport can let go of it.
+  // Its call was cancelled, and the transport let go of it.
   CHECK(e.agents.stats().cancel_requests == 1);
+  CHECK(e.agents.stats().cancelled == 1);
+  CHECK(e.agents.stats().in_flight == 0);
   RequireOneResultEach(fleet, e.reporter);
 }
 
@@ -144,6 +146,29 @@ TEST_CASE("a late answer after the engine's deadline does not make a second resu
   auto results = e.Run(fleet, PingTask(2s));
   CHECK(results[1].outcome == Outcome::kUnreachable);
   CHECK(results[0].outcome == Outcome::kOk);
+  RequireOneResultEach(fleet, e.reporter);
+}
+
+TEST_CASE("a call ended at its deadline keeps its fork until the transport lets go of it",
+          "[control][fanout]") {
+  Engine e;
+  e.opts.forks = 1;
+  e.opts.deadline_grace = 1s;
+  Fleet fleet(2);
+  // The engine ends h1 at 3 s (2 s deadline + grace); its transport, deaf to
+  // the cancellation, lets go at 3.5 s. h2 may only start then.
+  FakeHost slow = After(3500ms);
+  slow.ignore_cancel = true;
+  e.agents.Script("a1", slow);
+  e.agents.Script("a2", After(10ms));
+  auto results = e.Run(fleet, PingTask(2s));
+  CHECK(results[0].outcome == Outcome::kUnreachable);
+  CHECK(results[1].outcome == Outcome::kOk);
+  CHECK(e.agents.stats().max_in_flight == 1);
+  for (const auto& ev : e.reporter.events) {
+    if (ev.kind == "result" && ev.host == "h1") CHECK(ev.at_ms == 3000);
+    if (ev.kind == "result" && ev.host == "h2") CHECK(ev.at_ms >= 3510);
+  }
   RequireOneResultEach(fleet, e.reporter);
 }
 

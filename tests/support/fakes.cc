@@ -102,6 +102,7 @@ class FakeAgentClient final : public control::AgentClient {
 
   void CancelAll() override {
     if (!calls_.empty()) agents_.CancelRequested();
+    if (host_.ignore_cancel) return;
     for (auto& p : calls_) {
       // Delivered on the clock's next move, as a transport thread would.
       agents_.clock_.At(agents_.clock_.Now(), [a = &agents_, p] {

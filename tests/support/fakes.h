@@ -47,6 +47,7 @@ class FakeClock final : public Clock {
 struct FakeHost {
   std::chrono::milliseconds latency{1};  // from the call's start to its end
   bool hang = false;                     // never ends by itself (a black hole)
+  bool ignore_cancel = false;            // CancelAll does not end its calls
   Status status;                         // how it ends
   std::vector<std::string> messages;     // replies sent just before the end...
   // ...unless the method (full name) has replies of its own here.
