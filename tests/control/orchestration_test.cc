@@ -102,7 +102,7 @@ TEST_CASE("mux status and stop answer when no mux runs", "[control][mux]") {
   CHECK(stopped.status().code() == StatusCode::kNotFound);
 }
 
-TEST_CASE("targets: an empty TARGET never means every host; --timeout is bounded",
+TEST_CASE("targets: an empty TARGET never means every host, and --timeout is bounded",
           "[control][session]") {
   ScopedTempDir dir;
   WriteFile(
