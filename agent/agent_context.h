@@ -36,7 +36,9 @@ struct AgentContext {
 namespace method = rpc::agent_method;
 
 // The caller of `call`, or the refusal (already audited by the Authorizer).
-Result<Caller> Authorize(AgentContext& c, const grpc::ServerContextBase& call, const char* method);
+// Also stamps the reply with the version of the revocation list this agent
+// holds (trailing metadata), refused or not.
+Result<Caller> Authorize(AgentContext& c, grpc::ServerContextBase& call, const char* method);
 
 // The audit entry of `who` calling `method` (full name), without args and result.
 AuditEntry EntryFor(const Caller& who, const char* method);

@@ -13,7 +13,11 @@
 
 namespace herd::agent {
 
-Result<Caller> Authorize(AgentContext& c, const grpc::ServerContextBase& call, const char* method) {
+Result<Caller> Authorize(AgentContext& c, grpc::ServerContextBase& call, const char* method) {
+  // Every reply says which revocation list this agent holds, so that a
+  // caller with a newer one can push it.
+  call.AddTrailingMetadata(method::kRevocationVersionKey,
+                           std::to_string(c.authz.revocation_version()));
   const rpc::Peer peer = rpc::PeerOf(call);
   return c.authz.Check(peer.address, peer.cert_pem, method);
 }
@@ -32,7 +36,9 @@ const std::vector<MethodPolicy>& AgentService::Policies() {
       {method::kReadAudit, Role::kViewer},
       {method::kExec, Role::kOperator},
       {method::kPutFile, Role::kOperator},
-      {method::kSetRevocations, Role::kAdmin},
+      // The list's signature by the fleet CA is its authority: any member of
+      // the fleet may pass a newer one on (herd does, on any command).
+      {method::kSetRevocations, Role::kViewer},
       // A fresh agent answers these with its join token; an enrolled one
       // from an admin (renewal).
       {method::kBeginEnroll, Role::kAdmin, true},
@@ -66,6 +72,7 @@ grpc::Status Info(AgentContext& s, Call<v1::InfoRequest, v1::InfoReply>& call) {
                                   std::chrono::steady_clock::now() - s.started)
                                   .count());
     for (const auto& [k, v] : s.config.labels) (*reply->mutable_labels())[k] = v;
+    reply->set_revocation_version(s.authz.revocation_version());
     return grpc::Status::OK;
   });
 }
@@ -120,22 +127,32 @@ grpc::Status ReadAudit(AgentContext& s, Call<v1::ReadAuditRequest, v1::ReadAudit
 grpc::Status SetRevocations(AgentContext& s,
                             Call<v1::SetRevocationsRequest, v1::SetRevocationsReply>& call) {
   return Authorized(s, call, [&](const Caller& who) {
-    std::set<std::string> serials;
-    for (const auto& serial : call.req.serials()) {
-      if (!Authorizer::IsSerial(serial)) {
-        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            "serial '" + serial.substr(0, 64) + "' is not upper-case hex");
-      }
-      serials.insert(serial);
-    }
-    Status st = s.authz.SetRevoked(serials);
     AuditEntry e = EntryFor(who, call.method());
-    e.args = std::to_string(serials.size()) + " serials";
-    e.result = st.ok() ? "ok" : "failed: " + st.message();
-    (void)s.audit.Append(e);
-    spdlog::info("revocation list replaced by {}: {} serials", who.name, serials.size());
-    call.reply.set_count(static_cast<uint32_t>(serials.size()));
-    return rpc::ToGrpc(st);
+    Result<Authorizer::Installed> done =
+        call.req.signed_list().empty()
+            ? Result<Authorizer::Installed>(Status(
+                  StatusCode::kFailedPrecondition,
+                  "unsigned revocation lists are refused: this agent takes only a list signed "
+                  "by the fleet CA (update herd)"))
+            : s.authz.InstallRevocations(call.req.signed_list());
+    if (!done.ok()) {
+      e.result = "failed: " + done.status().message();
+      (void)s.audit.Append(e);
+      return rpc::ToGrpc(done.status());
+    }
+    e.args = "version " + std::to_string(done->version) + ", " + std::to_string(done->count) +
+             " serials";
+    e.result = "ok";
+    // Only a change is on record: a list pushed again by every command is not.
+    if (done->installed) {
+      (void)s.audit.Append(e);
+      spdlog::info("revocation list version {} ({} serials) installed from {}", done->version,
+                   done->count, who.name);
+    }
+    call.reply.set_count(static_cast<uint32_t>(done->count));
+    call.reply.set_version(done->version);
+    call.reply.set_installed(done->installed);
+    return grpc::Status::OK;
   });
 }
 
@@ -204,9 +221,17 @@ grpc::Status CompleteEnroll(AgentContext& s,
     call.reply.set_serial(done->cert.serial);
     call.reply.set_not_after_unix(done->cert.not_after);
     call.reply.set_reload_seconds(static_cast<uint32_t>(reload));
-    const std::string args =
-        fmt::format("{} name={} serial={}", done->renewal ? "renewed" : "enrolled",
-                    done->cert.common_name, done->cert.serial);
+    std::string args = fmt::format("{} name={} serial={}", done->renewal ? "renewed" : "enrolled",
+                                   done->cert.common_name, done->cert.serial);
+    // The fleet's revocation list comes with the certificate: a device that
+    // joins late refuses what was revoked before it joined.
+    if (!req.revocations().empty()) {
+      auto list = s.authz.InstallRevocations(req.revocations());
+      args += list.ok() ? fmt::format(" revocations=v{}", list->version)
+                        : " revocations refused: " + list.status().message();
+      if (!list.ok())
+        spdlog::warn("revocation list with the certificate: {}", list.status().message());
+    }
     spdlog::info("certificate {} by {}: serving it within {} s", args, who.name, reload);
     return FinishEnroll(s.audit, who, call.method(), args, Status::Ok(), true);
   });

@@ -184,8 +184,7 @@ Status AgentServer::Start() {
           c.enroll.token.empty() ? token_file : std::string("the config"));
     }
   }
-  impl_->authz =
-      std::make_unique<Authorizer>(impl_->enrollment.get(), c.state_dir + "/revoked", impl_->audit);
+  impl_->authz = std::make_unique<Authorizer>(impl_->enrollment.get(), c.state_dir, impl_->audit);
   if (Status s = impl_->authz->LoadRevoked(); !s.ok()) return s;
   if (Status s = BuildGrpc(); !s.ok()) return s;
   if (!c.metrics_listen.empty()) {

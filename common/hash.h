@@ -1,8 +1,9 @@
-// SHA-256 helpers (OpenSSL EVP). Sha256 is incremental; not thread-safe per
+// SHA-256 and base64 helpers (OpenSSL EVP). Sha256 is incremental; not thread-safe per
 // instance, independent instances may be used from any thread.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,5 +27,10 @@ class Sha256 {
 };
 
 std::string Sha256Hex(std::string_view data);
+
+// Standard base64 (RFC 4648, with padding), and back: nullopt for text that
+// is not base64.
+std::string Base64Encode(std::string_view data);
+std::optional<std::string> Base64Decode(std::string_view text);
 
 }  // namespace herd

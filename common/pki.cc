@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -268,7 +269,7 @@ Result<CertInfo> InspectCert(const std::string& cert_pem) {
   }
   BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(c->get()), nullptr);
   char* hex = BN_bn2hex(bn);
-  info.serial = hex;
+  info.serial = NormaliseSerial(hex).value_or(hex);
   OPENSSL_free(hex);
   BN_free(bn);
   info.not_before = ToTime(X509_get0_notBefore(c->get()));
@@ -295,68 +296,59 @@ Status VerifyCert(const std::string& ca_cert_pem, const std::string& cert_pem) {
   return Status::Ok();
 }
 
-std::string RandomBytes(size_t n) {
-  std::string out(n, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
-    std::abort();  // no randomness: nothing secure can be made
+Result<std::string> Sign(const std::string& key_pem, std::string_view data) {
+  auto key = LoadKey(key_pem);
+  if (!key.ok()) return key.status();
+  std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX, EVP_MD_CTX_free>> ctx(EVP_MD_CTX_new());
+  size_t len = 0;
+  if (EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key->get()) != 1 ||
+      EVP_DigestSign(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size()) != 1) {
+    return SslError("cannot sign");
   }
-  return out;
+  std::string sig(len, '\0');
+  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
+                     reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1) {
+    return SslError("cannot sign");
+  }
+  sig.resize(len);
+  return sig;
 }
 
-std::string RandomToken() {
-  static const char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
-  const std::string raw = RandomBytes(20);
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char byte : raw) {
-    acc = (acc << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += kAlphabet[(acc >> (bits - 5)) & 31];
-      bits -= 5;
+Status VerifySignature(const std::string& cert_pem, std::string_view data,
+                       const std::string& signature) {
+  auto cert = LoadCert(cert_pem);
+  if (!cert.ok()) return cert.status();
+  EVP_PKEY* key = X509_get0_pubkey(cert->get());
+  std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX, EVP_MD_CTX_free>> ctx(EVP_MD_CTX_new());
+  if (key == nullptr || EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) != 1 ||
+      EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
+                       signature.size(), reinterpret_cast<const unsigned char*>(data.data()),
+                       data.size()) != 1) {
+    ERR_clear_error();
+    return Status(StatusCode::kPermissionDenied, "signature does not verify");
+  }
+  return Status::Ok();
+}
+
+Result<std::string> NormaliseSerial(std::string_view text) {
+  std::string hex;
+  for (char c : text) {
+    if (c == ':' || c == '-' || c == ' ' || c == '\t' || c == '\r') continue;
+    if (!std::isxdigit(static_cast<unsigned char>(c))) {
+      return Status::Invalid("'" + std::string(text.substr(0, 80)) +
+                             "' is not a certificate serial (hex digits, ':' or '-' between)");
     }
+    if (hex.empty() && c == '0') continue;  // leading zeros carry nothing
+    hex += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   }
-  return out;
-}
-
-std::string HmacSha256(const std::string& key, const std::string& msg) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &len);
-  return std::string(reinterpret_cast<char*>(out), len);
-}
-
-std::string Framed(std::initializer_list<std::string_view> fields) {
-  std::string out;
-  for (auto f : fields) {
-    const uint32_t n = static_cast<uint32_t>(f.size());
-    const char len[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16),
-                         static_cast<char>(n >> 8), static_cast<char>(n)};
-    out.append(len, 4);
-    out.append(f.data(), f.size());
+  if (hex.empty()) {
+    const bool zero = text.find('0') != std::string_view::npos;
+    if (!zero) return Status::Invalid("an empty certificate serial");
+    hex = "0";
   }
-  return out;
-}
-
-std::string EnrolClientProof(const std::string& token, const std::string& client_nonce) {
-  return HmacSha256(token, Framed({"herd-enroll-v1 client", client_nonce}));
-}
-
-std::string EnrolAgentProof(const std::string& token, const std::string& client_nonce,
-                            const std::string& agent_nonce, const std::string& public_key_pem) {
-  return HmacSha256(token,
-                    Framed({"herd-enroll-v1 agent", client_nonce, agent_nonce, public_key_pem}));
-}
-
-std::string EnrolCompleteProof(const std::string& token, const std::string& agent_nonce,
-                               const std::string& cert_pem, const std::string& ca_pem) {
-  return HmacSha256(token, Framed({"herd-enroll-v1 complete", agent_nonce, cert_pem, ca_pem}));
-}
-
-bool ConstantTimeEquals(const std::string& a, const std::string& b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+  if (hex.size() > 64) return Status::Invalid("a certificate serial has at most 64 hex digits");
+  return hex;
 }
 
 Status WriteNewFile(const std::string& path, const std::string& content, unsigned mode) {

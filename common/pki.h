@@ -61,6 +61,18 @@ Result<CertInfo> InspectCert(const std::string& cert_pem);
 // True when `cert_pem` was signed by the CA in `ca_cert_pem` and is in date.
 Status VerifyCert(const std::string& ca_cert_pem, const std::string& cert_pem);
 
+// ECDSA-SHA256 signature of `data` with the private key (DER), and its check
+// against the public key of `cert_pem` (kPermissionDenied when it fails).
+Result<std::string> Sign(const std::string& key_pem, std::string_view data);
+Status VerifySignature(const std::string& cert_pem, std::string_view data,
+                       const std::string& signature);
+
+// A certificate serial the one way herd writes it everywhere (the revocation
+// list, the CLI, the agent's check): upper-case hex without leading zeros,
+// separators (':', '-', spaces) dropped. InspectCert's serials are in this
+// form. Errors name what is not a serial.
+Result<std::string> NormaliseSerial(std::string_view text);
+
 // Cryptographic randomness, `n` raw bytes.
 std::string RandomBytes(size_t n);
 // A join token: 32 characters of base32 (160 random bits).

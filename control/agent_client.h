@@ -59,6 +59,9 @@ struct CallEnd {
   // agent had answered before the call failed (output, then a broken
   // connection or the deadline).
   size_t messages = 0;
+  // The version of the revocation list the agent holds, from the reply's
+  // trailing metadata (kRevocationVersionKey); -1 when it did not say.
+  int64_t revocation_version = -1;
   // From Start to the end; zero for a call never started.
   std::chrono::microseconds elapsed{0};
   // Set by the executor, never by a transport: the call was never started

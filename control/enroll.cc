@@ -11,6 +11,7 @@
 #include "common/file.h"
 #include "common/key_value.h"
 #include "control/inventory.h"
+#include "control/revocation.h"
 #include "herd/v1/agent.grpc.pb.h"
 #include "proto/rpc/status_map.h"
 #include "proto/rpc/transport.h"
@@ -80,6 +81,7 @@ Result<EnrollResult> EnrollAgent(const EnrollRequest& req, const FleetCa& ca) {
   complete.set_certificate_pem(*cert);
   complete.set_ca_pem(ca.cert_pem);
   complete.set_proof(pki::EnrolCompleteProof(req.token, agent.agent_nonce(), *cert, ca.cert_pem));
+  complete.set_revocations(req.revocations);
   v1::CompleteEnrollReply done;
   grpc::ClientContext complete_ctx;
   complete_ctx.set_deadline(deadline);
@@ -154,6 +156,10 @@ Status Prepare(const EnrollOptions& opts, EnrollRequest* req, Host* host, FleetC
   auto fleet_ca = LoadFleetCa(opts.pki_dir);
   if (!fleet_ca.ok()) return fleet_ca.status();
   *ca = std::move(*fleet_ca);
+  // The device takes the fleet's revocation list with its certificate.
+  auto revocations = LoadRevocations(opts.pki_dir);
+  if (!revocations.ok()) return revocations.status();
+  req->revocations = revocations->Text();
   if (!opts.add_to_inventory) return Status::Ok();
   struct stat st {};
   if (::stat(opts.inventory_path.c_str(), &st) == 0) {

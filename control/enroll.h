@@ -33,6 +33,7 @@ struct EnrollRequest {
   std::string token;    // the agent's join token
   int days = 365;       // certificate lifetime
   std::chrono::milliseconds timeout = kDefaultHostTimeout;
+  std::string revocations;  // the fleet's signed revocation list, installed with it ("" none)
 };
 
 struct EnrollResult {

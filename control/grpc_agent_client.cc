@@ -11,6 +11,7 @@
 #include <set>
 
 #include "control/mux.h"
+#include "proto/rpc/agent_methods.h"
 #include "proto/rpc/status_map.h"
 #include "proto/rpc/transport.h"
 
@@ -90,6 +91,19 @@ std::string Bytes(const grpc::ByteBuffer& b) {
   return out;
 }
 
+// The revocation list version the agent's reply carried, or -1.
+int64_t RevocationVersion(const grpc::ClientContext& ctx) {
+  const auto& trailers = ctx.GetServerTrailingMetadata();
+  auto it = trailers.find(rpc::agent_method::kRevocationVersionKey);
+  if (it == trailers.end() || it->second.size() == 0 || it->second.size() > 19) return -1;
+  int64_t v = 0;
+  for (char c : it->second) {
+    if (c < '0' || c > '9') return -1;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
 // What every call object holds: its registration, context, the request it
 // sends and the callbacks.
 struct CallBase {
@@ -117,6 +131,7 @@ struct CallBase {
     end.status = rpc::FromGrpc(s);
     end.messages = messages;
     end.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
+    end.revocation_version = RevocationVersion(ctx);
     if (end.status.code() == StatusCode::kUnavailable && messages == 0) {
       end.status = Status(StatusCode::kUnavailable, rpc::ExplainUnreachable(end.status.message()));
     }

@@ -40,6 +40,9 @@ struct HostResult {
   std::chrono::milliseconds duration{0};
   int attempts = 0;
   std::string summary;  // one-line text for people ("pong 0.4 ms")
+  // The version of the revocation list the agent holds, as its reply said;
+  // -1 when it did not say.
+  int64_t revocation_version = -1;
   nlohmann::json data;  // structured payload for -o json (facts, health, ...)
 };
 

@@ -203,6 +203,13 @@ class Forward final : public rpc::LiveCall {
   }
   // No write to herd is in flight here: reads from the agent wait for it.
   void OnAgentFinished(bool) {
+    // The agent's word on its revocation list goes back to herd, which
+    // pushes a newer list where one is behind.
+    const auto& trailers = upstream_ctx_.GetServerTrailingMetadata();
+    if (auto it = trailers.find(rpc::agent_method::kRevocationVersionKey); it != trailers.end()) {
+      ctx_.AddTrailingMetadata(rpc::agent_method::kRevocationVersionKey,
+                               std::string(it->second.data(), it->second.size()));
+    }
     if (Go()) stream_.Finish(status_, &herd_finished_);
   }
   void OnDoneNotified(bool) {

@@ -14,10 +14,9 @@
 
 #include "common/defaults.h"
 #include "common/file.h"
-#include "proto/rpc/identity.h"
+#include "control/revocation.h"
 
 namespace herd::control {
-namespace {
 
 bool ValidCertName(const std::string& s) {
   if (s.empty() || s.size() > 64 || s[0] == '.' || s[0] == '-') return false;
@@ -29,6 +28,8 @@ bool ValidCertName(const std::string& s) {
   }
   return s != "ca";
 }
+
+namespace {
 
 // Writes a private key (0600, never over an existing file) and its certificate.
 Result<IssuedFiles> WritePair(IssuedFiles f, const std::string& key, const std::string& cert) {
@@ -156,7 +157,7 @@ Result<std::vector<IdentityInfo>> ListIdentities(const std::string& dir) {
   std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
     return (a == "ca") != (b == "ca") ? a == "ca" : a < b;
   });
-  const auto revoked = RevokedSerials(dir);
+  const auto revoked = LoadRevocations(dir).value_or(RevocationList()).serials;
   std::vector<IdentityInfo> out;
   for (const auto& n : names) {
     IdentityInfo id{n, dir + "/" + n + ".crt", {}, false};
@@ -165,62 +166,10 @@ Result<std::vector<IdentityInfo>> ListIdentities(const std::string& dir) {
     auto info = pki::InspectCert(*pem);
     if (!info.ok()) return Status::Invalid(id.cert_path + ": " + info.status().message());
     id.info = *info;
-    id.revoked = std::find(revoked.begin(), revoked.end(), info->serial) != revoked.end();
+    id.revoked = revoked.count(info->serial) > 0;
     out.push_back(std::move(id));
   }
   return out;
-}
-
-std::vector<std::string> RevokedSerials(const std::string& dir) {
-  std::vector<std::string> out;
-  std::ifstream in(dir + "/revoked.txt");
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) out.push_back(line);
-  }
-  return out;
-}
-
-Result<std::vector<std::string>> RevokeCert(const std::string& dir, const std::string& who) {
-  std::string serial;
-  auto pem = ReadFileToString(dir + "/" + who + ".crt");
-  if (pem.ok() && ValidCertName(who)) {
-    auto info = pki::InspectCert(*pem);
-    if (!info.ok()) return info.status();
-    serial = info->serial;
-  } else if (!who.empty() && who.size() <= 64 &&
-             who.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos) {
-    serial = who;
-    for (char& c : serial) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  } else {
-    return Status::NotFound("no certificate " + dir + "/" + who +
-                            ".crt and not a hex serial: name an identity or give its serial");
-  }
-  auto list = RevokedSerials(dir);
-  if (std::find(list.begin(), list.end(), serial) == list.end()) list.push_back(serial);
-  std::string body;
-  for (const auto& s : list) body += s + "\n";
-  const std::string path = dir + "/revoked.txt", tmp = path + ".tmp";
-  ::unlink(tmp.c_str());
-  if (Status s = pki::WriteNewFile(tmp, body, 0644); !s.ok()) return s;
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Status::Internal("cannot replace " + path + ": " + std::strerror(errno));
-  }
-  return list;
-}
-
-Result<std::vector<std::string>> RevokeForPush(const std::string& dir, const std::string& who,
-                                               const std::string& identity, bool push) {
-  if (push) {
-    auto id = rpc::LoadIdentity(dir, identity);
-    if (!id.ok()) return id.status();
-    auto info = pki::InspectCert(id->cert_pem);
-    if (!info.ok() || !info->role || *info->role != pki::Role::kAdmin) {
-      return Status(StatusCode::kPermissionDenied,
-                    "pushing revocations needs an admin identity; '" + identity +
-                        "' is not one (nothing was revoked)");
-    }
-  }
-  return RevokeCert(dir, who);
 }
 
 }  // namespace herd::control

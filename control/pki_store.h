@@ -15,6 +15,10 @@ namespace herd::control {
 // (~/.config/herd/pki).
 std::string ResolvePkiDir(const std::string& explicit_dir);
 
+// A name herd issues certificates for: letters, digits, '-', '_', '.', '@',
+// not starting with '.' or '-', at most 64 characters, not "ca".
+bool ValidCertName(const std::string& name);
+
 struct IssuedFiles {
   std::string key_path, cert_path;
   pki::CertInfo info;
@@ -45,10 +49,6 @@ Result<pki::CertSpec> AgentCertSpec(const std::string& name, int days);
 Result<IssuedFiles> IssueAgentCert(const std::string& dir, const std::string& name, int days,
                                    const std::string& out_dir);
 
-// Adds a certificate to the folder's revocation list (revoked.txt: one serial
-// per line). `who` is an identity name with NAME.crt in `dir`, or a serial in
-// hex. Returns the whole list, for pushing to agents.
-Result<std::vector<std::string>> RevokeCert(const std::string& dir, const std::string& who);
 struct IdentityInfo {
   std::string name, cert_path;
   pki::CertInfo info;
@@ -56,14 +56,5 @@ struct IdentityInfo {
 };
 // Every certificate in the folder (NAME.crt), the CA first, sorted by name.
 Result<std::vector<IdentityInfo>> ListIdentities(const std::string& dir);
-
-// The folder's current revocation list.
-std::vector<std::string> RevokedSerials(const std::string& dir);
-
-// `herd cert revoke WHO [TARGET]`: when the list is to be pushed (`push`,
-// over mTLS), first checks that `identity` may push it (an admin), so that a
-// refused push leaves nothing half done; then RevokeCert.
-Result<std::vector<std::string>> RevokeForPush(const std::string& dir, const std::string& who,
-                                               const std::string& identity, bool push);
 
 }  // namespace herd::control

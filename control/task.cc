@@ -52,6 +52,7 @@ class TaskRun final : public OperationListener {
         r.error_code = "cancelled";
       }
       r.duration = std::chrono::duration_cast<std::chrono::milliseconds>(end.elapsed);
+      r.revocation_version = end.revocation_version;
     }
     r.host = hosts_[i]->name;
     r.address = hosts_[i]->address;

@@ -156,7 +156,8 @@ Task PingTask(std::chrono::milliseconds timeout) {
                    {"agent_version", res.agent_version()},
                    {"uptime_seconds", res.uptime_seconds()},
                    {"rtt_ms", rtt_ms},
-                   {"labels", Labels(res.labels())}});
+                   {"labels", Labels(res.labels())},
+                   {"revocation_version", res.revocation_version()}});
       });
 }
 
@@ -308,18 +309,6 @@ Task AuditTask(int64_t since_unix, uint32_t limit, std::chrono::milliseconds tim
       });
   t.collect_output_bytes = 16 << 20;
   return t;
-}
-
-Task RevocationsTask(std::vector<std::string> serials, std::chrono::milliseconds timeout) {
-  v1::SetRevocationsRequest req;
-  for (auto& s : serials) req.add_serials(std::move(s));
-  return UnaryTask<v1::SetRevocationsReply>(
-      MakeOperation(method::kSetRevocations, CallShape::kUnary, req, timeout),
-      [](const v1::SetRevocationsReply& res, const CallEnd&) {
-        return Ok(fmt::format("revocation list updated ({} serial{})", res.count(),
-                              res.count() == 1 ? "" : "s"),
-                  {{"revoked", res.count()}});
-      });
 }
 
 }  // namespace herd::control

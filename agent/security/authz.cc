@@ -13,14 +13,37 @@
 
 namespace herd::agent {
 
-Authorizer::Authorizer(const Enrollment* enrollment, std::string revoked_path, AuditLog& audit)
-    : enrollment_(enrollment), revoked_path_(std::move(revoked_path)), audit_(audit) {}
+Authorizer::Authorizer(const Enrollment* enrollment, const std::string& state_dir, AuditLog& audit)
+    : enrollment_(enrollment),
+      signed_path_(state_dir + "/revocations"),
+      legacy_path_(state_dir + "/revoked"),
+      audit_(audit) {}
 
 Status Authorizer::LoadRevoked() {
-  auto text = ReadFileToString(revoked_path_);
+  auto signed_text = ReadFileToString(signed_path_);
+  if (signed_text.ok()) {
+    auto list = ParseRevocationList(*signed_text, signed_path_);
+    if (!list.ok())
+      return Status(list.status().code(),
+                    list.status().message() + " (refusing to start without it)");
+    if (enrollment_ && enrollment_->enrolled()) {
+      if (Status v = VerifyRevocationList(*list, enrollment_->ca_pem()); !v.ok()) {
+        return Status(v.code(), signed_path_ + ": " + v.message() + " (refusing to start)");
+      }
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    revoked_ = std::move(list->serials);
+    revocation_version_ = list->version;
+    return Status::Ok();
+  }
+  if (::access(signed_path_.c_str(), F_OK) == 0 || errno != ENOENT) {
+    return Status::Internal("revocation list " + signed_path_ + ": " +
+                            signed_text.status().message() + " (refusing to start without it)");
+  }
+  auto text = ReadFileToString(legacy_path_);
   if (!text.ok()) {
-    if (::access(revoked_path_.c_str(), F_OK) != 0 && errno == ENOENT) return Status::Ok();
-    return Status::Internal("revocation list " + revoked_path_ + ": " + text.status().message() +
+    if (::access(legacy_path_.c_str(), F_OK) != 0 && errno == ENOENT) return Status::Ok();
+    return Status::Internal("revocation list " + legacy_path_ + ": " + text.status().message() +
                             " (refusing to start without it)");
   }
   std::set<std::string> serials;
@@ -28,21 +51,17 @@ Status Authorizer::LoadRevoked() {
   int line_no = 0;
   for (std::string line; std::getline(in, line);) {
     ++line_no;
-    std::string serial;
-    for (char c : line) {
-      if (!std::isspace(static_cast<unsigned char>(c))) {
-        serial += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-      }
-    }
-    if (serial.empty()) continue;
-    if (!IsSerial(serial)) {
-      return Status::Invalid(revoked_path_ + ":" + std::to_string(line_no) + ": '" +
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    auto serial = pki::NormaliseSerial(line);
+    if (!serial.ok()) {
+      return Status::Invalid(legacy_path_ + ":" + std::to_string(line_no) + ": '" +
                              line.substr(0, 64) + "' is not a certificate serial (hex)");
     }
-    serials.insert(serial);
+    serials.insert(*serial);
   }
   std::lock_guard<std::mutex> l(mu_);
   revoked_ = std::move(serials);
+  revocation_version_ = 0;
   return Status::Ok();
 }
 
@@ -149,23 +168,53 @@ Result<Caller> Authorizer::Check(std::string_view peer, std::string_view cert_pe
   return who;
 }
 
-bool Authorizer::IsSerial(const std::string& s) {
-  return !s.empty() && s.size() <= 64 &&
-         s.find_first_not_of("0123456789ABCDEF") == std::string::npos;
-}
-
 bool Authorizer::IsRevoked(const std::string& serial) {
+  auto normal = pki::NormaliseSerial(serial);
   std::lock_guard<std::mutex> l(mu_);
-  return revoked_.count(serial) > 0;
+  return revoked_.count(normal.value_or(serial)) > 0;
 }
 
-Status Authorizer::SetRevoked(const std::set<std::string>& serials) {
-  std::string body;
-  for (const auto& s : serials) body += s + "\n";
-  if (Status s = WriteFileAtomic(revoked_path_, body, 0644); !s.ok()) return s;
+uint64_t Authorizer::revocation_version() {
   std::lock_guard<std::mutex> l(mu_);
-  revoked_ = serials;
-  return Status::Ok();
+  return revocation_version_;
+}
+
+Result<Authorizer::Installed> Authorizer::InstallRevocations(const std::string& text) {
+  if (enrollment_ == nullptr || !enrollment_->enrolled()) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "this agent has no fleet CA to check a revocation list against");
+  }
+  auto list = ParseRevocationList(text, "revocation list");
+  if (!list.ok()) return list.status();
+  if (Status v = VerifyRevocationList(*list, enrollment_->ca_pem()); !v.ok()) return v;
+  // One install at a time: the version check, the file and the set agree.
+  std::lock_guard<std::mutex> install(install_mu_);
+  Installed r;
+  r.version = revocation_version();
+  if (list->version < r.version) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "revocation list version " + std::to_string(list->version) +
+                      " is older than the one this agent holds (version " +
+                      std::to_string(r.version) + ")");
+  }
+  if (list->version == r.version) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (list->serials != revoked_) {
+      return Status(StatusCode::kFailedPrecondition, "a different revocation list with version " +
+                                                         std::to_string(r.version) +
+                                                         " is installed already");
+    }
+    r.count = revoked_.size();
+    return r;
+  }
+  if (Status s = WriteFileAtomic(signed_path_, list->Text(), 0644); !s.ok()) return s;
+  std::lock_guard<std::mutex> l(mu_);
+  revoked_ = std::move(list->serials);
+  revocation_version_ = list->version;
+  r.installed = true;
+  r.version = revocation_version_;
+  r.count = revoked_.size();
+  return r;
 }
 
 }  // namespace herd::agent

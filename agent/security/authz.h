@@ -22,6 +22,7 @@
 #include "agent/security/audit_log.h"
 #include "agent/security/enrollment.h"
 #include "common/pki.h"
+#include "common/revocation_list.h"
 #include "common/status.h"
 
 namespace herd::agent {
@@ -48,7 +49,9 @@ class Authorizer {
   // every caller is admin and recorded by its peer address. Otherwise the
   // fleet CA comes from `enrollment`; until the agent is enrolled only the
   // enrolment calls are answered.
-  Authorizer(const Enrollment* enrollment, std::string revoked_path, AuditLog& audit);
+  // The revocation list lives in `state_dir` (revocations: signed; revoked:
+  // the unsigned list of agents from before signed lists).
+  Authorizer(const Enrollment* enrollment, const std::string& state_dir, AuditLog& audit);
 
   // Registers a service's policies. Before the server starts.
   void Allow(const std::vector<MethodPolicy>& policies);
@@ -60,25 +63,37 @@ class Authorizer {
   // names it, `cert_pem` the client certificate it presented ("" for none).
   Result<Caller> Check(std::string_view peer, std::string_view cert_pem, std::string_view method);
 
-  // Reads `revoked_path` (one serial per line; case, spaces and CR do not
-  // matter). A file that exists but cannot be read, or a line that is not a
-  // serial, is an error naming file and line: never an empty list.
+  // Reads the signed list (checked against the fleet CA once enrolled), or
+  // else the old unsigned one (one serial per line; case, spaces, CR and
+  // separators do not matter) as version 0. A file that exists but cannot be
+  // read, does not verify, or holds a line that is not a serial, is an error
+  // naming file and line: never an empty list.
   Status LoadRevoked();
+  // `serial` in any usual spelling (leading zeros, ':' separators, case).
   bool IsRevoked(const std::string& serial);
-  // A certificate serial as herd writes it: upper-case hex, 1 to 64 digits.
-  static bool IsSerial(const std::string& s);
-  // Replaces the revoked serial set (persisted to `revoked_path`).
-  Status SetRevoked(const std::set<std::string>& serials);
+  uint64_t revocation_version();
+
+  struct Installed {
+    bool installed = false;  // false: it had this version already
+    uint64_t version = 0;
+    size_t count = 0;
+  };
+  // Takes a signed list from any caller: only if it verifies against the
+  // fleet CA and is newer than the list held (the same version again
+  // changes nothing). Persisted before it takes effect.
+  Result<Installed> InstallRevocations(const std::string& text);
 
  private:
   Status Deny(const Caller& who, std::string_view method, StatusCode code, const std::string& msg);
   const Enrollment* const enrollment_;
-  const std::string revoked_path_;
+  const std::string signed_path_, legacy_path_;
   AuditLog& audit_;
   std::map<std::string, MethodPolicy, std::less<>> policies_;  // written before serving only
-  std::mutex mu_;                                              // guards verified_ and revoked_
+  std::mutex install_mu_;                                      // one InstallRevocations at a time
+  std::mutex mu_;                                              // guards the four below
   std::map<std::string, pki::CertInfo> verified_;              // cert PEM hash -> info
-  std::set<std::string> revoked_;
+  std::set<std::string> revoked_;                              // normalised serials
+  uint64_t revocation_version_ = 0;
 };
 
 }  // namespace herd::agent

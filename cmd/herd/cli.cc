@@ -8,6 +8,9 @@
 #include <cstdlib>
 
 #include "control/fanout.h"
+#include "control/hostlist.h"
+#include "control/pki_store.h"
+#include "control/revocation.h"
 #include "control/session.h"
 
 namespace herd::cli {
@@ -25,6 +28,30 @@ void RaiseFdLimit() {
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+// Hosts that answered with an older revocation list than the PKI folder's
+// get the folder's: a device that was offline, or enrolled before a
+// revocation, catches up on the next command that reaches it.
+void CatchUpRevocations(const Globals& g, control::Executor& executor,
+                        const std::vector<const control::Host*>& hosts,
+                        const std::vector<control::HostResult>& results,
+                        std::chrono::milliseconds timeout) {
+  auto list = control::LoadRevocations(control::ResolvePkiDir(g.pki_dir));
+  if (!list.ok()) {
+    std::fprintf(stderr, "herd: warning: %s\n", list.status().message().c_str());
+    return;
+  }
+  const auto c = control::PushRevocationsWhereBehind(executor, hosts, results, *list, timeout);
+  if (!c.updated.empty() && !g.quiet) {
+    std::fprintf(stderr,
+                 "herd: revocation list version %llu passed on to %s (they held an older one)\n",
+                 static_cast<unsigned long long>(c.version), control::FoldHosts(c.updated).c_str());
+  }
+  if (!c.failed.empty()) {
+    std::fprintf(stderr, "herd: warning: revocation list version %llu not taken by %s\n",
+                 static_cast<unsigned long long>(c.version), control::FoldHosts(c.failed).c_str());
   }
 }
 
@@ -59,7 +86,8 @@ control::OutputOptions Output(const Globals& g) {
 }
 
 int RunOnTargets(const Globals& g, const std::string& target,
-                 std::chrono::milliseconds default_timeout, const Prepare& prepare) {
+                 std::chrono::milliseconds default_timeout, const Prepare& prepare,
+                 bool catch_up_revocations) {
   auto targets = control::SelectTargets(g.inventory, target, true, false, g.allow_empty);
   if (!targets.ok()) return Fail(targets.status().message());
   auto timeout = control::ResolveTimeout(g.timeout, default_timeout);
@@ -76,7 +104,11 @@ int RunOnTargets(const Globals& g, const std::string& target,
   eo.interrupted = &g_interrupted;
   control::LocalExecutor executor(**factory, eo);
   auto reporter = control::MakeReporter(Output(g));
-  return static_cast<int>(control::ComputeExitCode((*run)(executor, targets->hosts, *reporter)));
+  const auto results = (*run)(executor, targets->hosts, *reporter);
+  if (catch_up_revocations && !g.plaintext && !g_interrupted.load()) {
+    CatchUpRevocations(g, executor, targets->hosts, results, *timeout);
+  }
+  return static_cast<int>(control::ComputeExitCode(results));
 }
 
 int RunTaskOnTargets(const Globals& g, const std::string& target,

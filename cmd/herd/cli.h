@@ -59,8 +59,11 @@ using Operate = std::function<std::vector<control::HostResult>(
     control::Executor& executor, const std::vector<const control::Host*>& hosts,
     control::Reporter& reporter)>;
 using Prepare = std::function<Result<Operate>(std::chrono::milliseconds timeout)>;
+// Afterwards, unless `catch_up_revocations` is false, hosts whose replies
+// showed an older revocation list than the PKI folder's get the folder's.
 int RunOnTargets(const Globals& g, const std::string& target,
-                 std::chrono::milliseconds default_timeout, const Prepare& prepare);
+                 std::chrono::milliseconds default_timeout, const Prepare& prepare,
+                 bool catch_up_revocations = true);
 // The same for a task made once the timeout is known.
 int RunTaskOnTargets(const Globals& g, const std::string& target,
                      std::chrono::milliseconds default_timeout,

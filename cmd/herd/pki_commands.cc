@@ -6,9 +6,11 @@
 #include "cmd/herd/cli.h"
 #include "common/defaults.h"
 #include "control/enroll.h"
+#include "control/hostlist.h"
 #include "control/pki_store.h"
 #include "control/records.h"
 #include "control/renew.h"
+#include "control/revocation.h"
 #include "control/tasks.h"
 
 namespace herd::cli {
@@ -138,19 +140,45 @@ class Pki final : public CommandGroup {
 
   int Revoke() {
     const bool push = !target_.empty();
-    auto list = control::RevokeForPush(PkiDir(), name_, g_.identity, push && !g_.plaintext);
-    if (!list.ok()) return Fail(list.status().message());
-    std::fprintf(stderr, "herd: %s revoked; the list holds %zu serial(s)\n", name_.c_str(),
-                 list->size());
+    auto revoked = control::RevokeForPush(PkiDir(), name_, g_.identity, push && !g_.plaintext);
+    if (!revoked.ok()) return Fail(revoked.status().message());
+    for (const auto& w : revoked->warnings) std::fprintf(stderr, "herd: warning: %s\n", w.c_str());
+    const auto& list = revoked->list;
+    std::fprintf(stderr,
+                 "herd: %s revoked (serial %s); the list holds %zu serial(s), version %llu\n",
+                 name_.c_str(), revoked->serial.c_str(), list.serials.size(),
+                 static_cast<unsigned long long>(list.version));
     if (!push) {
-      std::fprintf(stderr, "herd: push it to agents with: herd cert revoke %s TARGET\n",
+      std::fprintf(stderr,
+                   "herd: agents take it at their next contact with herd (any command) or at "
+                   "enrolment; push it now with: herd cert revoke %s TARGET\n",
                    name_.c_str());
       return 0;
     }
-    return RunTaskOnTargets(g_, target_, kDefaultHostTimeout,
-                            [&](std::chrono::milliseconds timeout) {
-                              return control::RevocationsTask(*list, timeout);
-                            });
+    const bool live_text = Output(g_).format == control::OutputFormat::kText;
+    return RunOnTargets(
+        g_, target_, kDefaultHostTimeout,
+        [&](std::chrono::milliseconds timeout) -> Result<Operate> {
+          auto task = std::make_shared<control::Task>(control::RevocationsTask(list, timeout));
+          if (live_text) task->collect_output_bytes = 0;
+          return Operate([task](control::Executor& executor,
+                                const std::vector<const control::Host*>& hosts,
+                                control::Reporter& reporter) {
+            auto results = control::RunTask(executor, hosts, *task, reporter);
+            std::vector<std::string> missed;
+            for (const auto& r : results) {
+              if (r.outcome != control::Outcome::kOk) missed.push_back(r.host);
+            }
+            if (!missed.empty()) {
+              std::fprintf(stderr,
+                           "herd: not reached: %s (they take the list at their next contact "
+                           "with herd, any command)\n",
+                           control::FoldHosts(missed).c_str());
+            }
+            return results;
+          });
+        },
+        /*catch_up_revocations=*/false);
   }
 
   int Renew() {

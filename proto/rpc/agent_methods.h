@@ -14,4 +14,8 @@ inline constexpr char kSetRevocations[] = "/herd.v1.Agent/SetRevocations";
 inline constexpr char kBeginEnroll[] = "/herd.v1.Agent/BeginEnroll";
 inline constexpr char kCompleteEnroll[] = "/herd.v1.Agent/CompleteEnroll";
 
+// Trailing metadata of every Agent reply: the version of the revocation
+// list the agent holds (decimal).
+inline constexpr char kRevocationVersionKey[] = "herd-revocations";
+
 }  // namespace herd::rpc::agent_method

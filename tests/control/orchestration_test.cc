@@ -9,6 +9,7 @@
 #include "control/enroll.h"
 #include "control/mux.h"
 #include "control/pki_store.h"
+#include "control/revocation.h"
 #include "control/session.h"
 #include "tests/support/test_support.h"
 
@@ -80,14 +81,15 @@ TEST_CASE("revocation checks the pushing identity is an admin before changing th
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.status().code() == StatusCode::kPermissionDenied);
   CHECK_THAT(refused.status().message(), Catch::Contains("nothing was revoked"));
-  CHECK(control::RevokedSerials(pki).empty());
-  // Not pushing needs no admin; pushing as admin adds it once.
+  CHECK(control::LoadRevocations(pki)->version == 0);
+  // Not pushing needs no admin; pushing as admin makes the next version.
   auto listed = control::RevokeForPush(pki, "viewer", "viewer", false);
   REQUIRE(listed.ok());
-  CHECK(listed->size() == 1);
+  CHECK(listed->list.serials.size() == 1);
   auto again = control::RevokeForPush(pki, "viewer", "admin", true);
   REQUIRE(again.ok());
-  CHECK(again->size() == 1);
+  CHECK(again->list.serials.size() == 1);
+  CHECK(again->list.version == 2);
 }
 
 TEST_CASE("mux status and stop answer when no mux runs", "[control][mux]") {

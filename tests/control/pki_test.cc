@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "control/pki_store.h"
+#include "control/revocation.h"
 #include "tests/support/test_support.h"
 
 using namespace herd;
@@ -94,4 +95,40 @@ TEST_CASE("cert list shows the CA first, each role, and who is revoked", "[pki]"
   CHECK((*ids)[2].name == "zed");
   CHECK((*ids)[2].revoked);
   CHECK_FALSE(control::ListIdentities(dir / "missing").ok());
+}
+
+TEST_CASE("revoking signs the next version, and a serial that matches nothing is warned about",
+          "[pki]") {
+  ScopedTempDir dir;
+  const std::string pki = dir / "pki";
+  REQUIRE(control::InitFleetCa(pki, "test CA", 30).ok());
+  REQUIRE(control::IssueClientCert(pki, "zed", pki::Role::kViewer, 30, "").ok());
+  // A folder from before signed lists: its serials are taken over.
+  testing::WriteFile(pki + "/revoked.txt", "0a:bc\n");
+  auto legacy = control::LoadRevocations(pki);
+  REQUIRE(legacy.ok());
+  CHECK(legacy->version == 0);
+  CHECK(legacy->serials == std::set<std::string>{"ABC"});
+  auto first = control::RevokeCert(pki, "zed");
+  REQUIRE(first.ok());
+  CHECK(first->warnings.empty());
+  CHECK(first->list.version == 1);
+  CHECK(first->list.serials.size() == 2);
+  CHECK(ReadFile(pki + "/revoked.txt").empty());  // taken over
+  auto second = control::RevokeCert(pki, "00:DE:AD");
+  REQUIRE(second.ok());
+  CHECK(second->serial == "DEAD");
+  REQUIRE(second->warnings.size() == 1);
+  CHECK_THAT(second->warnings[0], Catch::Contains("serial DEAD matches no certificate"));
+  auto stored = control::LoadRevocations(pki);
+  REQUIRE(stored.ok());
+  CHECK(stored->version == 2);
+  CHECK(stored->serials.count("DEAD") == 1);
+  CHECK_FALSE(control::RevokeCert(pki, "not a serial").ok());
+  // A list edited by hand no longer verifies, and herd says so.
+  std::string text = ReadFile(pki + "/revocations");
+  text.replace(text.find("revoke DEAD"), 11, "revoke DEAE");
+  testing::WriteFile(pki + "/revocations", text);
+  CHECK_THAT(control::LoadRevocations(pki).status().message(),
+             Catch::Contains("not signed by this fleet's CA"));
 }

@@ -11,6 +11,8 @@
 #include <thread>
 
 #include "common/pki.h"
+#include "common/revocation_list.h"
+#include "tests/support/agent_stub.h"
 #include "tests/support/test_support.h"
 
 using namespace herd::testing;
@@ -181,14 +183,13 @@ TEST_CASE("a revoked certificate is refused at once, and audit reads the trail",
   auto carol = env;
   carol["HERD_IDENTITY"] = "carol";
   CHECK(RunHerd({"-i", f.inventory, "run", "all", "--", "true"}, 30s, carol).exit_code == 0);
-  // Only an admin may push revocations: herd refuses before it changes the
-  // folder's list (the agents refuse SetRevocations from anyone else too:
-  // admin-only methods share one table, exercised end to end by BeginEnroll
-  // in enroll_test.cc).
+  // Only an admin may revoke and push: herd refuses before it changes the
+  // folder's list. (Agents take a newer signed list from any member of the
+  // fleet: the CA's signature is its authority.)
   auto by_operator = RunHerd({"-i", f.inventory, "cert", "revoke", "carol", "all"}, 30s, carol);
   CHECK(by_operator.exit_code == 1);
   CHECK_THAT(by_operator.err, Catch::Contains("needs an admin identity"));
-  CHECK(ReadFile(pki + "/revoked.txt").empty());
+  CHECK(ReadFile(pki + "/revocations").empty());
   auto revoke = RunHerd({"-i", f.inventory, "cert", "revoke", "carol", "all"}, 30s, env);
   CHECK(revoke.exit_code == 0);
   CHECK_THAT(revoke.out, Catch::Contains("node1: revocation list updated (1 serial)"));
@@ -209,6 +210,126 @@ TEST_CASE("a revoked certificate is refused at once, and audit reads the trail",
   CHECK(std::find(seen.begin(), seen.end(), "carol Exec ok exi") != seen.end());
   CHECK(std::find(seen.begin(), seen.end(), "admin SetRevocations ok") != seen.end());
   CHECK(std::find(seen.begin(), seen.end(), "carol Exec denied") != seen.end());
+}
+
+namespace {
+
+// A copy of the test PKI with an operator identity `name`, so that revoking
+// it touches no other test.
+struct PrivatePki {
+  explicit PrivatePki(const std::string& name) {
+    std::filesystem::copy(TestPkiDir(), path);
+    REQUIRE(RunHerd({"cert", "issue", name, "--role", "operator"}, 30s, admin).exit_code == 0);
+    user = admin;
+    user["HERD_IDENTITY"] = name;
+  }
+  ScopedTempDir dir;
+  const std::string path = dir / "pki";
+  std::map<std::string, std::string> admin = {{"HERD_PKI_DIR", path}};
+  std::map<std::string, std::string> user;
+};
+
+}  // namespace
+
+TEST_CASE("an agent enrolled after a revocation refuses the revoked certificate",
+          "[integration][security]") {
+  PrivatePki pki("dave");
+  // Revoked while no agent exists: nothing is pushed anywhere.
+  auto revoke = RunHerd({"cert", "revoke", "dave"}, 30s, pki.admin);
+  REQUIRE(revoke.exit_code == 0);
+  CHECK_THAT(revoke.err, Catch::Contains("version 1"));
+  AgentProcess late("late", {}, /*enrolled=*/false);
+  REQUIRE(late.ready());
+  const std::string inventory = pki.dir / "inv.yaml";
+  auto enrolled = RunHerd({"-i", inventory, "enroll", late.grpc_address(), "--token",
+                           late.join_token(), "--name", "late"},
+                          60s, pki.admin);
+  INFO(enrolled.err);
+  REQUIRE(enrolled.exit_code == 0);
+  CHECK(late.AuditHas("CompleteEnroll", "ok"));
+  auto refused = RunHerd({"-i", inventory, "run", "all", "--", "true"}, 30s, pki.user);
+  CHECK(refused.exit_code == 2);
+  CHECK_THAT(refused.err, Catch::Contains("'dave' (serial"));
+  CHECK_THAT(refused.err, Catch::Contains("is revoked"));
+  auto ping = RunHerd({"-i", inventory, "-o", "json", "ping", "all"}, 30s, pki.admin);
+  CHECK_THAT(ping.out, Catch::Contains("\"revocation_version\":1"));
+}
+
+TEST_CASE("an agent that missed a revocation takes it on the next command that reaches it",
+          "[integration][security]") {
+  PrivatePki pki("erin");
+  AgentProcess agent("node1");
+  REQUIRE(agent.ready());
+  const std::string inventory = WriteInventory(pki.dir, {&agent});
+  CHECK(RunHerd({"-i", inventory, "run", "all", "--", "true"}, 30s, pki.user).exit_code == 0);
+  // Revoked without a push, as if the agent had been offline.
+  REQUIRE(RunHerd({"cert", "revoke", "erin"}, 30s, pki.admin).exit_code == 0);
+  // Any command by anyone holding the newer list passes it on, erin's own
+  // included: the call itself was taken, the next one is not.
+  auto run = RunHerd({"-i", inventory, "run", "all", "--", "true"}, 30s, pki.user);
+  CHECK(run.exit_code == 0);
+  CHECK_THAT(run.err, Catch::Contains("revocation list version 1 passed on to node1"));
+  auto refused = RunHerd({"-i", inventory, "run", "all", "--", "true"}, 30s, pki.user);
+  CHECK(refused.exit_code == 2);
+  CHECK_THAT(refused.err, Catch::Contains("is revoked"));
+  // Once current, nothing more is pushed, and the install is on record once.
+  auto again = RunHerd({"-i", inventory, "ping", "all"}, 30s, pki.admin);
+  CHECK_THAT(again.err, !Catch::Contains("passed on"));
+  int installs = 0;
+  for (const auto& e : agent.Audit()) {
+    installs += e["method"] == "SetRevocations" && e["result"] == "ok";
+  }
+  CHECK(installs == 1);
+}
+
+TEST_CASE("a revocation list that is unsigned, forged, edited or older is refused",
+          "[integration][security]") {
+  PrivatePki pki("frank");
+  AgentProcess agent("node1");
+  REQUIRE(agent.ready());
+  const std::string inventory = WriteInventory(pki.dir, {&agent});
+  REQUIRE(RunHerd({"cert", "revoke", "frank"}, 30s, pki.admin).exit_code == 0);
+  const std::string v1 = ReadFile(pki.path + "/revocations");
+  REQUIRE(RunHerd({"cert", "revoke", "0A:BC:01"}, 30s, pki.admin).exit_code == 0);
+  const std::string v2 = ReadFile(pki.path + "/revocations");
+  // The serial was written as herd writes serials: no separators, no leading zero.
+  CHECK_THAT(v2, Catch::Contains("revoke ABC01\n"));
+  // A viewer may pass a list on: its signature is the authority.
+  auto stub = AgentStub(agent, "viewer");
+  herd::v1::SetRevocationsReply reply;
+  auto push = [&](const std::string& list) {
+    herd::v1::SetRevocationsRequest req;
+    req.set_signed_list(list);
+    return stub->SetRevocations(CallContext().get(), req, &reply);
+  };
+  herd::v1::SetRevocationsRequest unsigned_req;
+  unsigned_req.add_serials("ABC01");
+  auto unsigned_status = stub->SetRevocations(CallContext().get(), unsigned_req, &reply);
+  CHECK(unsigned_status.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK_THAT(unsigned_status.error_message(), Catch::Contains("unsigned"));
+  // Edited after signing: a serial removed.
+  std::string edited = v2;
+  edited.replace(edited.find("revoke ABC01\n"), 13, "");
+  CHECK(push(edited).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(push(v2).ok());
+  CHECK(reply.installed());
+  CHECK(reply.version() == 2);
+  CHECK(reply.count() == 2);
+  CHECK(push(v2).ok());  // the same version again changes nothing
+  CHECK_FALSE(reply.installed());
+  auto older = push(v1);
+  CHECK(older.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK_THAT(older.error_message(),
+             Catch::Contains("older than the one this agent holds (version 2)"));
+  CHECK(push("herd-revocations 1\nversion 9\n").error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  // Signed by another CA: a forged list.
+  auto other_key = herd::pki::GenerateKeyPem();
+  REQUIRE(other_key.ok());
+  auto forged = herd::SignRevocationList(50, {}, 0, *other_key);
+  REQUIRE(forged.ok());
+  CHECK(push(forged->Text()).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  auto ping = RunHerd({"-i", inventory, "-o", "json", "ping", "all"}, 30s, pki.admin);
+  CHECK_THAT(ping.out, Catch::Contains("\"revocation_version\":2"));
 }
 
 TEST_CASE(

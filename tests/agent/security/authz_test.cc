@@ -18,13 +18,17 @@ using herd::pki::Role;
 TEST_CASE("each Agent method needs the documented role, by full method name", "[unit]") {
   herd::testing::ScopedTempDir dir;
   herd::agent::AuditLog audit(dir.path());
-  Authorizer a(nullptr, dir / "revoked", audit);
+  Authorizer a(nullptr, dir.path(), audit);
   a.Allow(AgentService::Policies());
   const std::pair<const char*, Role> documented[] = {
-      {"/herd.v1.Agent/Info", Role::kViewer},          {"/herd.v1.Agent/Facts", Role::kViewer},
-      {"/herd.v1.Agent/Health", Role::kViewer},        {"/herd.v1.Agent/ReadAudit", Role::kViewer},
-      {"/herd.v1.Agent/Exec", Role::kOperator},        {"/herd.v1.Agent/PutFile", Role::kOperator},
-      {"/herd.v1.Agent/SetRevocations", Role::kAdmin}, {"/herd.v1.Agent/BeginEnroll", Role::kAdmin},
+      {"/herd.v1.Agent/Info", Role::kViewer},
+      {"/herd.v1.Agent/Facts", Role::kViewer},
+      {"/herd.v1.Agent/Health", Role::kViewer},
+      {"/herd.v1.Agent/ReadAudit", Role::kViewer},
+      {"/herd.v1.Agent/Exec", Role::kOperator},
+      {"/herd.v1.Agent/PutFile", Role::kOperator},
+      {"/herd.v1.Agent/SetRevocations", Role::kViewer},
+      {"/herd.v1.Agent/BeginEnroll", Role::kAdmin},
       {"/herd.v1.Agent/CompleteEnroll", Role::kAdmin},
   };
   for (const auto& [method, role] : documented) {
@@ -44,7 +48,7 @@ TEST_CASE("a method without a policy is refused for every caller, and audited", 
   herd::testing::ScopedTempDir dir;
   herd::agent::AuditLog audit(dir.path());
   // Plain-text mode makes every caller admin: even then, no policy, no call.
-  Authorizer a(nullptr, dir / "revoked", audit);
+  Authorizer a(nullptr, dir.path(), audit);
   a.Allow(AgentService::Policies());
   auto known = a.Check("ipv4:127.0.0.1:5", "", "/herd.v1.Agent/Info");
   REQUIRE(known.ok());
@@ -66,11 +70,11 @@ TEST_CASE("the revocation list is read forgivingly but never fails open", "[unit
   herd::agent::AuditLog audit(dir.path());
   const std::string path = dir / "revoked";
   {
-    Authorizer none(nullptr, path, audit);  // no file yet: nothing revoked
+    Authorizer none(nullptr, dir.path(), audit);  // no file yet: nothing revoked
     CHECK(none.LoadRevoked().ok());
   }
   { std::ofstream(path) << "5d5f3560 \r\n\n  ABCDEF\r\n"; }
-  Authorizer a(nullptr, path, audit);
+  Authorizer a(nullptr, dir.path(), audit);
   REQUIRE(a.LoadRevoked().ok());
   CHECK(a.IsRevoked("5D5F3560"));
   CHECK(a.IsRevoked("ABCDEF"));
