@@ -136,8 +136,8 @@ grpc::Status SetRevocations(AgentContext& s,
                   "by the fleet CA (update herd)"))
             : s.authz.InstallRevocations(call.req.signed_list());
     if (!done.ok()) {
-      e.result = "failed: " + done.status().message();
-      (void)s.audit.Append(e);
+      e.result = "refused: " + done.status().message();
+      (void)s.audit.AppendRefusal(e, who.serial);
       return rpc::ToGrpc(done.status());
     }
     e.args = "version " + std::to_string(done->version) + ", " + std::to_string(done->count) +
@@ -163,9 +163,9 @@ grpc::Status FinishEnroll(AuditLog& audit, const Caller& who, const char* method
   AuditEntry e = EntryFor(who, method);
   e.args = args;
   e.result = s.ok() ? "ok" : "denied: " + s.message();
-  if (!s.ok() && who.join_token) {
-    (void)audit.AppendAnonymous(std::move(e));
-  } else if (!s.ok() || mutated) {
+  if (!s.ok()) {
+    (void)audit.AppendRefusal(std::move(e), who.join_token ? "" : who.serial);
+  } else if (mutated) {
     (void)audit.Append(e);
   }
   return rpc::ToGrpc(s);

@@ -88,6 +88,7 @@ class ExecCall final : public rpc::LiveCall {
     auto who = Authorize(s_, ctx_, method::kExec);
     if (!who.ok()) return FinishNow(rpc::ToGrpc(who.status()));
     entry_ = EntryFor(*who, method::kExec);
+    caller_serial_ = who->serial;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         ctx_.deadline() - std::chrono::system_clock::now());
     auto spec = SpecFor(req_, s_.config, left);
@@ -119,7 +120,7 @@ class ExecCall final : public rpc::LiveCall {
     if (!id.ok()) {
       spdlog::warn("exec refused: {}", id.status().message());
       entry_.result = "refused: " + id.status().message();
-      (void)s_.audit.Append(entry_);
+      (void)s_.audit.AppendRefusal(entry_, caller_serial_);
       return FinishNow(rpc::ToGrpc(id.status()));
     }
     std::lock_guard<std::mutex> l(mu_);
@@ -237,7 +238,8 @@ class ExecCall final : public rpc::LiveCall {
   OpTag<ExecCall> written_{this, &ExecCall::OnWritten};
   OpTag<ExecCall> notified_{this, &ExecCall::OnNotified};
   OpTag<ExecCall> finished_tag_{this, &ExecCall::OnFinished};
-  AuditEntry entry_;                  // completed with the result, then appended
+  AuditEntry entry_;  // completed with the result, then appended
+  std::string caller_serial_;
   std::mutex mu_;                     // guards everything below
   std::deque<v1::ExecEvent> events_;  // front is being written while writing_
   uint64_t id_ = 0;

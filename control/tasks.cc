@@ -124,19 +124,6 @@ class ChunkSource final : public StreamSource {
   std::shared_ptr<const std::string> content_;
 };
 
-// One audit entry for people: "2026-11-25 05:43:06Z admin (admin) Exec
-// argv[0]=sh args=2: ok exit=0"; the raw line when it is not an entry.
-std::string AuditLine(const nlohmann::json& e, const std::string& raw) {
-  if (!e.is_object() || !e.contains("ts") || !e["ts"].is_number()) return raw;
-  const std::string when = UtcTime(static_cast<std::time_t>(e["ts"].get<double>()));
-  auto str = [&](const char* k) {
-    return e.contains(k) && e[k].is_string() ? e[k].get<std::string>() : std::string();
-  };
-  std::string line = fmt::format("{} {} ({}) {}", when, str("caller"), str("role"), str("method"));
-  if (!str("args").empty()) line += " " + str("args");
-  return line + ": " + str("result");
-}
-
 }  // namespace
 
 uint32_t AgentTimeoutMs(std::chrono::milliseconds host_timeout) {
@@ -287,28 +274,6 @@ Result<Task> CopyTask(const std::string& src_path, const std::string& dest_path,
                    {"sha256", res.sha256()},
                    {"mode", fmt::format("{:04o}", header.mode())}});
       });
-}
-
-Task AuditTask(int64_t since_unix, uint32_t limit, std::chrono::milliseconds timeout) {
-  v1::ReadAuditRequest req;
-  req.set_since_unix(since_unix);
-  req.set_limit(limit);
-  Task t = UnaryTask<v1::ReadAuditReply>(
-      MakeOperation(method::kReadAudit, CallShape::kUnary, req, timeout),
-      [](const v1::ReadAuditReply& res, const CallEnd&) {
-        nlohmann::json entries = nlohmann::json::array();
-        for (const auto& e : res.entries()) {
-          entries.push_back(nlohmann::json::parse(e, nullptr, false));
-        }
-        return Ok(res.entries_size() == 0 ? "no audit entries" : "", {{"entries", entries}});
-      },
-      [](const v1::ReadAuditReply& res, const OutputFn& out) {
-        for (const auto& e : res.entries()) {
-          out(false, AuditLine(nlohmann::json::parse(e, nullptr, false), e) + "\n");
-        }
-      });
-  t.collect_output_bytes = 16 << 20;
-  return t;
 }
 
 }  // namespace herd::control

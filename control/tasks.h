@@ -1,5 +1,5 @@
 // The fan-out commands' tasks (control/task.h): ping, facts, health, run,
-// copy and audit. Each builds its operation from the
+// and copy (audit: control/audit.h). Each builds its operation from the
 // command's options and reads every host's replies into one HostResult.
 // Certificate renewal, which takes two calls per host, is control/renew.h.
 #pragma once
@@ -48,9 +48,5 @@ Result<CopySource> ReadCopySource(const std::string& path);
 // source's). Errors name the argument or flag.
 Result<Task> CopyTask(const std::string& src_path, const std::string& dest_path,
                       const std::string& mode, std::chrono::milliseconds timeout);
-
-// Each agent's audit trail from `since_unix`; entries land in the result's
-// stdout (one line each for people) and data.entries.
-Task AuditTask(int64_t since_unix, uint32_t limit, std::chrono::milliseconds timeout);
 
 }  // namespace herd::control

@@ -78,8 +78,9 @@ Status Authorizer::Deny(const Caller& who, std::string_view method, StatusCode c
                         const std::string& msg) {
   AuditEntry e{who.name, who.serial.empty() ? "" : pki::RoleName(who.role),
                std::string(ShortMethodName(method)), "", "denied: " + msg};
-  // Without a certificate that verified, the caller is nobody we know.
-  (void)(who.serial.empty() ? audit_.AppendAnonymous(std::move(e)) : audit_.Append(e));
+  // Refusals go apart, at a bounded rate per caller; without a certificate
+  // that verified, the caller is nobody we know and shares one budget.
+  (void)audit_.AppendRefusal(std::move(e), who.serial);
   return Status(code, msg);
 }
 
@@ -132,7 +133,8 @@ Result<Caller> Authorizer::Check(std::string_view peer, std::string_view cert_pe
     if (!parsed.ok()) {
       return Deny(who, method, StatusCode::kUnauthenticated, "unreadable client certificate");
     }
-    who.name = parsed->common_name;
+    // A name from a certificate this agent does not accept is only a claim.
+    who.name = "unverified:" + parsed->common_name;
     Status v = pki::VerifyCert(enrollment_->ca_pem(), pem);
     if (!v.ok()) {
       return Deny(who, method, StatusCode::kUnauthenticated,

@@ -332,6 +332,74 @@ TEST_CASE("a revocation list that is unsigned, forged, edited or older is refuse
   CHECK_THAT(ping.out, Catch::Contains("\"revocation_version\":2"));
 }
 
+TEST_CASE("a flood of refusals leaves what was done on record, and --verify finds an edit",
+          "[integration][security]") {
+  OneAgent f;
+  REQUIRE(RunHerd({"-i", f.inventory, "run", "all", "--", "true"}).exit_code == 0);
+  // 2,000 refused calls with a fleet certificate, as fast as a client can.
+  auto viewer = AgentStub(f.agent, "viewer");
+  herd::v1::ExecRequest req;
+  req.add_argv("true");
+  for (int i = 0; i < 2000; ++i) {
+    auto ctx = CallContext();
+    auto reader = viewer->Exec(ctx.get(), req);
+    herd::v1::ExecEvent ev;
+    while (reader->Read(&ev)) {
+    }
+    REQUIRE(reader->Finish().error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  }
+  // The command run before the flood is still on record; the refusals went
+  // to their own file, at most 20 for this caller.
+  auto done = f.agent.Audit(/*refusals=*/false);
+  REQUIRE(done.size() == 2);
+  CHECK(done[0]["result"] == "started");
+  int refusals = 0;
+  for (const auto& e : f.agent.Audit()) refusals += e["caller"] == "viewer";
+  CHECK(refusals == 20);
+  CHECK_FALSE(std::filesystem::exists(f.agent.state_dir() + "/audit.log.1"));
+
+  auto intact = RunHerd({"-i", f.inventory, "audit", "all", "--verify"});
+  CHECK(intact.exit_code == 0);
+  CHECK_THAT(intact.out, Catch::Contains("node1: audit chain intact: 2 entries, seq 1-2, head "));
+  // An entry changed by hand (and another command after it).
+  const std::string log = f.agent.state_dir() + "/audit.log";
+  std::string text = ReadFile(log);
+  text.replace(text.find("\"result\":\"started\""), 18, "\"result\":\"nothing\"");
+  WriteFile(log, text);
+  REQUIRE(RunHerd({"-i", f.inventory, "run", "all", "--", "true"}).exit_code == 0);
+  auto broken = RunHerd({"-i", f.inventory, "-o", "json", "audit", "all", "--verify"});
+  CHECK(broken.exit_code == 2);
+  auto host = nlohmann::json::parse(Lines(broken.out).at(0));
+  CHECK(host["data"]["intact"] == false);
+  CHECK(host["data"]["problems"][0] ==
+        "seq 2: the entry before it (seq 1) was changed after it was written");
+}
+
+TEST_CASE("a name from a certificate the agent refused is marked unverified and shown escaped",
+          "[integration][security]") {
+  OneAgent f;
+  auto key = herd::pki::GenerateKeyPem();
+  REQUIRE(key.ok());
+  auto other_ca = herd::pki::SelfSignedCa(*key, "other fleet", 30);
+  REQUIRE(other_ca.ok());
+  herd::pki::CertSpec spec;
+  spec.common_name = "\x1b[2J\x1b[Hadmin";  // clears a terminal, then poses as admin
+  spec.role = herd::pki::Role::kAdmin;
+  auto cert = herd::pki::IssueCert(*other_ca, *key, *herd::pki::PublicKeyPem(*key), spec);
+  REQUIRE(cert.ok());
+  const std::string pki = f.dir / "pki-evil";
+  ::mkdir(pki.c_str(), 0700);
+  WriteFile(pki + "/ca.crt", ReadFile(TestPkiDir() + "/ca.crt"));
+  WriteFile(pki + "/evil.crt", *cert);
+  WriteFile(pki + "/evil.key", *key);
+  auto r = RunHerd({"-i", f.inventory, "--pki-dir", pki, "--identity", "evil", "ping", "all"});
+  CHECK(r.exit_code == 2);
+  auto audit = RunHerd({"-i", f.inventory, "audit", "all", "--since", "1h"});
+  CHECK(audit.exit_code == 0);
+  CHECK(audit.out.find('\x1b') == std::string::npos);
+  CHECK_THAT(audit.out, Catch::Contains("unverified:\\x1b[2J\\x1b[Hadmin () Info"));
+}
+
 TEST_CASE(
     "a command is on the audit trail before it runs: an agent killed mid-command "
     "leaves its trace",

@@ -163,13 +163,19 @@ std::string AgentProcess::join_token() const {
   return t;
 }
 
-std::vector<nlohmann::json> AgentProcess::Audit() const {
+std::vector<nlohmann::json> AgentProcess::Audit(bool refusals) const {
   std::vector<nlohmann::json> out;
-  for (const auto& l : Lines(ReadFile(state_dir_ + "/audit.log"))) {
-    // A line the agent is appending right now may be read in part: skipped.
-    auto j = nlohmann::json::parse(l, nullptr, false);
-    if (!j.is_discarded() && j.is_object()) out.push_back(std::move(j));
+  for (const char* file : {"/audit.log", "/refusals.log"}) {
+    if (!refusals && std::string(file) == "/refusals.log") break;
+    for (const auto& l : Lines(ReadFile(state_dir_ + file))) {
+      // A line the agent is appending right now may be read in part: skipped.
+      auto j = nlohmann::json::parse(l, nullptr, false);
+      if (!j.is_discarded() && j.is_object() && j.contains("ts")) out.push_back(std::move(j));
+    }
   }
+  std::stable_sort(out.begin(), out.end(), [](const nlohmann::json& a, const nlohmann::json& b) {
+    return a["ts"].get<double>() < b["ts"].get<double>();
+  });
   return out;
 }
 

@@ -58,8 +58,10 @@ class AgentProcess {
   const std::string& state_dir() const { return state_dir_; }
   std::string log() const;
   std::string join_token() const;  // <state_dir>/join-token, trimmed
-  // The agent's audit trail, one parsed JSON object per entry.
-  std::vector<nlohmann::json> Audit() const;
+  // The agent's audit trail, one parsed JSON object per entry, oldest first:
+  // what was done (audit.log) and, unless `refusals` is false, what was
+  // refused (refusals.log).
+  std::vector<nlohmann::json> Audit(bool refusals = true) const;
   // True if an entry of `method` has a result containing `result_part`.
   bool AuditHas(const std::string& method, const std::string& result_part) const;
   pid_t pid() const { return pid_; }

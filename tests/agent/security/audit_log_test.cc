@@ -1,4 +1,4 @@
-// AuditLog: bounded, and outsiders cannot flood it.
+// AuditLog: bounded, chained, and refusals cannot flood what was done.
 #include "agent/security/audit_log.h"
 
 #include <catch2/catch.hpp>
@@ -6,21 +6,74 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "control/audit.h"
+#include "tests/support/fakes.h"
 #include "tests/support/test_support.h"
 
 using herd::agent::AuditEntry;
 using herd::agent::AuditLog;
 
-TEST_CASE("unauthenticated refusals are audited at a bounded rate, real entries always", "[unit]") {
+TEST_CASE("refusals go apart at a bounded rate per caller and never push out what was done",
+          "[unit]") {
   herd::testing::ScopedTempDir dir;
-  AuditLog log(dir / "");
-  for (int i = 0; i < AuditLog::kAnonymousPerMinute + 20; ++i) {
-    REQUIRE(log.AppendAnonymous({"anonymous:x", "", "Info", "", "denied: no certificate"}).ok());
+  herd::testing::FakeClock clock;
+  AuditLog log(dir.path(), /*max_bytes=*/4000, /*keep=*/2, clock);
+  REQUIRE(log.Append({"alice", "operator", "Exec", "argv[0]=true args=0", "ok exit=0"}).ok());
+  // A flood: a fleet certificate's holder, and callers nobody knows.
+  for (int i = 0; i < 5000; ++i) {
+    REQUIRE(
+        log.AppendRefusal({"viewer", "viewer", "Exec", "", "denied: needs operator"}, "AB").ok());
+    REQUIRE(log.AppendRefusal({"anonymous:x", "", "Info", "", "denied: no certificate"}, "").ok());
   }
-  REQUIRE(log.Append({"alice", "operator", "Exec", "argv[0]=true args=0", "ok"}).ok());
-  auto lines = log.Read(0, 1000);
-  REQUIRE(lines.size() == static_cast<size_t>(AuditLog::kAnonymousPerMinute) + 1);
-  CHECK_THAT(lines.back(), Catch::Contains("\"caller\":\"alice\""));
+  // What was done is still there, in a file the refusals never touch.
+  CHECK_FALSE(std::filesystem::exists(dir / "audit.log.1"));
+  auto lines = log.Read(0, 100000);
+  REQUIRE(lines.size() == 1 + AuditLog::kRefusalsPerCaller + AuditLog::kAnonymousPerMinute);
+  CHECK_THAT(lines.front(), Catch::Contains("\"caller\":\"alice\""));
+  // A minute later each caller's next line says how many were left out.
+  clock.Advance(std::chrono::minutes(1));
+  REQUIRE(log.AppendRefusal({"viewer", "viewer", "Exec", "", "denied"}, "AB").ok());
+  REQUIRE(log.AppendRefusal({"anonymous:x", "", "Info", "", "denied"}, "").ok());
+  lines = log.Read(0, 100000);
+  CHECK_THAT(lines[lines.size() - 2],
+             Catch::Contains("(4980 earlier refusals of this caller not recorded: rate limit)"));
+  CHECK_THAT(lines.back(),
+             Catch::Contains("(4970 earlier refusals of this caller not recorded: rate limit)"));
+}
+
+TEST_CASE("accepted entries are hash-chained across restarts, and an edit shows", "[unit]") {
+  herd::testing::ScopedTempDir dir;
+  {
+    AuditLog log(dir.path());
+    for (int i = 0; i < 3; ++i) REQUIRE(log.Append({"alice", "operator", "Exec", "", "ok"}).ok());
+    REQUIRE(log.AppendRefusal({"bob", "viewer", "Exec", "", "denied"}, "CD").ok());
+    CHECK(log.head().seq == 3);
+  }
+  AuditLog again(dir.path());  // a restarted herdd goes on from the last entry
+  CHECK(again.head().seq == 3);
+  REQUIRE(again.Append({"alice", "operator", "PutFile", "", "ok"}).ok());
+  auto report = herd::control::VerifyAuditChain(again.Read(0, 100));
+  CHECK(report.intact);
+  CHECK(report.entries == 4);
+  CHECK(report.first_seq == 1);
+  CHECK(report.last_seq == 4);
+  CHECK(report.head == again.head().hash);
+  // Edited by hand: the entry after it no longer points at it.
+  std::string text = herd::testing::ReadFile(dir / "audit.log");
+  text.replace(text.find("\"result\":\"ok\""), 13, "\"result\":\"no\"");
+  herd::testing::WriteFile(dir / "audit.log", text);
+  report = herd::control::VerifyAuditChain(again.Read(0, 100));
+  CHECK_FALSE(report.intact);
+  REQUIRE(report.problems.size() == 1);
+  CHECK(report.problems[0] ==
+        "seq 2: the entry before it (seq 1) was changed after it was written");
+  // Removed and reordered entries show too.
+  auto lines = again.Read(0, 100);
+  std::vector<std::string> removed = {lines[0], lines[2], lines[3], lines[4]};
+  CHECK_THAT(herd::control::VerifyAuditChain(removed).problems.at(0),
+             Catch::Contains("1 entries removed"));
+  std::vector<std::string> swapped = {lines[0], lines[2], lines[1]};
+  CHECK_FALSE(herd::control::VerifyAuditChain(swapped).intact);
 }
 
 TEST_CASE("a torn or foreign line neither hides the next entry nor fails a read", "[unit]") {
@@ -104,7 +157,7 @@ TEST_CASE("a line that cannot be written is reported, counted and logged, never 
   CHECK_FALSE(first.ok());
   CHECK_THAT(first.message(), Catch::Contains("audit log"));
   CHECK_FALSE(audit.Append(e, false).ok());
-  CHECK_FALSE(audit.AppendAnonymous(e).ok());
+  CHECK_FALSE(audit.AppendRefusal(e, "").ok());
   CHECK(hook_calls == 3);
   CHECK(audit.write_errors() == 3);
 }
