@@ -125,6 +125,14 @@ namespace {
 // enrolling would leave an enrolled agent nobody can address.
 Status Prepare(const EnrollOptions& opts, EnrollRequest* req, Host* host, FleetCa* ca) {
   req->name = opts.name;
+  // The name goes into the certificate and the inventory: both must take it
+  // before the token is spent.
+  if (!ValidHostName(opts.name)) {
+    return Status::Invalid("--name '" + opts.name.substr(0, 80) +
+                           "' is not a host name the inventory takes (letters, digits, '-', "
+                           "'_', '.', starting with a letter or digit; not 'all')");
+  }
+  if (auto spec = AgentCertSpec(opts.name, opts.days); !spec.ok()) return spec.status();
   req->days = opts.days;
   req->token = opts.token;
   if (!opts.token_file.empty()) {

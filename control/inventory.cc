@@ -33,6 +33,17 @@ int Inventory::IndexOf(const std::string& name) const {
   return -1;
 }
 
+bool ValidHostName(const std::string& s) {
+  if (s.empty() || s.size() > 253 || s == "all") return false;
+  if (!std::isalnum(static_cast<unsigned char>(s[0]))) return false;  // not -rf, not ..
+  for (char c : s) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
 namespace {
 
 bool ValidName(const std::string& s) {
@@ -162,9 +173,10 @@ class Loader {
     if (host.name == "all") {
       return Error(h["name"], "'all' is reserved for the selector that means every host");
     }
-    if (!ValidName(host.name)) {
-      return Error(h["name"],
-                   "invalid host name '" + host.name + "' (letters, digits, '-', '_', '.')");
+    if (!ValidHostName(host.name)) {
+      return Error(h["name"], "invalid host name '" + host.name +
+                                  "' (letters, digits, '-', '_', '.'; starting with a letter or "
+                                  "digit)");
     }
     if (!h["address"] || !h["address"].IsScalar()) {
       return Error(h, "host '" + host.name + "' has no 'address'");

@@ -34,6 +34,11 @@ struct Inventory {
   int IndexOf(const std::string& name) const;  // -1 if absent
 };
 
+// A host name the inventory takes: letters, digits, '-', '_', '.', starting
+// with a letter or digit (never "-rf" or ".."), at most 253 characters, and
+// not "all" (the selector for every host).
+bool ValidHostName(const std::string& name);
+
 // Parses inventory YAML text. `source` names the file in error messages, which
 // look like "inventory.yaml:12:5: duplicate host 'node01' (first at line 3)".
 Result<Inventory> ParseInventory(const std::string& yaml_text, const std::string& source);

@@ -1,7 +1,9 @@
 // Editing the inventory file in place (herd enroll): one host entry added at
 // the end of `hosts:`, everything else in the file kept as it was.
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -240,6 +242,21 @@ Status CheckInventoryWritable(const std::string& given_path) {
   }
   ::close(fd);
   ::unlink(probe.c_str());
+  // A file marked immutable or append-only cannot be replaced, even by root
+  // in a writable folder.
+  if (exists) {
+    const int file = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    int flags = 0;
+    if (file >= 0 && ::ioctl(file, FS_IOC_GETFLAGS, &flags) == 0 &&
+        (flags & (FS_IMMUTABLE_FL | FS_APPEND_FL))) {
+      ::close(file);
+      return Status(StatusCode::kPermissionDenied,
+                    "cannot write the inventory " + path +
+                        ": it is marked immutable or "
+                        "append-only (lsattr; chattr -i -a to allow it)");
+    }
+    if (file >= 0) ::close(file);
+  }
   return Status::Ok();
 }
 

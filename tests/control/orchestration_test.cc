@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
 
 #include "control/enroll.h"
 #include "control/mux.h"
@@ -128,4 +129,28 @@ TEST_CASE("targets: an empty TARGET never means every host, and --timeout is bou
         "--timeout must be positive");
   CHECK(control::ResolveTimeout("25h", milliseconds(1)).status().message() ==
         "--timeout must be at most 24h");
+}
+
+TEST_CASE("enrolment refuses names the inventory or the certificate would not take, first",
+          "[control][enroll]") {
+  ScopedTempDir dir;
+  const std::string pki = MakePki(dir);
+  for (const char* name : {"all", "a@b", "-rf", "..", "a b", ""}) {
+    auto o = Enrolment(dir, pki);
+    o.name = name;
+    auto r = control::EnrollDevice(o);
+    INFO(name);
+    CHECK(r.exit == control::ExitCode::kHerdError);  // never reached the device (exit 4)
+    CHECK_THAT(r.status.message(), Catch::Contains("is not a host name the inventory takes"));
+  }
+  // An inventory nobody may replace, root included.
+  WriteFile(dir / "inventory.yaml", "hosts: []\n");
+  if (std::system(("chattr +i " + dir / "inventory.yaml" + " 2>/dev/null").c_str()) == 0) {
+    auto r = control::EnrollDevice(Enrolment(dir, pki));
+    CHECK(r.exit == control::ExitCode::kHerdError);
+    CHECK_THAT(r.status.message(), Catch::Contains("immutable"));
+    CHECK(std::system(("chattr -i " + dir / "inventory.yaml").c_str()) == 0);
+  } else {
+    WARN("chattr does not work here: the immutable inventory case is not checked");
+  }
 }

@@ -25,6 +25,16 @@ TEST_CASE("enrolment end to end: wrong token, right token, reused token", "[inte
   auto early = RunHerd({"-i", listed, "ping", "all"});
   CHECK(early.exit_code == 4);
 
+  // Names the inventory or the certificate would refuse are refused before
+  // the device is asked anything: the token stays good.
+  for (const char* name : {"all", "a@b", "-rf"}) {
+    auto bad = RunHerd(
+        {"-i", inventory, "enroll", fresh.grpc_address(), "--token", token, "--name", name});
+    CHECK(bad.exit_code == 1);
+    CHECK_THAT(bad.err, Catch::Contains("is not a host name the inventory takes"));
+  }
+  CHECK_FALSE(fresh.AuditHas("BeginEnroll", "ok"));
+
   auto wrong = RunHerd({"-i", inventory, "enroll", fresh.grpc_address(), "--token",
                         "not-the-token-not-the-token", "--name", "attic"});
   CHECK(wrong.exit_code == 2);
