@@ -103,9 +103,9 @@ std::string BindError(const std::string& address) {
 }  // namespace
 
 struct AgentServer::Impl {
-  explicit Impl(AgentConfig c)
+  Impl(AgentConfig c, Guardian* guardian)
       : config(std::move(c)),
-        runner(config.exec.max_concurrent),
+        runner(config.exec.max_concurrent, ProcessLauncher::Real(), guardian),
         metrics(config.state_dir),
         audit(config.state_dir),
         rpc_metrics(metrics) {
@@ -126,7 +126,8 @@ struct AgentServer::Impl {
   }
 };
 
-AgentServer::AgentServer(AgentConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+AgentServer::AgentServer(AgentConfig config, Guardian* guardian)
+    : impl_(std::make_unique<Impl>(std::move(config), guardian)) {}
 AgentServer::~AgentServer() { Shutdown(); }
 
 Status AgentServer::Start() {

@@ -8,13 +8,15 @@
 #include <string>
 
 #include "agent/config.h"
+#include "agent/exec/guardian.h"
 #include "common/status.h"
 
 namespace herd::agent {
 
 class AgentServer {
  public:
-  explicit AgentServer(AgentConfig config);
+  // `guardian` (optional, owned by main) ends the commands if herdd dies.
+  explicit AgentServer(AgentConfig config, Guardian* guardian = nullptr);
   ~AgentServer();
 
   Status Start();

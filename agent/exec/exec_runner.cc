@@ -106,6 +106,7 @@ void ExecRunner::Work(std::shared_ptr<Job> job, ExecSpec spec, OutputFn on_outpu
     return finish();
   }
   job->pgid = child->pid;
+  if (guardian_) guardian_->Watch(child->pid);
   const pid_t pid = child->pid;
   UniqueFd& in_w = child->stdin_w;
   UniqueFd& out_r = child->stdout_r;
@@ -227,6 +228,7 @@ void ExecRunner::Work(std::shared_ptr<Job> job, ExecSpec spec, OutputFn on_outpu
     int status = 0;
     ::waitpid(pid, &status, 0);
   }
+  if (guardian_) guardian_->Forget(pid);
   finish();
 }
 

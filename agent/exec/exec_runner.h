@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/exec/guardian.h"
 #include "agent/exec/process_launcher.h"
 #include "common/defaults.h"
 #include "common/status.h"
@@ -52,8 +53,11 @@ class ExecRunner {
   using OutputFn = std::function<void(bool is_stderr, std::string data)>;
   using DoneFn = std::function<void(ExecOutcome)>;
 
-  explicit ExecRunner(int max_concurrent, ProcessLauncher& launcher = ProcessLauncher::Real())
-      : max_concurrent_(max_concurrent), launcher_(launcher) {}
+  // `guardian` (optional) is told of every command's process group, so that
+  // the commands end if herdd dies.
+  explicit ExecRunner(int max_concurrent, ProcessLauncher& launcher = ProcessLauncher::Real(),
+                      Guardian* guardian = nullptr)
+      : max_concurrent_(max_concurrent), launcher_(launcher), guardian_(guardian) {}
   ~ExecRunner();  // KillAll()
 
   // Returns an id for Cancel(), or an error when max_concurrent commands run.
@@ -74,6 +78,7 @@ class ExecRunner {
 
   const int max_concurrent_;
   ProcessLauncher& launcher_;
+  Guardian* const guardian_;
   mutable std::mutex mu_;  // guards jobs_, next_id_, stopping_
   std::condition_variable idle_;
   std::map<uint64_t, std::shared_ptr<Job>> jobs_;

@@ -121,6 +121,14 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // Before any thread exists: the process that ends herdd's commands if
+  // herdd dies (kill -9 included).
+  auto guardian = herd::agent::Guardian::Start();
+  if (!guardian.ok()) {
+    std::fprintf(stderr, "herdd: %s\n", guardian.status().message().c_str());
+    return 1;
+  }
+
   // Signals are taken synchronously by this thread; every thread started
   // from here on inherits the blocked mask (children get it reset).
   sigset_t stop;
@@ -136,7 +144,7 @@ int main(int argc, char** argv) {
   herd::rpc::InitGrpcRuntime([](int severity, const std::string& msg) {
     spdlog::log(severity == 2 ? spdlog::level::debug : spdlog::level::trace, "grpc: {}", msg);
   });
-  herd::agent::AgentServer server(config);
+  herd::agent::AgentServer server(config, guardian->get());
   if (auto s = server.Start(); !s.ok()) {
     spdlog::error("{}", s.message());
     return 1;

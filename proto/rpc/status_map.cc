@@ -55,6 +55,13 @@ std::string ExplainUnreachable(const std::string& grpc_message) {
        "the agent closed the connection during set-up (herd --plaintext to an agent that serves "
        "TLS?)"},
   };
+  // gRPC says "failed to connect" when the connection was never set up; a
+  // connection that breaks later (the agent killed mid-call) is not a
+  // set-up problem, whatever words follow.
+  if (grpc_message.find("failed to connect") == std::string::npos) {
+    return "the connection to the agent broke during the call (did herdd stop or restart?): " +
+           grpc_message;
+  }
   for (const auto& [grpc_words, plain] : kPlainWords) {
     if (grpc_message.find(grpc_words) != std::string::npos) return plain;
   }

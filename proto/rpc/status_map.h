@@ -16,10 +16,11 @@ grpc::Status ToGrpc(const Status& s);
 // for become kInternal; an empty message becomes "gRPC status N".
 Status FromGrpc(const grpc::Status& s);
 
-// A client-side failure to reach a peer (UNAVAILABLE before any answer)
-// in plain words, when gRPC's message is one of the usual ones ("connection
-// refused (is herdd running there?)", TLS name or CA mismatches); otherwise
-// the message unchanged.
+// A client-side failure to reach a peer (UNAVAILABLE before any answer) in
+// plain words: a connection that could not be set up, when gRPC's message is
+// one of the usual ones ("connection refused (is herdd running there?)", TLS
+// name or CA mismatches); a connection that broke after it was set up, as
+// that. Otherwise the message unchanged.
 std::string ExplainUnreachable(const std::string& grpc_message);
 
 }  // namespace herd::rpc

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "herd/v1/agent.grpc.pb.h"
@@ -242,6 +243,29 @@ TEST_CASE("SIGTERM stops the agent and the commands it started", "[integration][
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(WaitFor([&] { return ::kill(pid, 0) != 0; }, 10s));
+}
+
+TEST_CASE("kill -9 of herdd leaves no command running, and the CLI says the agent went away",
+          "[integration][agent]") {
+  Fleet f(1);
+  const std::string pids = f.dir / "pids";
+  CliResult r;
+  // A shell with a child of its own: the whole group must go.
+  std::thread cli([&] {
+    r = f.Herd({"run", "all", "--shell", "sleep 300 & echo $$ $! > " + pids + "; wait"}, 60s);
+  });
+  REQUIRE(WaitFor([&] { return ReadFile(pids).find(' ') != std::string::npos; }, 20s));
+  std::istringstream in(ReadFile(pids));
+  pid_t shell = 0, sleeper = 0;
+  in >> shell >> sleeper;
+  REQUIRE(shell > 0);
+  REQUIRE(sleeper > 0);
+  REQUIRE(::kill(f.agents[0]->pid(), SIGKILL) == 0);
+  cli.join();
+  CHECK(r.exit_code == 4);
+  CHECK_THAT(r.err, Catch::Contains("node1: [unreachable] the connection to the agent broke"));
+  CHECK_THAT(r.err, !Catch::Contains("--plaintext"));
+  CHECK(WaitFor([&] { return ::kill(shell, 0) != 0 && ::kill(sleeper, 0) != 0; }, 10s));
 }
 
 TEST_CASE("SIGTERM stops the agent cleanly while an upload stalls and a reader lags",

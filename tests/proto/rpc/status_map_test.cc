@@ -32,5 +32,10 @@ TEST_CASE("usual connection failures are explained in plain words", "[rpc]") {
   CHECK(ExplainUnreachable("failed to connect to all addresses; last error: UNKNOWN: "
                            "ipv4:127.0.0.1:1: Failed to connect to remote host: Connection "
                            "refused") == "connection refused (is herdd running there?)");
-  CHECK(ExplainUnreachable("something new") == "something new");
+  CHECK(ExplainUnreachable("failed to connect to all addresses; last error: something new") ==
+        "failed to connect to all addresses; last error: something new");
+  // Set up, then broken: not a set-up problem, whatever the words.
+  CHECK(ExplainUnreachable("Socket closed") ==
+        "the connection to the agent broke during the call (did herdd stop or restart?): Socket "
+        "closed");
 }
