@@ -5,6 +5,7 @@
 #include <deque>
 #include <mutex>
 
+#include "common/text.h"
 #include "proto/rpc/cq_tag.h"
 #include "proto/rpc/status_map.h"
 
@@ -12,6 +13,10 @@ namespace herd::agent {
 namespace {
 
 using rpc::OpTag;
+
+// A single argument, shell line or environment value: the kernel's own
+// limit (MAX_ARG_STRLEN).
+constexpr size_t kMaxArg = 128 * 1024;
 
 // The command `req` asks for, within the agent's limits and the caller's
 // deadline (`left`: what remains of it; huge when the caller set none), or
@@ -21,6 +26,26 @@ Result<ExecSpec> SpecFor(const v1::ExecRequest& req, const AgentConfig& config,
   if (req.argv_size() == 0 && req.shell().empty()) return Status::Invalid("no command given");
   if (req.argv_size() > 0 && !req.shell().empty()) {
     return Status::Invalid("give either argv or shell, not both");
+  }
+  // What the kernel would cut short at a NUL byte or refuse for its size is
+  // refused here, with a client error.
+  if (req.argv_size() > 65536) return Status::Invalid("more than 65536 arguments");
+  for (int i = 0; i < req.argv_size(); ++i) {
+    if (Status s = CheckText(req.argv(i), "argv[" + std::to_string(i) + "]", kMaxArg); !s.ok()) {
+      return s;
+    }
+  }
+  if (!req.argv().empty() && req.argv(0).empty()) return Status::Invalid("argv[0] is empty");
+  if (Status s = CheckText(req.shell(), "shell", kMaxArg); !s.ok()) return s;
+  for (const auto& [k, v] : req.env()) {
+    if (!IsEnvName(k)) {
+      return Status::Invalid("environment variable name '" + Excerpt(k) +
+                             "' is not a portable name (letters, digits, '_'; not a digit first)");
+    }
+    if (Status s = CheckText(v, "environment variable " + k, kMaxArg); !s.ok()) return s;
+  }
+  if (!req.working_dir().empty()) {
+    if (Status s = CheckAbsolutePath(req.working_dir(), "working directory"); !s.ok()) return s;
   }
   ExecSpec spec;
   spec.argv.assign(req.argv().begin(), req.argv().end());
@@ -50,9 +75,10 @@ Result<ExecSpec> SpecFor(const v1::ExecRequest& req, const AgentConfig& config,
 // What the logs and the audit trail say about a command: program name and
 // counts only (arguments, environment values and shell lines may hold secrets).
 std::string Summary(const ExecSpec& spec) {
-  std::string summary = spec.shell.empty()
-                            ? fmt::format("argv[0]={} args={}", spec.argv[0], spec.argv.size() - 1)
-                            : fmt::format("shell ({} chars)", spec.shell.size());
+  std::string summary =
+      spec.shell.empty()
+          ? fmt::format("argv[0]={} args={}", Excerpt(spec.argv[0], 200), spec.argv.size() - 1)
+          : fmt::format("shell ({} chars)", spec.shell.size());
   std::string env_keys;
   for (const auto& [k, v] : spec.env) env_keys += (env_keys.empty() ? "" : ",") + k;
   if (!env_keys.empty()) summary += " env=" + env_keys;

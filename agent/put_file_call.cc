@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "agent/files/file_writer.h"
+#include "common/text.h"
 #include "proto/rpc/cq_tag.h"
 #include "proto/rpc/status_map.h"
 
@@ -50,6 +51,8 @@ class PutFileCall final : public rpc::LiveCall {
     if (msg_.has_header()) {
       if (writer_) return Fail(Status::Invalid("header sent twice"));
       const auto& h = msg_.header();
+      // Checked before anything repeats it (the audit line, the log).
+      if (Status s = CheckAbsolutePath(h.path(), "destination"); !s.ok()) return Fail(s);
       entry_.args = fmt::format("path={} size={} mode={:04o} sha256={}", h.path(), h.size(),
                                 h.mode(), h.sha256());
       if (InsideDir(h.path(), s_.config.state_dir)) {

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "common/file.h"
+#include "common/text.h"
 #include "common/yaml_check.h"
 #include "control/selector.h"
 
@@ -222,6 +223,10 @@ Result<std::string> NormaliseAddress(const std::string& text, int default_port) 
   std::string host, port;
   bool has_port = false;
   if (text.empty()) return Status::Invalid("empty address");
+  if (text.find("://") != std::string::npos) {
+    return Status::Invalid("address '" + Excerpt(text) +
+                           "': addresses are host[:port], without a scheme like http://");
+  }
   if (text[0] == '[') {
     size_t close = text.find(']');
     if (close == std::string::npos) return Status::Invalid("address '" + text + "': missing ']'");
@@ -249,8 +254,25 @@ Result<std::string> NormaliseAddress(const std::string& text, int default_port) 
     }
     static const std::regex kHost("^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$");
     if (!std::regex_match(host, kHost)) {
-      return Status::Invalid("address '" + text + "': '" + host +
+      return Status::Invalid("address '" + Excerpt(text) + "': '" + Excerpt(host) +
                              "' is not a valid host name or IP");
+    }
+    // All digits and dots: it can only be an IPv4 address, so it must be one.
+    if (host.find_first_not_of("0123456789.") == std::string::npos) {
+      int parts = 0;
+      bool valid = true;
+      for (size_t start = 0; start <= host.size();) {
+        size_t dot = host.find('.', start);
+        if (dot == std::string::npos) dot = host.size();
+        const std::string part = host.substr(start, dot - start);
+        valid = valid && !part.empty() && part.size() <= 3 && std::stoi(part) <= 255;
+        ++parts;
+        start = dot + 1;
+      }
+      if (!valid || parts != 4) {
+        return Status::Invalid("address '" + Excerpt(text) + "': '" + host +
+                               "' is not an IPv4 address (four numbers 0-255)");
+      }
     }
   }
   if (!has_port) {
@@ -275,7 +297,13 @@ Result<Inventory> ParseInventory(const std::string& yaml_text, const std::string
   };
   YAML::Node root;
   try {
-    root = YAML::Load(yaml_text);
+    // One document: a second one (after ---) would be dropped unseen.
+    std::vector<YAML::Node> docs = YAML::LoadAll(yaml_text);
+    if (docs.size() > 1) {
+      return Status::Invalid(source + ": holds " + std::to_string(docs.size()) +
+                             " YAML documents (separated by ---); an inventory is one document");
+    }
+    if (!docs.empty()) root = docs.front();
   } catch (const YAML::Exception& e) {
     return error(e);
   }

@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/text.h"
+
 namespace herd::agent {
 
 using Clock = std::chrono::steady_clock;
@@ -94,14 +96,14 @@ void ExecRunner::Work(std::shared_ptr<Job> job, ExecSpec spec, OutputFn on_outpu
     return finish();
   }
   if (!spec.cwd.empty() && ::access(spec.cwd.c_str(), X_OK) != 0) {
-    out.error = "working directory " + spec.cwd + ": " + std::strerror(errno);
+    out.error = "working directory " + Excerpt(spec.cwd, 200) + ": " + std::strerror(errno);
     return finish();
   }
   launch.env = MergeEnvironment(spec.env);
   launch.cwd = spec.cwd;
   auto child = launcher_.Launch(launch);
   if (!child.ok()) {
-    out.exit_code = 127;
+    out.exit_code = -1;  // never started: no exit status (agent.proto)
     out.error = child.status().message();
     return finish();
   }

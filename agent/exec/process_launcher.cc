@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/text.h"
+
 extern char** environ;
 
 namespace herd::agent {
@@ -58,8 +60,8 @@ class PosixSpawnLauncher final : public ProcessLauncher {
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     if (rc != 0) {
-      if (rc == ENOENT) return Status::NotFound("command not found: " + spec.argv[0]);
-      return Status::Internal(spec.argv[0] + ": " + std::strerror(rc));
+      if (rc == ENOENT) return Status::NotFound("command not found: " + Excerpt(spec.argv[0], 200));
+      return Status::Internal(Excerpt(spec.argv[0], 200) + ": " + std::strerror(rc));
     }
     Child child;
     child.pid = pid;

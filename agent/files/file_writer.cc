@@ -4,8 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
+
+#include "common/text.h"
 
 namespace herd::agent {
 namespace {
@@ -17,12 +20,14 @@ std::string Errno(const std::string& what) { return what + ": " + std::strerror(
 Result<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::Open(const std::string& path,
                                                                  uint32_t mode, uint64_t size,
                                                                  const std::string& sha256) {
-  if (path.empty() || path[0] != '/') {
-    return Status::Invalid("destination '" + path + "' must be an absolute path");
-  }
+  if (Status s = CheckAbsolutePath(path, "destination"); !s.ok()) return s;
   if (path.back() == '/') return Status::Invalid("destination " + path + " is a directory");
   if (mode > 07777) return Status::Invalid("mode must be permission bits (<= 07777)");
-  if (sha256.size() != 64) return Status::Invalid("sha256 must be 64 hex digits");
+  std::string digest = sha256;
+  for (char& c : digest) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (digest.size() != 64 || digest.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return Status::Invalid("sha256 must be 64 hex digits, got '" + Excerpt(sha256) + "'");
+  }
   std::string dir = path.substr(0, path.rfind('/'));
   if (dir.empty()) dir = "/";
   struct stat st {};
@@ -51,7 +56,7 @@ Result<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::Open(const std::stri
   std::unique_ptr<AtomicFileWriter> w(new AtomicFileWriter());
   w->path_ = path;
   w->size_ = size;
-  w->sha256_ = sha256;
+  w->sha256_ = digest;
   std::string tmpl = dir + (dir == "/" ? "" : "/") + ".herd-put-XXXXXX";
   w->fd_ = ::mkostemp(tmpl.data(), O_CLOEXEC);
   if (w->fd_ < 0) return Status(StatusCode::kFailedPrecondition, Errno("create in " + dir));

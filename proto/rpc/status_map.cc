@@ -5,6 +5,8 @@
 namespace herd::rpc {
 namespace {
 
+constexpr size_t kMaxMessage = 1024;
+
 // Codes with the same meaning on both sides; everything else is internal.
 constexpr std::pair<StatusCode, grpc::StatusCode> kCodes[] = {
     {StatusCode::kInvalidArgument, grpc::StatusCode::INVALID_ARGUMENT},
@@ -22,10 +24,18 @@ constexpr std::pair<StatusCode, grpc::StatusCode> kCodes[] = {
 
 grpc::Status ToGrpc(const Status& s) {
   if (s.ok()) return grpc::Status::OK;
-  for (const auto& [herd_code, grpc_code] : kCodes) {
-    if (herd_code == s.code()) return grpc::Status(grpc_code, s.message());
+  // A message never carries a whole input back: it must fit the caller's
+  // metadata limit (8 KiB by default), whatever a handler put in it.
+  std::string msg = s.message();
+  if (msg.size() > kMaxMessage) {
+    const size_t full = msg.size();
+    msg.resize(kMaxMessage);
+    msg += "… (" + std::to_string(full) + " bytes)";
   }
-  return grpc::Status(grpc::StatusCode::INTERNAL, s.message());
+  for (const auto& [herd_code, grpc_code] : kCodes) {
+    if (herd_code == s.code()) return grpc::Status(grpc_code, msg);
+  }
+  return grpc::Status(grpc::StatusCode::INTERNAL, msg);
 }
 
 Status FromGrpc(const grpc::Status& s) {

@@ -9,7 +9,8 @@
 
 namespace herd::rpc {
 
-// How a herd error is answered over gRPC. Unknown codes become INTERNAL.
+// How a herd error is answered over gRPC. Unknown codes become INTERNAL;
+// messages are cut at 1 KiB.
 grpc::Status ToGrpc(const Status& s);
 
 // How a gRPC status is seen by herd. CANCELLED and codes herd has no name

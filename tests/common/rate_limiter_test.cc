@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "common/key_value.h"
+#include "common/text.h"
 #include "tests/support/fakes.h"
 
 using namespace std::chrono_literals;
@@ -35,4 +36,25 @@ TEST_CASE("KEY=VALUE arguments are parsed in one place", "[common]") {
   CHECK_FALSE(herd::ParseKeyValue("=x").ok());
   // A hostile argument is not echoed whole.
   CHECK(herd::ParseKeyValue(std::string(100'000, 'x')).status().message().size() < 300);
+}
+
+TEST_CASE("client text is checked for NUL bytes and size, and quoted in bounded excerpts",
+          "[common]") {
+  using herd::CheckAbsolutePath;
+  using herd::CheckText;
+  using herd::Excerpt;
+  CHECK(Excerpt("ab\x1b[2Jc") == "ab\\x1b[2Jc");
+  CHECK(Excerpt(std::string(100'000, 'x')) == std::string(80, 'x') + "… (100000 bytes)");
+  CHECK(CheckText(std::string("/x\0suffix", 9), "path", 100).message() ==
+        "path holds a NUL byte: '/x\\x00suffix'");
+  CHECK_THAT(CheckText(std::string(200, 'a'), "argv[0]", 100).message(),
+             Catch::Contains("argv[0] is longer than 100 bytes"));
+  CHECK(herd::IsEnvName("LANG"));
+  CHECK(herd::IsEnvName("_X1"));
+  for (const char* bad : {"K=x", "1A", "", "A B", "A-B"}) CHECK_FALSE(herd::IsEnvName(bad));
+  CHECK(CheckAbsolutePath("/tmp/x", "dst").ok());
+  CHECK_FALSE(CheckAbsolutePath("tmp/x", "dst").ok());
+  CHECK_THAT(CheckAbsolutePath("/tmp/" + std::string(256, 'n'), "dst").message(),
+             Catch::Contains("has a name longer than 255 bytes"));
+  CHECK_FALSE(CheckAbsolutePath("/" + std::string(5000, 'a'), "dst").ok());
 }

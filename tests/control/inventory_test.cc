@@ -105,3 +105,26 @@ TEST_CASE("the sample inventory loads", "[control][inventory][configs]") {
   CHECK(inv->hosts.size() == 4);
   CHECK(inv->groups.count("not-db") == 1);
 }
+
+TEST_CASE(
+    "inventory refuses impossible IPv4 addresses, schemes, flag-like names and second "
+    "documents",
+    "[control][inventory]") {
+  CHECK(NormaliseAddress("256.1.1.1").status().message() ==
+        "address '256.1.1.1': '256.1.1.1' is not an IPv4 address (four numbers 0-255)");
+  CHECK_FALSE(NormaliseAddress("10.0.0").ok());
+  CHECK(*NormaliseAddress("10.0.0.255") == "10.0.0.255:7420");
+  CHECK_THAT(NormaliseAddress("http://node1:7420").status().message(),
+             Catch::Contains("without a scheme like http://"));
+  for (const char* name : {"-rf", "..", ".hidden", "all"}) {
+    auto inv = ParseInventory(
+        std::string("hosts:\n  - name: \"") + name + "\"\n    address: 127.0.0.1:1\n", "inv.yaml");
+    INFO(name);
+    CHECK_FALSE(inv.ok());
+    CHECK_THAT(inv.status().message(), Catch::Contains("inv.yaml:2:"));
+  }
+  auto two =
+      ParseInventory("hosts: []\n---\nhosts:\n  - name: a\n    address: 127.0.0.1:1\n", "inv.yaml");
+  CHECK(two.status().message() ==
+        "inv.yaml: holds 2 YAML documents (separated by ---); an inventory is one document");
+}

@@ -10,7 +10,9 @@
 #include <sstream>
 #include <thread>
 
+#include "common/hash.h"
 #include "herd/v1/agent.grpc.pb.h"
+#include "tests/support/agent_stub.h"
 #include "tests/support/test_support.h"
 
 using namespace herd::testing;
@@ -380,4 +382,90 @@ TEST_CASE("run flags keep to their own values", "[integration][cli]") {
   auto help = f.Herd({"help"});
   CHECK(help.exit_code == 0);
   CHECK_THAT(help.out, Catch::Contains("Usage: herd"));
+}
+
+namespace {
+
+// Exec through a raw stub; the final status, and the result if one came.
+grpc::Status RawExec(herd::v1::Agent::Stub& stub, const herd::v1::ExecRequest& req,
+                     herd::v1::ExecResult* result) {
+  auto ctx = CallContext();
+  auto reader = stub.Exec(ctx.get(), req);
+  herd::v1::ExecEvent ev;
+  while (reader->Read(&ev)) {
+    if (ev.has_result()) *result = ev.result();
+  }
+  return reader->Finish();
+}
+
+grpc::Status RawPut(herd::v1::Agent::Stub& stub, const std::string& path, const std::string& data,
+                    const std::string& sha256) {
+  auto ctx = CallContext();
+  herd::v1::PutFileReply reply;
+  auto up = stub.PutFile(ctx.get(), &reply);
+  herd::v1::PutFileMessage msg;
+  msg.mutable_header()->set_path(path);
+  msg.mutable_header()->set_mode(0644);
+  msg.mutable_header()->set_size(data.size());
+  msg.mutable_header()->set_sha256(sha256);
+  up->Write(msg);
+  msg.set_chunk(data);
+  up->Write(msg);
+  up->WritesDone();
+  return up->Finish();
+}
+
+}  // namespace
+
+TEST_CASE("hostile requests get client errors: NUL bytes, bad names, huge values",
+          "[integration][security]") {
+  Fleet f(1);
+  auto stub = AgentStub(*f.agents[0]);
+  herd::v1::ExecResult result;
+  auto exec = [&](const std::function<void(herd::v1::ExecRequest&)>& fill) {
+    herd::v1::ExecRequest req;
+    fill(req);
+    return RawExec(*stub, req, &result);
+  };
+  const std::string nul("a\0b", 3);
+  for (const auto& fill : std::vector<std::function<void(herd::v1::ExecRequest&)>>{
+           [&](auto& r) { r.add_argv("echo"), r.add_argv(nul); },
+           [&](auto& r) { r.set_shell("echo " + nul); },
+           [&](auto& r) { r.add_argv("true"), (*r.mutable_env())["A"] = nul; },
+           [&](auto& r) { r.add_argv("true"), (*r.mutable_env())["K=x"] = "y"; },
+           [&](auto& r) { r.add_argv("true"), r.set_working_dir("/tmp" + nul); },
+           [&](auto& r) { r.add_argv(std::string(200'000, 'a')); },
+       }) {
+    const auto st = exec(fill);
+    CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(st.error_message().size() < 1100);
+  }
+  CHECK_THAT(
+      exec([&](auto& r) { r.add_argv("true"), (*r.mutable_env())["K=x"] = "y"; }).error_message(),
+      Catch::Contains("'K=x' is not a portable name"));
+
+  // A command that cannot start: no exit status, the error says why, bounded.
+  REQUIRE(exec([&](auto& r) { r.add_argv(std::string(100'000, 'a')); }).ok());
+  CHECK(result.exit_code() == -1);
+  CHECK_THAT(result.error(), Catch::Contains("… (100000 bytes): File name too long"));
+  CHECK(result.error().size() < 300);
+
+  // Files: a NUL in the path never writes a shorter one, an over-long name is
+  // the caller's mistake, and a digest in upper case is a digest.
+  const std::string dir = f.dir.path();
+  const std::string data = "content";
+  std::string upper = herd::Sha256Hex(data);
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  auto nul_path = RawPut(*stub, dir + "/x" + std::string("\0suffix", 7), data, upper);
+  CHECK(nul_path.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_FALSE(std::filesystem::exists(dir + "/x"));
+  auto long_name = RawPut(*stub, dir + "/" + std::string(300, 'n'), data, upper);
+  CHECK(long_name.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  auto huge = RawPut(*stub, "/" + std::string(100'000, 'p'), data, upper);
+  CHECK(huge.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(huge.error_message().size() < 1100);
+  CHECK(RawPut(*stub, dir + "/upper", data, upper).ok());
+  CHECK(ReadFile(dir + "/upper") == data);
+  // The agent is fine after all that.
+  CHECK(f.Herd({"ping", "all"}).exit_code == 0);
 }

@@ -39,3 +39,9 @@ TEST_CASE("usual connection failures are explained in plain words", "[rpc]") {
         "the connection to the agent broke during the call (did herdd stop or restart?): Socket "
         "closed");
 }
+
+TEST_CASE("an error message sent to a client is cut at 1 KiB", "[rpc]") {
+  const auto s = ToGrpc(Status::Invalid(std::string(100'000, 'x')));
+  CHECK(s.error_message().size() < 1100);
+  CHECK_THAT(s.error_message(), Catch::Contains("(100000 bytes)"));
+}
