@@ -7,6 +7,7 @@
 
 #include <grpcpp/server_context.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 
@@ -30,7 +31,11 @@ struct AgentContext {
   // Runs once the reply of a first enrolment is sent (herdd restarts in place).
   std::function<void()> on_enrolled;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::atomic<int> uploads{0};  // PutFile calls holding a temporary (config.files.max_concurrent)
 };
+
+// Where notes of the temporaries of uploads in progress are kept.
+inline std::string UploadNotesDir(const AgentConfig& c) { return c.state_dir + "/uploads"; }
 
 // The Agent service's method names: method::kExec is "/herd.v1.Agent/Exec".
 namespace method = rpc::agent_method;

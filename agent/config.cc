@@ -51,7 +51,7 @@ Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string&
     if (Status s = CheckUniqueKeys(root, source); !s.ok()) return s;
     Status s = CheckKeys(source, root,
                          {"name", "listen", "metrics_listen", "state_dir", "labels", "log", "exec",
-                          "health", "ready_file", "tls", "plaintext", "enroll"},
+                          "files", "grpc", "health", "ready_file", "tls", "plaintext", "enroll"},
                          "");
     if (!s.ok()) return s;
     if (root["name"]) c.name = root["name"].as<std::string>();
@@ -86,6 +86,22 @@ Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string&
       if (exec["max_concurrent"]) c.exec.max_concurrent = exec["max_concurrent"].as<int>();
       if (c.exec.max_concurrent < 1) {
         return At(source, exec["max_concurrent"].Mark(), "exec.max_concurrent must be >= 1");
+      }
+    }
+    if (auto files = root["files"]) {
+      s = CheckKeys(source, files, {"max_concurrent"}, " in 'files'");
+      if (!s.ok()) return s;
+      if (files["max_concurrent"]) c.files.max_concurrent = files["max_concurrent"].as<int>();
+      if (c.files.max_concurrent < 1) {
+        return At(source, files["max_concurrent"].Mark(), "files.max_concurrent must be >= 1");
+      }
+    }
+    if (auto g = root["grpc"]) {
+      s = CheckKeys(source, g, {"keepalive", "keepalive_timeout"}, " in 'grpc'");
+      if (!s.ok()) return s;
+      if (!(s = Duration(source, g["keepalive"], &c.grpc.keepalive)).ok()) return s;
+      if (!(s = Duration(source, g["keepalive_timeout"], &c.grpc.keepalive_timeout)).ok()) {
+        return s;
       }
     }
     if (auto t = root["tls"]) {
@@ -166,6 +182,11 @@ Status ValidateAgentConfig(const AgentConfig& c, const std::string& source) {
   }
   if (c.tls_reload < std::chrono::seconds(1) || c.tls_reload > std::chrono::hours(24)) {
     return Status::Invalid(source + ": tls.reload_interval must be between 1s and 24h");
+  }
+  if (c.grpc.keepalive < std::chrono::seconds(1) ||
+      c.grpc.keepalive_timeout < std::chrono::seconds(1)) {
+    return Status::Invalid(source +
+                           ": grpc.keepalive and grpc.keepalive_timeout must be at least 1s");
   }
   if (!c.tls.empty() && !c.tls.complete()) {
     return Status::Invalid(source + ": tls needs all of ca, cert and key (or dir)");

@@ -18,6 +18,19 @@ struct ExecLimits {
   int max_concurrent = 64;                        // execs running at once
 };
 
+// Uploads (PutFile).
+struct FileLimits {
+  int max_concurrent = 16;  // uploads at once; more are refused (each holds a temporary)
+};
+
+// The gRPC server's care for its connections.
+struct GrpcSettings {
+  // An idle connection is pinged this often; one whose client does not
+  // answer within keepalive_timeout is closed, and its calls end.
+  std::chrono::milliseconds keepalive{30'000};
+  std::chrono::milliseconds keepalive_timeout{10'000};
+};
+
 // Thresholds of the Health checks.
 struct HealthLimits {
   double min_disk_free_percent = 5;  // of the state dir's filesystem
@@ -42,6 +55,8 @@ struct AgentConfig {
   std::string log_level = "info";
   std::string ready_file;  // written once both ports are bound
   ExecLimits exec;
+  FileLimits files;
+  GrpcSettings grpc;
   HealthLimits health;
   TlsFiles tls;  // all empty: TlsFilesIn(<state_dir>/tls), made by enrolment
   std::chrono::milliseconds tls_reload{60'000};  // how often certificate files are re-read

@@ -14,6 +14,11 @@ namespace {
 
 using rpc::OpTag;
 
+// Output held for a client that has not taken it: at most about this much
+// per call (the runner stops reading the command), read again below kLowWater.
+constexpr size_t kHighWater = 1 << 20;
+constexpr size_t kLowWater = 256 << 10;
+
 // A single argument, shell line or environment value: the kernel's own
 // limit (MAX_ARG_STRLEN).
 constexpr size_t kMaxArg = 128 * 1024;
@@ -132,7 +137,7 @@ class ExecCall final : public rpc::LiveCall {
           } else {
             ev.set_out(std::move(data));
           }
-          Push(std::move(ev));
+          return Push(std::move(ev));
         },
         [this](ExecOutcome o) { OnExecDone(std::move(o)); },
         [this] {
@@ -152,18 +157,32 @@ class ExecCall final : public rpc::LiveCall {
     std::lock_guard<std::mutex> l(mu_);
     id_ = *id;
     if (cancelled_) s_.runner.Cancel(id_);
+    if (resume_when_known_) s_.runner.Resume(id_);
   }
 
   void OnWritten(bool ok) {
     std::lock_guard<std::mutex> l(mu_);
+    queued_bytes_ -= Size(events_.front());
     events_.pop_front();
     if (!ok) {
       cancelled_ = true;
       events_.clear();
+      queued_bytes_ = 0;
     }
     writing_ = false;
+    // The client caught up: the command's output is read again.
+    if (paused_ && queued_bytes_ <= kLowWater) {
+      paused_ = false;
+      if (id_) {
+        s_.runner.Resume(id_);
+      } else {
+        resume_when_known_ = true;
+      }
+    }
     Pump();
   }
+
+  static size_t Size(const v1::ExecEvent& ev) { return ev.out().size() + ev.err().size(); }
 
   // The call is over: finished, or cancelled by the caller (gone, deadline).
   void OnNotified(bool) {
@@ -190,11 +209,17 @@ class ExecCall final : public rpc::LiveCall {
     if (free_now) delete this;
   }
 
-  void Push(v1::ExecEvent ev) {
+  // Queues output for the client; false once it holds kHighWater bytes the
+  // client has not taken (the runner then stops reading the command).
+  bool Push(v1::ExecEvent ev) {
     std::lock_guard<std::mutex> l(mu_);
-    if (cancelled_) return;
+    if (cancelled_) return true;
+    queued_bytes_ += Size(ev);
     events_.push_back(std::move(ev));
     Pump();
+    if (queued_bytes_ < kHighWater) return true;
+    paused_ = true;
+    return false;
   }
 
   void OnExecDone(ExecOutcome o) {
@@ -268,6 +293,8 @@ class ExecCall final : public rpc::LiveCall {
   std::string caller_serial_;
   std::mutex mu_;                     // guards everything below
   std::deque<v1::ExecEvent> events_;  // front is being written while writing_
+  size_t queued_bytes_ = 0;           // output bytes in events_
+  bool paused_ = false, resume_when_known_ = false;
   uint64_t id_ = 0;
   bool writing_ = false, done_ = false, cancelled_ = false, finished_ = false;
   bool notified_done_ = false, finish_done_ = false;

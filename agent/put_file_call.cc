@@ -37,15 +37,30 @@ class PutFileCall final : public rpc::LiveCall {
     auto who = Authorize(s_, ctx_, method::kPutFile);
     if (!who.ok()) return Finish(rpc::ToGrpc(who.status()));  // refused at once: nothing is read
     entry_ = EntryFor(*who, method::kPutFile);
+    // Each upload holds a temporary and a descriptor: a bounded number.
+    if (++s_.uploads > s_.config.files.max_concurrent) {
+      --s_.uploads;
+      entry_.result = "refused: too many uploads at once";
+      (void)s_.audit.AppendRefusal(entry_, who->serial);
+      return Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                 "too many uploads at once (" +
+                                     std::to_string(s_.config.files.max_concurrent) +
+                                     "); try again when one has finished"));
+    }
+    counted_ = true;
     ReadNext();
+  }
+
+  ~PutFileCall() override {
+    if (counted_) --s_.uploads;
   }
 
   void OnRead(bool ok) {
     if (!ok) {
-      // The caller is done sending (or gone: then the size or checksum fails).
-      if (!queue_.PostSlow([this] { Complete(); })) {
-        Fail(Status(StatusCode::kResourceExhausted, "the agent is busy: too many slow calls"));
-      }
+      // The caller is done sending, or gone. A cancelled call fails any new
+      // operation: headers are sent first as a probe, and only an upload
+      // whose caller is still there is committed.
+      if (!queue_.draining()) reader_.SendInitialMetadata(&probed_);
       return;
     }
     if (msg_.has_header()) {
@@ -60,15 +75,28 @@ class PutFileCall final : public rpc::LiveCall {
                            "refusing to write " + h.path() +
                                ": it is in the agent's state directory (audit log, keys)"));
       }
-      auto w = AtomicFileWriter::Open(h.path(), h.mode(), h.size(), h.sha256());
+      auto w = AtomicFileWriter::Open(h.path(), h.mode(), h.size(), h.sha256(),
+                                      UploadNotesDir(s_.config));
       if (!w.ok()) return Fail(w.status());
       writer_ = std::move(*w);
+      // On record before a byte is written: an agent killed mid-upload
+      // leaves the trace. Synced with the result line.
+      AuditEntry started = entry_;
+      started.result = "started";
+      (void)s_.audit.Append(started, false);
     } else if (msg_.has_chunk()) {
       if (!writer_) return Fail(Status::Invalid("data before the header"));
       Status s = writer_->Write(msg_.chunk());
       if (!s.ok()) return Fail(s);
     }
     ReadNext();
+  }
+
+  void OnProbed(bool ok) {
+    if (!ok) return Fail(Status(StatusCode::kUnavailable, "cancelled by the caller"));
+    if (!queue_.PostSlow([this] { Complete(); })) {
+      Fail(Status(StatusCode::kResourceExhausted, "the agent is busy: too many slow calls"));
+    }
   }
 
   void ReadNext() {
@@ -124,11 +152,13 @@ class PutFileCall final : public rpc::LiveCall {
   grpc::ServerAsyncReader<v1::PutFileReply, v1::PutFileMessage> reader_{&ctx_};
   OpTag<PutFileCall> requested_{this, &PutFileCall::OnRequested};
   OpTag<PutFileCall> read_{this, &PutFileCall::OnRead};
+  OpTag<PutFileCall> probed_{this, &PutFileCall::OnProbed};
   OpTag<PutFileCall> finished_{this, &PutFileCall::OnFinished};
   AuditEntry entry_;
   v1::PutFileMessage msg_;
   v1::PutFileReply reply_;
   std::unique_ptr<AtomicFileWriter> writer_;
+  bool counted_ = false;  // holds one of s_.uploads
 };
 
 }  // namespace

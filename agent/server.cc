@@ -20,6 +20,7 @@
 #include "agent/agent_context.h"
 #include "agent/agent_service.h"
 #include "agent/exec/exec_runner.h"
+#include "agent/files/file_writer.h"
 #include "agent/host/host_info.h"
 #include "agent/host/metrics.h"
 #include "agent/security/audit_log.h"
@@ -160,6 +161,14 @@ Status AgentServer::Start() {
     return Status(StatusCode::kUnavailable,
                   "cannot serve metrics on " + c.metrics_listen + ": " + e);
   }
+  // Uploads a killed herdd left half done: their temporaries go.
+  const std::string notes = UploadNotesDir(c);
+  if (::mkdir(notes.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Status::Internal("cannot create " + notes + ": " + std::strerror(errno));
+  }
+  if (int left = RemoveLeftTemporaries(notes); left > 0) {
+    spdlog::info("removed {} temporary file(s) of uploads cut short by an earlier herdd", left);
+  }
   if (!c.plaintext) {
     if (impl_->config.tls.empty()) {
       impl_->config.tls = TlsFilesIn(c.state_dir + "/tls");
@@ -231,6 +240,14 @@ Status AgentServer::BuildGrpc() {
   // A second herdd on the same port must fail, not share it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  // Calls of a client that vanished (no FIN, no RST: a machine gone) end:
+  // its connection is pinged and closed when it stays silent.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                             static_cast<int>(c.grpc.keepalive.count()));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             static_cast<int>(c.grpc.keepalive_timeout.count()));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   if (Status s = impl_->server->Start(builder); !s.ok() || port == 0) {
     return Status(StatusCode::kUnavailable, "cannot listen for gRPC on " + c.listen);
   }

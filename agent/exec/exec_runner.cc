@@ -20,7 +20,8 @@ using Clock = std::chrono::steady_clock;
 struct ExecRunner::Job {
   std::atomic<pid_t> pgid{0};
   std::atomic<bool> cancel{false};
-  int wake_fd[2] = {-1, -1};  // written by Cancel/KillAll to wake the worker's poll
+  std::atomic<bool> paused{false};  // the receiver holds enough: pipes left unread
+  int wake_fd[2] = {-1, -1};        // written by Cancel/KillAll/Resume to wake the worker's poll
 };
 
 ExecRunner::~ExecRunner() { KillAll(); }
@@ -65,6 +66,15 @@ void ExecRunner::Cancel(uint64_t id) {
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return;
   it->second->cancel = true;
+  char c = 1;
+  (void)!::write(it->second->wake_fd[1], &c, 1);
+}
+
+void ExecRunner::Resume(uint64_t id) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return;
+  it->second->paused = false;
   char c = 1;
   (void)!::write(it->second->wake_fd[1], &c, 1);
 }
@@ -133,53 +143,45 @@ void ExecRunner::Work(std::shared_ptr<Job> job, ExecSpec spec, OutputFn on_outpu
     ::kill(-pid, SIGTERM);
     kill_at = Clock::now() + spec.kill_grace;
   };
-  auto read_stream = [&](UniqueFd& fd, bool is_err) {
+  // One read of `fd`: kept up to the cap, handed over; false at its end
+  // (or, when `drain`, when nothing is there now: a background process may
+  // hold the pipe open after the command is gone).
+  auto read_stream = [&](UniqueFd& fd, bool is_err, bool drain) {
     ssize_t n = ::read(fd.get(), buf.data(), buf.size());
     if (n <= 0) {
-      if (n == 0 || (errno != EINTR && errno != EAGAIN)) fd.Close();
+      if (n == 0 || drain || (errno != EINTR && errno != EAGAIN)) fd.Close();
       return;
     }
     uint64_t& s = sent[is_err ? 1 : 0];
-    if (s >= spec.max_output_bytes) {
-      out.truncated = true;
-      return;
-    }
-    size_t keep = static_cast<size_t>(std::min<uint64_t>(n, spec.max_output_bytes - s));
+    const size_t keep = static_cast<size_t>(
+        std::min<uint64_t>(n, s >= spec.max_output_bytes ? 0 : spec.max_output_bytes - s));
     if (keep < static_cast<size_t>(n)) out.truncated = true;
     s += keep;
-    on_output(is_err, std::string(buf.data(), keep));
+    if (keep && !on_output(is_err, std::string(buf.data(), keep))) job->paused = true;
   };
 
-  while (!exited || out_r.valid() || err_r.valid()) {
+  for (;;) {
     auto now = Clock::now();
-    if (!termed && now >= deadline) terminate(true);
-    if (job->cancel && !termed) terminate(false);
-    if (termed && !killed && now >= kill_at) {
-      killed = true;
-      ::kill(-pid, SIGKILL);
-    }
-    if (exited) {
-      // The command is gone: take what its pipes still hold, without waiting
-      // for background processes that may keep them open.
+    if (!exited) {
+      if (!termed && now >= deadline) terminate(true);
+      if (job->cancel && !termed) terminate(false);
+      if (termed && !killed && now >= kill_at) {
+        killed = true;
+        ::kill(-pid, SIGKILL);
+      }
+    } else {
+      // The command is gone: take what its pipes still hold, as fast as the
+      // receiver takes it; if nobody reads any more, drop it.
+      if (job->cancel) break;
       for (UniqueFd* fd : {&out_r, &err_r}) {
-        if (!fd->valid()) continue;
-        ::fcntl(fd->get(), F_SETFL, O_NONBLOCK);
-        for (int i = 0; i < 4096 && fd->valid(); ++i) {
-          ssize_t n = ::read(fd->get(), buf.data(), buf.size());
-          if (n <= 0) {
-            fd->Close();
-            break;
-          }
-          uint64_t& s = sent[fd == &err_r ? 1 : 0];
-          size_t keep = static_cast<size_t>(
-              std::min<uint64_t>(n, s >= spec.max_output_bytes ? 0 : spec.max_output_bytes - s));
-          if (keep < static_cast<size_t>(n)) out.truncated = true;
-          s += keep;
-          if (keep) on_output(fd == &err_r, std::string(buf.data(), keep));
+        if (fd->valid()) ::fcntl(fd->get(), F_SETFL, O_NONBLOCK);
+        for (int i = 0; i < 4096 && fd->valid() && !job->paused; ++i) {
+          read_stream(*fd, fd == &err_r, true);
         }
       }
-      break;
+      if (!out_r.valid() && !err_r.valid()) break;
     }
+    const bool reading = !job->paused;
     pollfd fds[5];
     int nfds = 0;
     auto add = [&](int fd, short ev) {
@@ -188,13 +190,14 @@ void ExecRunner::Work(std::shared_ptr<Job> job, ExecSpec spec, OutputFn on_outpu
       fds[nfds].revents = 0;
       return nfds++;
     };
-    int i_out = out_r.valid() ? add(out_r.get(), POLLIN) : -1;
-    int i_err = err_r.valid() ? add(err_r.get(), POLLIN) : -1;
-    int i_in = in_w.valid() ? add(in_w.get(), POLLOUT) : -1;
-    int i_pid = pidfd.valid() ? add(pidfd.get(), POLLIN) : -1;
+    int i_out = reading && !exited && out_r.valid() ? add(out_r.get(), POLLIN) : -1;
+    int i_err = reading && !exited && err_r.valid() ? add(err_r.get(), POLLIN) : -1;
+    int i_in = !exited && in_w.valid() ? add(in_w.get(), POLLOUT) : -1;
+    int i_pid = !exited && pidfd.valid() ? add(pidfd.get(), POLLIN) : -1;
     int i_wake = add(job->wake_fd[0], POLLIN);
     auto next_event =
         termed && !killed ? kill_at : (termed ? now + std::chrono::seconds(1) : deadline);
+    if (exited) next_event = now + std::chrono::seconds(1);
     if (!pidfd.valid()) next_event = std::min(next_event, now + std::chrono::milliseconds(20));
     auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(next_event - now).count();
     int rc = ::poll(fds, nfds, static_cast<int>(std::clamp<long long>(wait_ms + 1, 0, 60'000)));
@@ -204,8 +207,9 @@ void ExecRunner::Work(std::shared_ptr<Job> job, ExecSpec spec, OutputFn on_outpu
       while (::read(job->wake_fd[0], drain, sizeof drain) > 0) {
       }
     }
-    if (i_out >= 0 && fds[i_out].revents) read_stream(out_r, false);
-    if (i_err >= 0 && fds[i_err].revents) read_stream(err_r, true);
+    if (exited) continue;
+    if (i_out >= 0 && fds[i_out].revents) read_stream(out_r, false, false);
+    if (i_err >= 0 && fds[i_err].revents) read_stream(err_r, true, false);
     if (i_in >= 0 && fds[i_in].revents) {
       ssize_t n =
           ::write(in_w.get(), spec.stdin_data.data() + in_off, spec.stdin_data.size() - in_off);

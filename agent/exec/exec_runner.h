@@ -4,6 +4,11 @@
 // timeout (SIGTERM, then SIGKILL after a grace period), a per-stream output cap
 // (excess is drained and dropped), extra environment and a working directory.
 //
+// Output is flow-controlled: when `on_output` says the receiver holds enough
+// (a client that stopped reading), the pipes are left unread until Resume,
+// so the command blocks on a full pipe and memory per command stays bounded;
+// timeouts and cancellation still act meanwhile.
+//
 // Threads: Start() may be called from any thread. Each running command has
 // one worker thread that owns its pipes and child; `on_output` and then
 // `on_done` (exactly once) are called from that worker. gRPC-free.
@@ -50,7 +55,9 @@ struct ExecOutcome {
 
 class ExecRunner {
  public:
-  using OutputFn = std::function<void(bool is_stderr, std::string data)>;
+  // Returns false when the receiver holds enough: the command's pipes are
+  // not read again (so it blocks on a full pipe) until Resume.
+  using OutputFn = std::function<bool(bool is_stderr, std::string data)>;
   using DoneFn = std::function<void(ExecOutcome)>;
 
   // `guardian` (optional) is told of every command's process group, so that
@@ -68,6 +75,8 @@ class ExecRunner {
                          const std::function<void()>& on_admitted = nullptr);
   // Kills the command's process group (TERM, KILL after its grace).
   void Cancel(uint64_t id);
+  // Reads the command's output again after on_output returned false.
+  void Resume(uint64_t id);
   // Kills every running command and waits for all workers to finish.
   void KillAll();
   int running() const;

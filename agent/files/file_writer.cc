@@ -1,5 +1,6 @@
 #include "agent/files/file_writer.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,7 +20,8 @@ std::string Errno(const std::string& what) { return what + ": " + std::strerror(
 
 Result<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::Open(const std::string& path,
                                                                  uint32_t mode, uint64_t size,
-                                                                 const std::string& sha256) {
+                                                                 const std::string& sha256,
+                                                                 const std::string& notes_dir) {
   if (Status s = CheckAbsolutePath(path, "destination"); !s.ok()) return s;
   if (path.back() == '/') return Status::Invalid("destination " + path + " is a directory");
   if (mode > 07777) return Status::Invalid("mode must be permission bits (<= 07777)");
@@ -62,12 +64,51 @@ Result<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::Open(const std::stri
   if (w->fd_ < 0) return Status(StatusCode::kFailedPrecondition, Errno("create in " + dir));
   w->tmp_ = tmpl;
   if (::fchmod(w->fd_, mode) != 0) return Status::Internal(Errno("chmod " + w->tmp_));
+  if (!notes_dir.empty()) {
+    // Named after the temporary's inode: unique while it exists. Not synced:
+    // after a power cut the temporary may be gone as well.
+    struct stat tst {};
+    ::fstat(w->fd_, &tst);
+    w->note_ = notes_dir + "/" + std::to_string(tst.st_dev) + "-" + std::to_string(tst.st_ino);
+    const int nfd = ::open(w->note_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (nfd >= 0) {
+      (void)!::write(nfd, w->tmp_.data(), w->tmp_.size());
+      ::close(nfd);
+    } else {
+      w->note_.clear();
+    }
+  }
   return w;
 }
 
 AtomicFileWriter::~AtomicFileWriter() {
   if (fd_ >= 0) ::close(fd_);
   if (!committed_ && !tmp_.empty()) ::unlink(tmp_.c_str());
+  if (!note_.empty()) ::unlink(note_.c_str());
+}
+
+int RemoveLeftTemporaries(const std::string& notes_dir) {
+  DIR* d = ::opendir(notes_dir.c_str());
+  if (!d) return 0;
+  int removed = 0;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string note = notes_dir + "/" + e->d_name;
+    char buf[4097] = {};
+    const int fd = ::open(note.c_str(), O_RDONLY | O_CLOEXEC);
+    const ssize_t n = fd >= 0 ? ::read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0) ::close(fd);
+    const std::string tmp(buf, n > 0 ? static_cast<size_t>(n) : 0);
+    const std::string leaf = tmp.substr(tmp.rfind('/') + 1);
+    struct stat st {};
+    if (!tmp.empty() && tmp[0] == '/' && leaf.rfind(".herd-put-", 0) == 0 &&
+        ::lstat(tmp.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::unlink(tmp.c_str()) == 0) {
+      ++removed;
+    }
+    ::unlink(note.c_str());
+  }
+  ::closedir(d);
+  return removed;
 }
 
 Status AtomicFileWriter::Write(const std::string& chunk) {

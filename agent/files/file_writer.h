@@ -2,7 +2,9 @@
 // its size and SHA-256 match: write to a temporary in the destination's
 // directory, fsync, rename over the destination, fsync the directory. Until
 // Commit() succeeds nothing at `path` changes; on destruction an uncommitted
-// temporary is removed. One instance per upload; not thread-safe.
+// temporary is removed. A temporary left by an agent that was killed is
+// found at the next start through a note in the state directory
+// (RemoveLeftTemporaries). One instance per upload; not thread-safe.
 #pragma once
 
 #include <memory>
@@ -17,8 +19,11 @@ class AtomicFileWriter {
  public:
   // Validates the destination (absolute, parent exists, not a directory) and
   // creates the temporary.
+  // `notes_dir` (optional) receives a note naming the temporary while it
+  // exists.
   static Result<std::unique_ptr<AtomicFileWriter>> Open(const std::string& path, uint32_t mode,
-                                                        uint64_t size, const std::string& sha256);
+                                                        uint64_t size, const std::string& sha256,
+                                                        const std::string& notes_dir = "");
   ~AtomicFileWriter();
 
   Status Write(const std::string& chunk);
@@ -30,11 +35,16 @@ class AtomicFileWriter {
 
  private:
   AtomicFileWriter() = default;
-  std::string path_, tmp_, sha256_;
+  std::string path_, tmp_, sha256_, note_;
   uint64_t size_ = 0, written_ = 0;
   int fd_ = -1;
   bool committed_ = false;
   Sha256 hash_;
 };
+
+// Removes the temporaries the notes in `notes_dir` name (uploads a killed
+// agent left behind), and the notes. Only files named like herd's
+// temporaries are removed. Returns how many.
+int RemoveLeftTemporaries(const std::string& notes_dir);
 
 }  // namespace herd::agent

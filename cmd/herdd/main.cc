@@ -46,7 +46,8 @@ int main(int argc, char** argv) {
          "--metrics-listen", metrics_listen,
          "Prometheus /metrics address host:port (default " + metrics_default + "; \"\" disables)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.add_option("--state-dir", state_dir, "State directory (default /var/lib/herd)");
+  app.add_option("--state-dir", state_dir, "State directory (default /var/lib/herd)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--name", name, "Fleet name of this device");
   app.add_option("-l,--label", labels, "Label KEY=VALUE (repeatable; adds to the config's)");
   app.add_option("--ready-file", ready_file,

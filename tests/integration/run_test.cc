@@ -469,3 +469,68 @@ TEST_CASE("hostile requests get client errors: NUL bytes, bad names, huge values
   // The agent is fine after all that.
   CHECK(f.Herd({"ping", "all"}).exit_code == 0);
 }
+
+namespace {
+
+// VmRSS of `pid` in bytes (0 when gone).
+size_t RssBytes(pid_t pid) {
+  std::istringstream in(ReadFile("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+// Whether a process whose command line starts with `prefix` sleeps on a pipe.
+bool BlockedOnPipe(const std::string& prefix) {
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    if (ReadFile(e.path().string() + "/cmdline").rfind(prefix, 0) == 0 &&
+        ReadFile(e.path().string() + "/wchan").find("pipe") != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("a client that stops reading leaves the agent's memory bounded",
+          "[integration][security]") {
+  Fleet f(1);
+  auto stub = AgentStub(*f.agents[0]);
+  const pid_t agent = f.agents[0]->pid();
+  const size_t before = RssBytes(agent);
+  herd::v1::ExecRequest req;
+  req.add_argv("head");
+  req.add_argv("-c");
+  req.add_argv("300000000");  // 300 MB
+  req.add_argv("/dev/zero");
+  req.set_max_output_bytes(64 << 20);
+  auto ctx = CallContext(60s);
+  auto reader = stub->Exec(ctx.get(), req);
+  herd::v1::ExecEvent ev;
+  REQUIRE(reader->Read(&ev));  // one chunk, then nothing more is read
+  // The command stalls on its full pipe instead of the agent buffering it.
+  REQUIRE(WaitFor(
+      [] {
+        return BlockedOnPipe(
+            std::string("head\0-c\0"
+                        "300000000",
+                        18));
+      },
+      30s));
+  const size_t during = RssBytes(agent);
+  INFO("agent RSS before " << before << ", while stalled " << during);
+  CHECK(during < before + (16 << 20));
+  ctx->TryCancel();
+  reader->Finish();
+  CHECK(WaitFor(
+      [] {
+        return !BlockedOnPipe(
+            std::string("head\0-c\0"
+                        "300000000",
+                        18));
+      },
+      10s));
+  CHECK(f.Herd({"ping", "all"}).exit_code == 0);
+}

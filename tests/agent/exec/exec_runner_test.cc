@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <future>
 
 #include "tests/support/test_support.h"
@@ -22,7 +23,11 @@ Run Exec(ExecRunner& runner, ExecSpec spec) {
   auto fut = done->get_future();
   auto out = std::make_shared<std::string>(), err = std::make_shared<std::string>();
   auto id = runner.Start(
-      std::move(spec), [out, err](bool is_err, std::string d) { (is_err ? *err : *out) += d; },
+      std::move(spec),
+      [out, err](bool is_err, std::string d) {
+        (is_err ? *err : *out) += d;
+        return true;
+      },
       [done](ExecOutcome o) { done->set_value(std::move(o)); });
   REQUIRE(id.ok());
   REQUIRE(fut.wait_for(60s) == std::future_status::ready);
@@ -101,13 +106,58 @@ TEST_CASE("exec refuses more than max_concurrent and kills all on shutdown", "[a
   ExecSpec s;
   s.argv = {"sleep", "300"};
   auto id = runner.Start(
-      s, [](bool, std::string) {}, [done](ExecOutcome o) { done->set_value(std::move(o)); });
+      s, [](bool, std::string) { return true; },
+      [done](ExecOutcome o) { done->set_value(std::move(o)); });
   REQUIRE(id.ok());
   auto second = runner.Start(
-      s, [](bool, std::string) {}, [](ExecOutcome) {});
+      s, [](bool, std::string) { return true; }, [](ExecOutcome) {});
   CHECK_FALSE(second.ok());
   runner.KillAll();
   REQUIRE(fut.wait_for(10s) == std::future_status::ready);
   CHECK(fut.get().signal == SIGTERM);
   CHECK(runner.running() == 0);
+}
+
+TEST_CASE("output is flow-controlled: a receiver that holds enough stops the reading",
+          "[agent][exec]") {
+  ExecRunner runner(2);
+  ExecSpec s;
+  s.argv = {"head", "-c", "5000000", "/dev/zero"};
+  auto received = std::make_shared<std::atomic<size_t>>(0);
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  auto done = std::make_shared<std::promise<ExecOutcome>>();
+  auto fut = done->get_future();
+  s.max_output_bytes = 8 << 20;
+  auto id = runner.Start(
+      s,
+      [received, calls](bool, std::string d) {
+        *received += d.size();
+        return ++*calls > 1;  // "full" after the first chunk, until resumed
+      },
+      [done](ExecOutcome o) { done->set_value(std::move(o)); });
+  REQUIRE(id.ok());
+  // The command ends up blocked on its full pipe, and what reached the
+  // receiver is one read, not the 5 MB.
+  REQUIRE(herd::testing::WaitFor(
+      [&] {
+        for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+          const std::string cmd = herd::testing::ReadFile(e.path().string() + "/cmdline");
+          if (cmd.rfind(std::string("head\0-c\0"
+                                    "5000000",
+                                    16),
+                        0) == 0) {
+            const std::string wchan = herd::testing::ReadFile(e.path().string() + "/wchan");
+            if (wchan.find("pipe") != std::string::npos) return true;
+          }
+        }
+        return false;
+      },
+      10s));
+  CHECK(*received <= 64 * 1024);
+  CHECK(*calls == 1);
+  runner.Resume(*id);
+  REQUIRE(fut.wait_for(30s) == std::future_status::ready);
+  auto o = fut.get();
+  CHECK(o.exit_code == 0);
+  CHECK(*received == 5000000);
 }
