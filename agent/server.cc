@@ -72,7 +72,7 @@ class RpcMetrics final : public rpc::RpcObserver {
 std::string HostPart(const std::string& address) { return address.substr(0, address.rfind(':')); }
 
 // Why HOST:PORT cannot be bound, in the kernel's words ("Address already in
-// use"), or "" when it can. gRPC and civetweb only say that they failed.
+// use"), or "" when it can. gRPC only says that it failed.
 std::string BindError(const std::string& address) {
   std::string host = HostPart(address);
   const std::string port = address.substr(address.rfind(':') + 1);

@@ -2,16 +2,17 @@
 
 #include <prometheus/collectable.h>
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <fstream>
 
 #include "agent/host/host_info.h"
+#include "agent/host/scrape_server.h"
 
 namespace herd::agent {
 
@@ -159,20 +160,16 @@ AgentMetrics::AgentMetrics(std::string state_dir)
 AgentMetrics::~AgentMetrics() = default;
 
 Result<int> AgentMetrics::Serve(const std::string& address) {
-  try {
-    // Two workers and a 5 s request timeout: one client that opens a connection
-    // and sends nothing cannot hold the only worker for civetweb's default 30 s
-    // (longer than Prometheus' scrape timeout).
-    exposer_ = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
-        "listening_ports", address, "num_threads", "2", "request_timeout_ms", "5000"});
-  } catch (const std::exception& e) {
-    return Status(StatusCode::kUnavailable, "cannot serve metrics on " + address + ": " + e.what());
-  }
-  exposer_->RegisterCollectable(registry_);
-  exposer_->RegisterCollectable(host_);
-  auto ports = exposer_->GetListeningPorts();
-  if (ports.empty()) return Status(StatusCode::kUnavailable, "metrics: no listening port");
-  return ports[0];
+  auto server = ScrapeServer::Start(address, "/metrics", [this] {
+    auto families = registry_->Collect();
+    auto host = host_->Collect();
+    families.insert(families.end(), std::make_move_iterator(host.begin()),
+                    std::make_move_iterator(host.end()));
+    return prometheus::TextSerializer().Serialize(families);
+  });
+  if (!server.ok()) return server.status();
+  server_ = std::move(*server);
+  return server_->port();
 }
 
 void AgentMetrics::RecordRpc(std::string_view method, int grpc_code) {

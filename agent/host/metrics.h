@@ -12,7 +12,6 @@
 #include "common/status.h"
 
 namespace prometheus {
-class Exposer;
 class Registry;
 class Histogram;
 template <typename T>
@@ -21,6 +20,8 @@ class Counter;
 }  // namespace prometheus
 
 namespace herd::agent {
+
+class ScrapeServer;
 
 class AgentMetrics {
  public:
@@ -38,11 +39,11 @@ class AgentMetrics {
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<class HostCollector> host_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
   prometheus::Family<prometheus::Counter>* rpcs_;
   prometheus::Family<prometheus::Counter>* execs_;
   prometheus::Counter* audit_write_errors_;
   prometheus::Histogram* exec_duration_;
+  std::unique_ptr<ScrapeServer> server_;  // last: stopped before what it reads
 };
 
 }  // namespace herd::agent

@@ -534,3 +534,94 @@ TEST_CASE("a client that stops reading leaves the agent's memory bounded",
       10s));
   CHECK(f.Herd({"ping", "all"}).exit_code == 0);
 }
+
+namespace {
+
+// An upload that has sent its header and `sent` bytes of `data`, and waits.
+struct HeldUpload {
+  HeldUpload(herd::v1::Agent::Stub& stub, const std::string& path, const std::string& data,
+             size_t sent)
+      : ctx(CallContext(60s)), up(stub.PutFile(ctx.get(), &reply)) {
+    herd::v1::PutFileMessage msg;
+    msg.mutable_header()->set_path(path);
+    msg.mutable_header()->set_mode(0644);
+    msg.mutable_header()->set_size(data.size());
+    msg.mutable_header()->set_sha256(herd::Sha256Hex(data));
+    up->Write(msg);
+    msg.set_chunk(data.substr(0, sent));
+    up->Write(msg);
+  }
+  ~HeldUpload() {
+    ctx->TryCancel();
+    up->Finish();
+  }
+  std::unique_ptr<grpc::ClientContext> ctx;
+  herd::v1::PutFileReply reply;
+  std::unique_ptr<grpc::ClientWriter<herd::v1::PutFileMessage>> up;
+};
+
+// Sizes of the upload temporaries in `dir`.
+std::vector<uintmax_t> Temporaries(const std::string& dir) {
+  std::vector<uintmax_t> sizes;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().filename().string().rfind(".herd-put-", 0) == 0) sizes.push_back(e.file_size());
+  }
+  return sizes;
+}
+
+}  // namespace
+
+TEST_CASE("uploads are capped, on record when they start, never committed when cancelled",
+          "[integration][security]") {
+  ScopedTempDir dir;
+  const std::string files = dir / "files", state = dir / "state", config = dir / "agent.yaml";
+  std::filesystem::create_directory(files);
+  WriteFile(config, "files:\n  max_concurrent: 2\n");
+  const std::vector<std::string> args = {"--config", config, "--state-dir", state};
+  auto agent = std::make_unique<AgentProcess>("uploads", args);
+  REQUIRE(agent->ready());
+  auto stub = AgentStub(*agent);
+  const std::string data(100'000, 'd');
+
+  // Every byte sent, size and checksum right, then the caller cancels: the
+  // agent must not take the end of the stream for the end of the upload.
+  {
+    HeldUpload all(*stub, files + "/cancelled", data, data.size());
+    REQUIRE(WaitFor(
+        [&] {
+          auto t = Temporaries(files);
+          return t.size() == 1 && t[0] == data.size();
+        },
+        20s));
+    CHECK(agent->AuditHas("PutFile", "started"));
+    all.ctx->TryCancel();
+    REQUIRE(WaitFor([&] { return Temporaries(files).empty(); }, 20s));
+  }
+  CHECK_FALSE(std::filesystem::exists(files + "/cancelled"));
+  CHECK(WaitFor([&] { return agent->AuditHas("PutFile", "cancelled by the caller"); }, 10s));
+
+  // Two uploads held open fill the cap: a third is refused, and recorded.
+  auto first = std::make_unique<HeldUpload>(*stub, files + "/a", data, 10);
+  auto second = std::make_unique<HeldUpload>(*stub, files + "/b", data, 10);
+  REQUIRE(WaitFor([&] { return Temporaries(files).size() == 2; }, 20s));
+  auto ctx = CallContext();
+  herd::v1::PutFileReply reply;
+  auto third = stub->PutFile(ctx.get(), &reply);
+  const auto refused = third->Finish();
+  CHECK(refused.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  CHECK_THAT(refused.error_message(), Catch::Contains("too many uploads at once (2)"));
+  CHECK(agent->AuditHas("PutFile", "refused: too many uploads at once"));
+
+  // kill -9 mid-upload: the temporaries stay until the next start removes them.
+  REQUIRE(::kill(agent->pid(), SIGKILL) == 0);
+  first.reset();
+  second.reset();
+  CHECK(Temporaries(files).size() == 2);
+  agent.reset();
+  AgentProcess again("uploads", args);
+  REQUIRE(again.ready());
+  CHECK(Temporaries(files).empty());
+  CHECK_THAT(again.log(), Catch::Contains("removed 2 temporary file(s)"));
+  // A freed slot takes an upload again.
+  CHECK(RawPut(*AgentStub(again), files + "/c", data, herd::Sha256Hex(data)).ok());
+}

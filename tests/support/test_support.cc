@@ -1,11 +1,14 @@
 #include "tests/support/test_support.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -113,6 +116,10 @@ const std::string& TestPkiDir() {
 AgentProcess::AgentProcess(const std::string& name, std::vector<std::string> extra, bool enrolled)
     : name_(name) {
   state_dir_ = dir_ / "state";
+  // A state directory of the caller's (kept across restarts) is the one read.
+  for (size_t i = 0; i + 1 < extra.size(); ++i) {
+    if (extra[i] == "--state-dir") state_dir_ = extra[i + 1];
+  }
   const std::string ready = dir_ / "ready";
   if (enrolled && std::find(extra.begin(), extra.end(), "--plaintext") == extra.end()) {
     auto r = RunHerd({"--pki-dir", TestPkiDir(), "cert", "agent", name, "--out", dir_ / "tls"},
@@ -321,6 +328,20 @@ size_t Collect(char* p, size_t size, size_t n, void* user) {
   return size * n;
 }
 }  // namespace
+
+UniqueFd ConnectLoopback(int port) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd.valid() && ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) fd.Close();
+  return fd;
+}
+
+UniqueFd ConnectLoopback(const std::string& host_port) {
+  return ConnectLoopback(std::stoi(host_port.substr(host_port.rfind(':') + 1)));
+}
 
 std::string HttpGet(const std::string& url, long* code) {
   std::string body;

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "common/unique_fd.h"
+
 namespace herd::testing {
 
 // A fresh directory under $TMPDIR, removed with its contents on destruction.
@@ -38,7 +40,8 @@ void WriteFile(const std::string& path, const std::string& content);
 // points HERD_PKI_DIR at it (identity admin unless HERD_IDENTITY is given).
 const std::string& TestPkiDir();
 
-// A real herdd on 127.0.0.1:0 with its own state dir and an agent certificate
+// A real herdd on 127.0.0.1:0 with its own state dir (or the --state-dir in
+// extra_args, which outlives it) and an agent certificate
 // from TestPkiDir() (unless extra_args contain --plaintext). The constructor waits
 // (bounded) for the ready file; the destructor sends SIGTERM, waits, then
 // SIGKILL, and reaps. The log is printed if the agent failed to start.
@@ -95,6 +98,10 @@ CliResult RunHerd(const std::vector<std::string>& args,
 CliResult RunProgram(const std::string& program, const std::vector<std::string>& args,
                      std::chrono::milliseconds limit,
                      const std::map<std::string, std::string>& env = {});
+
+// A TCP connection to 127.0.0.1:`port` (or HOST:PORT's port), or an invalid fd.
+UniqueFd ConnectLoopback(int port);
+UniqueFd ConnectLoopback(const std::string& host_port);
 
 // HTTP GET via libcurl; returns the body, or "" with *code set (0 on transport error).
 std::string HttpGet(const std::string& url, long* code = nullptr);

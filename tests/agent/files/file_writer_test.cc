@@ -1,6 +1,7 @@
 #include "agent/files/file_writer.h"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -99,4 +100,56 @@ TEST_CASE("uploads onto a device, FIFO or symlink are refused and leave it alone
   CHECK(S_ISFIFO(st.st_mode));
   REQUIRE(::lstat(link.c_str(), &st) == 0);
   CHECK(S_ISLNK(st.st_mode));
+}
+
+TEST_CASE("temporaries of an agent killed mid-upload are removed at the next start",
+          "[agent][files]") {
+  ScopedTempDir dir;
+  const std::string notes = dir / "notes", dest = dir / "dest", data = "0123456789";
+  std::filesystem::create_directory(notes);
+  WriteFile(dest, "old");
+  // The crash, injected after each step of an upload: in a child that dies
+  // without running a destructor.
+  for (int step = 0; step < 2; ++step) {
+    const pid_t child = ::fork();
+    if (child == 0) {
+      auto w = AtomicFileWriter::Open(dest, 0644, data.size(), herd::Sha256Hex(data), notes);
+      if (!w.ok()) ::_exit(1);
+      if (step == 1 && !(*w)->Write("01234").ok()) ::_exit(1);
+      ::_exit(0);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+  }
+  CHECK(Entries(dir.path()) == 4);  // notes/, dest, two temporaries
+  CHECK(Entries(notes) == 2);
+  // A note that names something else than a temporary removes nothing.
+  WriteFile(notes + "/forged", dest);
+  CHECK(herd::agent::RemoveLeftTemporaries(notes) == 2);
+  CHECK(Entries(notes) == 0);
+  CHECK(Entries(dir.path()) == 2);
+  CHECK(ReadFile(dest) == "old");
+  CHECK(herd::agent::RemoveLeftTemporaries(dir / "missing") == 0);
+}
+
+TEST_CASE("a finished or abandoned upload leaves no note behind", "[agent][files]") {
+  ScopedTempDir dir;
+  const std::string notes = dir / "notes", data = "abc";
+  std::filesystem::create_directory(notes);
+  {
+    auto w = AtomicFileWriter::Open(dir / "a", 0644, data.size(), herd::Sha256Hex(data), notes);
+    REQUIRE(w.ok());
+    CHECK(Entries(notes) == 1);
+    REQUIRE((*w)->Write(data).ok());
+    REQUIRE((*w)->Commit().ok());
+  }
+  {
+    auto w = AtomicFileWriter::Open(dir / "b", 0644, data.size(), herd::Sha256Hex(data), notes);
+    REQUIRE(w.ok());
+  }
+  CHECK(Entries(notes) == 0);
+  CHECK(ReadFile(dir / "a") == data);
+  CHECK_FALSE(std::filesystem::exists(dir / "b"));
 }
