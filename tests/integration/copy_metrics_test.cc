@@ -139,6 +139,11 @@ TEST_CASE("metrics endpoint serves build, gRPC, exec and host metrics", "[integr
   CHECK_THAT(body, Catch::Contains("herd_host_uptime_seconds"));
   CHECK_THAT(body, Catch::Contains("herd_agent_resident_memory_bytes"));
   CHECK_THAT(body, Catch::Contains("herd_audit_write_errors_total 0"));
+  // What Prometheus' own linter accepts.
+  WriteFile(dir / "scrape.txt", body);
+  auto lint = RunProgram("/bin/sh", {"-c", "promtool check metrics < " + dir / "scrape.txt"}, 30s);
+  INFO(lint.out << lint.err);
+  CHECK(lint.exit_code == 0);
 }
 
 TEST_CASE("an audit line the agent cannot write is counted and logged, not dropped silently",
