@@ -14,6 +14,7 @@
 #include "agent/config.h"
 #include "agent/exec/exec_runner.h"
 #include "agent/host/metrics.h"
+#include "agent/security/account.h"
 #include "agent/security/audit_log.h"
 #include "agent/security/authz.h"
 #include "agent/security/enrollment.h"
@@ -28,6 +29,8 @@ struct AgentContext {
   Authorizer& authz;
   AuditLog& audit;
   Enrollment* enrollment;  // null in plain-text mode
+  const Account& run_as;   // commands and uploads (exec.run_as)
+  const Account& agent;    // the agent's own identity: root requests run as it
   // Runs once the reply of a first enrolment is sent (herdd restarts in place).
   std::function<void()> on_enrolled;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
@@ -47,5 +50,10 @@ Result<Caller> Authorize(AgentContext& c, grpc::ServerContextBase& call, const c
 
 // The audit entry of `who` calling `method` (full name), without args and result.
 AuditEntry EntryFor(const Caller& who, const char* method);
+
+// The account a call acts as: exec.run_as, or the agent's own when it asks
+// for root, which the device must allow (exec.allow_root) and the agent must
+// be able to give. The refusal is kPermissionDenied or kFailedPrecondition.
+Result<const Account*> ActingAccount(const AgentContext& c, bool root);
 
 }  // namespace herd::agent

@@ -27,6 +27,19 @@ AuditEntry EntryFor(const Caller& who, const char* method) {
           std::string(ShortMethodName(method)), "", ""};
 }
 
+Result<const Account*> ActingAccount(const AgentContext& c, bool root) {
+  if (!root) return &c.run_as;
+  if (!c.config.exec.allow_root) {
+    return Status(StatusCode::kPermissionDenied,
+                  "this device does not allow root (exec.allow_root in its agent config)");
+  }
+  if (!c.agent.is_root()) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "herdd does not run as root on this device: it cannot give root");
+  }
+  return &c.agent;
+}
+
 const std::vector<MethodPolicy>& AgentService::Policies() {
   using pki::Role;
   static const std::vector<MethodPolicy> kPolicies = {

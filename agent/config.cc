@@ -76,7 +76,8 @@ Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string&
     }
     if (auto exec = root["exec"]) {
       s = CheckKeys(source, exec,
-                    {"default_timeout", "kill_grace", "max_output_bytes", "max_concurrent"},
+                    {"default_timeout", "kill_grace", "max_output_bytes", "max_concurrent",
+                     "run_as", "allow_root"},
                     " in 'exec'");
       if (!s.ok()) return s;
       if (!(s = Duration(source, exec["default_timeout"], &c.exec.default_timeout)).ok()) return s;
@@ -84,6 +85,11 @@ Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string&
       if (exec["max_output_bytes"])
         c.exec.max_output_bytes = exec["max_output_bytes"].as<uint64_t>();
       if (exec["max_concurrent"]) c.exec.max_concurrent = exec["max_concurrent"].as<int>();
+      if (exec["run_as"]) c.exec.run_as = exec["run_as"].as<std::string>();
+      if (exec["allow_root"]) c.exec.allow_root = exec["allow_root"].as<bool>();
+      if (c.exec.run_as.empty()) {
+        return At(source, exec["run_as"].Mark(), "exec.run_as must name an account");
+      }
       if (c.exec.max_concurrent < 1) {
         return At(source, exec["max_concurrent"].Mark(), "exec.max_concurrent must be >= 1");
       }

@@ -16,6 +16,10 @@ struct ExecLimits {
   uint64_t max_output_bytes = 1 << 20;            // per stream, default
   uint64_t max_output_bytes_limit = 64ull << 20;  // a request may not ask for more
   int max_concurrent = 64;                        // execs running at once
+  // The account commands run as and uploads are written as (the agent must
+  // be root to switch; otherwise everything runs as the agent's own user).
+  std::string run_as = "herd-run";
+  bool allow_root = false;  // whether a caller may ask for root (herd run --root)
 };
 
 // Uploads (PutFile).

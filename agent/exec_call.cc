@@ -1,6 +1,7 @@
 #include "agent/exec_call.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <deque>
 #include <mutex>
@@ -27,7 +28,7 @@ constexpr size_t kMaxArg = 128 * 1024;
 // deadline (`left`: what remains of it; huge when the caller set none), or
 // why it is refused.
 Result<ExecSpec> SpecFor(const v1::ExecRequest& req, const AgentConfig& config,
-                         std::chrono::milliseconds left) {
+                         const Account& account, std::chrono::milliseconds left) {
   if (req.argv_size() == 0 && req.shell().empty()) return Status::Invalid("no command given");
   if (req.argv_size() > 0 && !req.shell().empty()) {
     return Status::Invalid("give either argv or shell, not both");
@@ -56,7 +57,11 @@ Result<ExecSpec> SpecFor(const v1::ExecRequest& req, const AgentConfig& config,
   spec.argv.assign(req.argv().begin(), req.argv().end());
   spec.shell = req.shell();
   for (const auto& [k, v] : req.env()) spec.env[k] = v;
-  spec.cwd = req.working_dir().empty() ? config.state_dir : req.working_dir();
+  spec.account = &account;
+  struct stat home {};
+  spec.cwd = !req.working_dir().empty()                                          ? req.working_dir()
+             : ::stat(account.home.c_str(), &home) == 0 && S_ISDIR(home.st_mode) ? account.home
+                                                                                 : "/";
   spec.stdin_data = req.stdin_data();
   spec.timeout =
       req.timeout_ms() ? std::chrono::milliseconds(req.timeout_ms()) : config.exec.default_timeout;
@@ -122,9 +127,16 @@ class ExecCall final : public rpc::LiveCall {
     caller_serial_ = who->serial;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         ctx_.deadline() - std::chrono::system_clock::now());
-    auto spec = SpecFor(req_, s_.config, left);
+    auto account = ActingAccount(s_, req_.root());
+    if (!account.ok()) {
+      entry_.args = "root";
+      entry_.result = "denied: " + account.status().message();
+      (void)s_.audit.AppendRefusal(entry_, caller_serial_);
+      return FinishNow(rpc::ToGrpc(account.status()));
+    }
+    auto spec = SpecFor(req_, s_.config, **account, left);
     if (!spec.ok()) return FinishNow(rpc::ToGrpc(spec.status()));
-    std::string summary = Summary(*spec);
+    std::string summary = Summary(*spec) + " as=" + (*account)->name;
     spdlog::info("exec {} for {} from {}", summary, who->name, ctx_.peer());
     entry_.args = std::move(summary);
 

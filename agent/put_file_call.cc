@@ -19,6 +19,29 @@ using rpc::OpTag;
 
 // PutFile: reads the header and the chunks on the serving thread; the
 // commit (fsync, rename) runs on the slow-work thread.
+// The file `h` asks for, written as `account`: owner and group by name or
+// number, checked against this device's user database.
+Result<FileOptions> OptionsFor(const v1::PutFileHeader& h, const Account& account) {
+  FileOptions o;
+  o.mode = h.mode();
+  o.set_mode = h.set_mode();
+  o.allow_setid = h.allow_setid();
+  o.account = &account;
+  if (Status s = CheckText(h.owner(), "owner", 256); !s.ok()) return s;
+  if (Status s = CheckText(h.group(), "group", 256); !s.ok()) return s;
+  if (!h.owner().empty()) {
+    auto uid = LookupUid(h.owner());
+    if (!uid.ok()) return uid.status();
+    o.uid = *uid;
+  }
+  if (!h.group().empty()) {
+    auto gid = LookupGid(h.group());
+    if (!gid.ok()) return gid.status();
+    o.gid = *gid;
+  }
+  return o;
+}
+
 class PutFileCall final : public rpc::LiveCall {
  public:
   static void Arm(rpc::CallQueue& q, v1::Agent::AsyncService& async, AgentContext& c) {
@@ -37,6 +60,7 @@ class PutFileCall final : public rpc::LiveCall {
     auto who = Authorize(s_, ctx_, method::kPutFile);
     if (!who.ok()) return Finish(rpc::ToGrpc(who.status()));  // refused at once: nothing is read
     entry_ = EntryFor(*who, method::kPutFile);
+    serial_ = who->serial;
     // Each upload holds a temporary and a descriptor: a bounded number.
     if (++s_.uploads > s_.config.files.max_concurrent) {
       --s_.uploads;
@@ -75,7 +99,17 @@ class PutFileCall final : public rpc::LiveCall {
                            "refusing to write " + h.path() +
                                ": it is in the agent's state directory (audit log, keys)"));
       }
-      auto w = AtomicFileWriter::Open(h.path(), h.mode(), h.size(), h.sha256(),
+      if (h.root()) entry_.args += " root";
+      auto account = ActingAccount(s_, h.root());
+      if (!account.ok()) {
+        entry_.result = "denied: " + account.status().message();
+        (void)s_.audit.AppendRefusal(entry_, serial_);
+        writer_.reset();
+        return Finish(rpc::ToGrpc(account.status()));
+      }
+      auto options = OptionsFor(h, **account);
+      if (!options.ok()) return Fail(options.status());
+      auto w = AtomicFileWriter::Open(h.path(), *options, h.size(), h.sha256(),
                                       UploadNotesDir(s_.config));
       if (!w.ok()) return Fail(w.status());
       writer_ = std::move(*w);
@@ -111,6 +145,9 @@ class PutFileCall final : public rpc::LiveCall {
                  ctx_.peer());
     reply_.set_bytes_written(writer_->written());
     reply_.set_sha256(writer_->sha256());
+    reply_.set_mode(writer_->mode());
+    reply_.set_uid(writer_->uid());
+    reply_.set_gid(writer_->gid());
     entry_.result = "ok";
     (void)s_.audit.Append(entry_);
     Finish(grpc::Status::OK);
@@ -159,6 +196,7 @@ class PutFileCall final : public rpc::LiveCall {
   v1::PutFileReply reply_;
   std::unique_ptr<AtomicFileWriter> writer_;
   bool counted_ = false;  // holds one of s_.uploads
+  std::string serial_;    // the caller's certificate
 };
 
 }  // namespace

@@ -119,6 +119,7 @@ struct AgentServer::Impl {
   RpcMetrics rpc_metrics;
   std::unique_ptr<Enrollment> enrollment;
   std::unique_ptr<Authorizer> authz;
+  Account run_as, agent_account;
   std::unique_ptr<AgentContext> context;  // what the services' calls share
   std::unique_ptr<rpc::Server> server;
   int lock_fd = -1;  // flock on <state_dir>/herdd.lock, held while running
@@ -130,6 +131,32 @@ struct AgentServer::Impl {
 AgentServer::AgentServer(AgentConfig config, Guardian* guardian)
     : impl_(std::make_unique<Impl>(std::move(config), guardian)) {}
 AgentServer::~AgentServer() { Shutdown(); }
+
+Status AgentServer::ResolveAccounts() {
+  const AgentConfig& c = impl_->config;
+  impl_->agent_account = AgentAccount();
+  if (::geteuid() != 0) {
+    impl_->run_as = impl_->agent_account;
+    if (c.exec.run_as != impl_->agent_account.name) {
+      spdlog::warn(
+          "herdd is not root: commands run as its own user {}, not {} (exec.run_as), and "
+          "can read what herdd can",
+          impl_->agent_account.name, c.exec.run_as);
+    }
+    return Status::Ok();
+  }
+  auto account = LookupAccount(c.exec.run_as);
+  if (!account.ok()) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "exec.run_as: " + account.status().message() +
+                      " (scripts/install-deps.sh creates herd-run; or name another account)");
+  }
+  impl_->run_as = std::move(*account);
+  if (impl_->run_as.is_root()) {
+    spdlog::warn("exec.run_as is {}: every command runs as root", impl_->run_as.name);
+  }
+  return Status::Ok();
+}
 
 Status AgentServer::Start() {
   const AgentConfig& c = impl_->config;
@@ -144,6 +171,13 @@ Status AgentServer::Start() {
     return Status::Internal("state dir " + c.state_dir +
                             " is not writable: " + std::strerror(errno));
   }
+  // Keys, tokens and the audit trail: nobody else's business.
+  if ((st.st_mode & 077) != 0 && st.st_uid == ::geteuid() &&
+      ::chmod(c.state_dir.c_str(), 0700) == 0) {
+    spdlog::warn("state dir {} was open to other users (mode {:04o}): now 0700", c.state_dir,
+                 st.st_mode & 07777);
+  }
+  if (Status s = ResolveAccounts(); !s.ok()) return s;
   // One herdd per state dir: two would share the join token and the audit
   // log's rotation. The lock goes with the process (and with a restart's exec).
   impl_->lock_fd =
@@ -225,8 +259,8 @@ Status AgentServer::BuildGrpc() {
   // Once a first enrolment's reply is sent, herdd restarts in place with the
   // fleet certificate (SIGHUP to its main thread, which owns the server).
   impl_->context.reset(new AgentContext{c, impl_->runner, impl_->metrics, *impl_->authz,
-                                        impl_->audit, impl_->enrollment.get(),
-                                        [] { ::kill(::getpid(), SIGHUP); }});
+                                        impl_->audit, impl_->enrollment.get(), impl_->run_as,
+                                        impl_->agent_account, [] { ::kill(::getpid(), SIGHUP); }});
   impl_->server = std::make_unique<rpc::Server>(&impl_->rpc_metrics);
   // One line per service.
   impl_->server->Add(std::make_unique<AgentService>(*impl_->context));

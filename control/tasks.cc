@@ -1,7 +1,9 @@
 #include "control/tasks.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -107,21 +109,31 @@ class ExecReader final : public ReplyReader {
   bool have_result_ = false, unreadable_ = false;
 };
 
-// PutFile's chunks, cut from the content as each write is due.
+// PutFile's chunks, read from the file as each write is due.
 class ChunkSource final : public StreamSource {
  public:
   static constexpr size_t kChunk = 256 * 1024;
-  explicit ChunkSource(std::shared_ptr<const std::string> content) : content_(std::move(content)) {}
+  explicit ChunkSource(CopySource source) : source_(std::move(source)) {}
   bool Message(size_t index, std::string* out) const override {
-    const size_t offset = index * kChunk;
-    if (offset >= content_->size()) return false;
+    const uint64_t offset = static_cast<uint64_t>(index) * kChunk;
+    if (offset >= source_.size) return false;
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, source_.size - offset));
     v1::PutFileMessage msg;
-    msg.set_chunk(content_->data() + offset, std::min(kChunk, content_->size() - offset));
+    std::string* chunk = msg.mutable_chunk();
+    chunk->resize(want);
+    size_t got = 0;
+    while (got < want) {
+      const ssize_t n = ::pread(source_.fd->get(), chunk->data() + got, want - got,
+                                static_cast<off_t>(offset + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;  // shrank or unreadable: the agent finds the upload short
+      got += static_cast<size_t>(n);
+    }
     return msg.SerializeToString(out);
   }
 
  private:
-  std::shared_ptr<const std::string> content_;
+  CopySource source_;
 };
 
 }  // namespace
@@ -216,6 +228,7 @@ Result<Task> ExecTask(const CommandSpec& spec) {
     return Status::Invalid("--max-output must be between 1 and 67108864 bytes (64 MiB)");
   }
   req.set_max_output_bytes(spec.max_output);
+  req.set_root(spec.root);
   Task t;
   t.op = MakeOperation(method::kExec, CallShape::kServerStream, req, spec.timeout);
   t.make_reader = [](const Host&) { return std::make_unique<ExecReader>(); };
@@ -224,47 +237,62 @@ Result<Task> ExecTask(const CommandSpec& spec) {
 }
 
 Result<CopySource> ReadCopySource(const std::string& path) {
+  auto fd = std::make_shared<UniqueFd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
+  if (!fd->valid() || ::fstat(fd->get(), &st) != 0) {
     return Status::NotFound(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
   }
   if (!S_ISREG(st.st_mode)) return Status::Invalid(path + " is not a regular file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::NotFound(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
-  // One buffer, read in place and shared by every host's upload.
-  auto content = std::make_shared<std::string>(static_cast<size_t>(st.st_size), '\0');
-  if (!in.read(content->data(), static_cast<std::streamsize>(content->size()))) {
-    return Status::Internal(fmt::format("cannot read {}: short read", path));
+  Sha256 hash;
+  std::string buf(1 << 20, '\0');
+  uint64_t total = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd->get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      return Status::Internal(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+    if (n == 0) break;
+    hash.Update(std::string_view(buf.data(), static_cast<size_t>(n)));
+    total += static_cast<uint64_t>(n);
+  }
+  if (total != static_cast<uint64_t>(st.st_size)) {
+    return Status(StatusCode::kFailedPrecondition, path + " changed while it was read");
   }
   CopySource src;
-  src.sha256 = Sha256Hex(*content);
-  src.content = std::move(content);
+  src.fd = std::move(fd);
+  src.size = total;
+  src.sha256 = hash.HexDigest();
   src.mode = st.st_mode & 07777;
   return src;
 }
 
-Result<Task> CopyTask(const std::string& src_path, const std::string& dest_path,
-                      const std::string& mode, std::chrono::milliseconds timeout) {
-  if (dest_path.empty() || dest_path[0] != '/') {
+Result<Task> CopyTask(const CopySpec& spec) {
+  if (spec.dest.empty() || spec.dest[0] != '/') {
     return Status::Invalid("copy: DST must be an absolute path");
   }
-  auto source = ReadCopySource(src_path);
+  auto source = ReadCopySource(spec.src);
   if (!source.ok()) return source.status();
-  if (!mode.empty()) {
-    char* end = nullptr;
-    const unsigned long m = std::strtoul(mode.c_str(), &end, 8);
-    if (*end || m > 07777)
-      return Status::Invalid("--mode expects octal permission bits, e.g. 0644");
-    source->mode = static_cast<uint32_t>(m);
-  }
   v1::PutFileMessage first;
   v1::PutFileHeader& header = *first.mutable_header();
-  header.set_path(dest_path);
-  header.set_mode(source->mode);
-  header.set_size(source->content->size());
+  header.set_mode(source->mode & 0777);  // a new file's, unless --mode
+  if (!spec.mode.empty()) {
+    char* end = nullptr;
+    const unsigned long m = std::strtoul(spec.mode.c_str(), &end, 8);
+    if (*end || m > 07777 || spec.mode.find_first_not_of("01234567") != std::string::npos) {
+      return Status::Invalid("--mode expects octal permission bits, e.g. 0644");
+    }
+    header.set_mode(static_cast<uint32_t>(m));
+    header.set_set_mode(true);
+  }
+  header.set_path(spec.dest);
+  header.set_size(source->size);
   header.set_sha256(source->sha256);
-  Operation op = MakeOperation(method::kPutFile, CallShape::kClientStream, first, timeout);
-  op.call.stream = std::make_shared<ChunkSource>(source->content);
+  header.set_owner(spec.owner);
+  header.set_group(spec.group);
+  header.set_root(spec.root);
+  header.set_allow_setid(spec.allow_setid);
+  Operation op = MakeOperation(method::kPutFile, CallShape::kClientStream, first, spec.timeout);
+  op.call.stream = std::make_shared<ChunkSource>(std::move(*source));
   return UnaryTask<v1::PutFileReply>(
       std::move(op), [header](const v1::PutFileReply& res, const CallEnd&) {
         return Ok(fmt::format("wrote {} ({} bytes, sha256 {}…)", header.path(), res.bytes_written(),
@@ -272,7 +300,9 @@ Result<Task> CopyTask(const std::string& src_path, const std::string& dest_path,
                   {{"path", header.path()},
                    {"bytes", res.bytes_written()},
                    {"sha256", res.sha256()},
-                   {"mode", fmt::format("{:04o}", header.mode())}});
+                   {"mode", fmt::format("{:04o}", res.mode())},
+                   {"uid", res.uid()},
+                   {"gid", res.gid()}});
       });
 }
 

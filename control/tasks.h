@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/defaults.h"
+#include "common/unique_fd.h"
 #include "control/task.h"
 
 namespace herd::control {
@@ -23,8 +24,9 @@ struct CommandSpec {
   std::vector<std::string> argv;  // run directly, or...
   std::string shell;              // ...this line through /bin/sh -c (exactly one of the two)
   std::vector<std::string> env;   // KEY=VALUE each
-  std::string cwd;                // "" : the agent's state directory
+  std::string cwd;                // "" : the home of the account it runs as
   size_t max_output = 1 << 20;    // bytes of stdout and of stderr kept per host
+  bool root = false;              // run as root (the device must allow it)
   // Per host; the agent stops the command a little before it.
   std::chrono::milliseconds timeout = kDefaultCommandTimeout;
 };
@@ -36,17 +38,27 @@ Result<Task> ExecTask(const CommandSpec& spec);
 // "unreachable".
 uint32_t AgentTimeoutMs(std::chrono::milliseconds host_timeout);
 
-// `herd copy`: a local file to a path on every host.
+// `herd copy`: a local file to a path on every host. The file is read twice
+// in chunks (once for its SHA-256, then by each host's upload as it sends):
+// memory stays bounded whatever its size.
 struct CopySource {
-  std::shared_ptr<const std::string> content;
+  std::shared_ptr<const UniqueFd> fd;  // read with pread: shared by every upload
+  uint64_t size = 0;
   std::string sha256;
   uint32_t mode = 0644;
 };
-// Reads a local file for `herd copy`; the mode defaults to the file's own.
+// Opens and hashes a local file for `herd copy`; the mode is the file's own.
 Result<CopySource> ReadCopySource(const std::string& path);
-// `dest_path` must be absolute; `mode` is octal text ("0644"; "" keeps the
-// source's). Errors name the argument or flag.
-Result<Task> CopyTask(const std::string& src_path, const std::string& dest_path,
-                      const std::string& mode, std::chrono::milliseconds timeout);
+
+struct CopySpec {
+  std::string src, dest;     // dest absolute
+  std::string mode;          // octal text ("0644"); "": a replaced file's, or SRC's for a new one
+  std::string owner, group;  // names or numbers; "": a replaced file's, or the writer's
+  bool root = false;         // write as root (the device must allow it)
+  bool allow_setid = false;  // setuid, setgid or sticky bits may result
+  std::chrono::milliseconds timeout = kDefaultCommandTimeout;
+};
+// Errors name the argument or flag.
+Result<Task> CopyTask(const CopySpec& spec);
 
 }  // namespace herd::control

@@ -20,6 +20,18 @@ if [[ "${1:-}" == "--bench" ]]; then
   packages+=(openssh-server openssh-client pdsh ansible-core time)
 fi
 
+# The unprivileged account herdd runs operators' commands as (exec.run_as):
+# no home, no login shell, no password.
+ensure_account() {
+  if ! getent passwd herd-run >/dev/null; then
+    local sudo=""
+    if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+    $sudo useradd --system --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin --comment "herd commands" herd-run
+    echo "install-deps: created account herd-run"
+  fi
+}
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -29,6 +41,7 @@ done
 
 if ((${#missing[@]} == 0)); then
   echo "install-deps: all ${#packages[@]} packages already installed"
+  ensure_account
   exit 0
 fi
 
@@ -40,4 +53,5 @@ $SUDO apt-get update -qq
 # --no-install-recommends keeps the machine lean; policy-rc.d style start of the
 # prometheus service is harmless but we never rely on it (tests run their own).
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+ensure_account
 echo "install-deps: done"

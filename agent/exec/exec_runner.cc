@@ -105,12 +105,9 @@ void ExecRunner::Work(std::shared_ptr<Job> job, ExecSpec spec, OutputFn on_outpu
     out.error = "empty command";
     return finish();
   }
-  if (!spec.cwd.empty() && ::access(spec.cwd.c_str(), X_OK) != 0) {
-    out.error = "working directory " + Excerpt(spec.cwd, 200) + ": " + std::strerror(errno);
-    return finish();
-  }
-  launch.env = MergeEnvironment(spec.env);
+  launch.env = MergeEnvironment(spec.env, spec.account);
   launch.cwd = spec.cwd;
+  launch.account = spec.account;
   auto child = launcher_.Launch(launch);
   if (!child.ok()) {
     out.exit_code = -1;  // never started: no exit status (agent.proto)

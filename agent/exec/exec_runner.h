@@ -38,6 +38,7 @@ struct ExecSpec {
   std::string shell;  // non-empty: /bin/sh -c shell
   std::map<std::string, std::string> env;
   std::string cwd;
+  const Account* account = nullptr;  // run as (outlives the command); null: the agent's
   std::string stdin_data;
   std::chrono::milliseconds timeout = kDefaultCommandTimeout;
   std::chrono::milliseconds kill_grace{2'000};

@@ -2,8 +2,8 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -24,44 +24,87 @@ std::vector<char*> CStrings(const std::vector<std::string>& v) {
   return out;
 }
 
-class PosixSpawnLauncher final : public ProcessLauncher {
+// What a child that could not exec reports on its error pipe.
+struct ChildFailure {
+  int step;  // 0 exec, 1 account, 2 working directory
+  int error;
+};
+
+class ForkLauncher final : public ProcessLauncher {
  public:
   Result<Child> Launch(const LaunchSpec& spec) override {
     if (spec.argv.empty() || spec.argv[0].empty()) return Status::Invalid("empty command");
-    int in[2], out[2], err[2];
+    int in[2], out[2], err[2], report[2];
     if (::pipe2(in, O_CLOEXEC) != 0) return PipeError();
     UniqueFd in_r(in[0]), in_w(in[1]);
     if (::pipe2(out, O_CLOEXEC) != 0) return PipeError();
     UniqueFd out_r(out[0]), out_w(out[1]);
     if (::pipe2(err, O_CLOEXEC) != 0) return PipeError();
     UniqueFd err_r(err[0]), err_w(err[1]);
+    if (::pipe2(report, O_CLOEXEC) != 0) return PipeError();
+    UniqueFd report_r(report[0]), report_w(report[1]);
 
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in_r.get(), 0);
-    posix_spawn_file_actions_adddup2(&fa, out_w.get(), 1);
-    posix_spawn_file_actions_adddup2(&fa, err_w.get(), 2);
-    if (!spec.cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, spec.cwd.c_str());
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none, defaults;
-    sigemptyset(&none);
-    sigemptyset(&defaults);
-    for (int s : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD}) sigaddset(&defaults, s);
-    posix_spawnattr_setsigmask(&attr, &none);         // the agent blocks TERM/INT/HUP
-    posix_spawnattr_setsigdefault(&attr, &defaults);  // and ignores PIPE
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_USEVFORK);
+    // Everything the child needs is prepared here: after the fork it may
+    // only make async-signal-safe calls.
     auto cargv = CStrings(spec.argv);
     auto cenv = CStrings(spec.env);
-    pid_t pid = 0;
-    const int rc = ::posix_spawnp(&pid, cargv[0], &fa, &attr, cargv.data(), cenv.data());
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) {
-      if (rc == ENOENT) return Status::NotFound("command not found: " + Excerpt(spec.argv[0], 200));
-      return Status::Internal(Excerpt(spec.argv[0], 200) + ": " + std::strerror(rc));
+    const Account* who = spec.account && !spec.account->is_agent ? spec.account : nullptr;
+    const char* cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
+    sigset_t all, saved;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &saved);  // no handler runs in the child
+    const pid_t pid = ::_Fork();
+    if (pid == 0) {
+      struct sigaction dfl {};
+      dfl.sa_handler = SIG_DFL;
+      for (int s = 1; s < NSIG; ++s) ::sigaction(s, &dfl, nullptr);
+      ::setpgid(0, 0);
+      ::dup2(in_r.get(), 0);
+      ::dup2(out_w.get(), 1);
+      ::dup2(err_w.get(), 2);
+      ChildFailure f{1, 0};
+      if (who && (::syscall(SYS_setgroups, who->groups.size(), who->groups.data()) != 0 ||
+                  ::syscall(SYS_setresgid, who->gid, who->gid, who->gid) != 0 ||
+                  ::syscall(SYS_setresuid, who->uid, who->uid, who->uid) != 0)) {
+        f.error = errno;
+      } else if (cwd && ::chdir(cwd) != 0) {
+        f = {2, errno};
+      } else {
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        ::execvpe(cargv[0], cargv.data(), cenv.data());
+        f = {0, errno};
+      }
+      (void)!::write(report_w.get(), &f, sizeof f);
+      ::_exit(127);
+    }
+    const int fork_errno = errno;
+    ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+    if (pid < 0) return Status::Internal(std::string("fork: ") + std::strerror(fork_errno));
+    report_w.Close();
+    ChildFailure f{};
+    ssize_t n;
+    do {
+      n = ::read(report_r.get(), &f, sizeof f);
+    } while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(sizeof f)) {
+      int status;
+      ::waitpid(pid, &status, 0);
+      const std::string program = Excerpt(spec.argv[0], 200);
+      if (f.step == 0 && f.error == ENOENT)
+        return Status::NotFound("command not found: " + program);
+      if (f.step == 1) {
+        return Status(StatusCode::kFailedPrecondition, "cannot switch to account " +
+                                                           (who ? who->name : std::string("?")) +
+                                                           ": " + std::strerror(f.error));
+      }
+      if (f.step == 2) {
+        return Status(
+            StatusCode::kFailedPrecondition,
+            "working directory " + Excerpt(spec.cwd, 200) + ": " + std::strerror(f.error));
+      }
+      return Status::Internal(program + ": " + std::strerror(f.error));
     }
     Child child;
     child.pid = pid;
@@ -81,19 +124,23 @@ class PosixSpawnLauncher final : public ProcessLauncher {
 }  // namespace
 
 ProcessLauncher& ProcessLauncher::Real() {
-  static PosixSpawnLauncher launcher;
+  static ForkLauncher launcher;
   return launcher;
 }
 
-std::vector<std::string> MergeEnvironment(const std::map<std::string, std::string>& extra) {
+std::vector<std::string> MergeEnvironment(const std::map<std::string, std::string>& extra,
+                                          const Account* account) {
+  std::map<std::string, std::string> set;
+  if (account) set = {{"HOME", account->home}, {"USER", account->name}, {"LOGNAME", account->name}};
+  for (const auto& [k, v] : extra) set[k] = v;
   std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e) {
     std::string kv = *e;
     auto eq = kv.find('=');
-    if (eq != std::string::npos && extra.count(kv.substr(0, eq))) continue;
+    if (eq != std::string::npos && set.count(kv.substr(0, eq))) continue;
     env.push_back(std::move(kv));
   }
-  for (const auto& [k, v] : extra) env.push_back(k + "=" + v);
+  for (const auto& [k, v] : set) env.push_back(k + "=" + v);
   return env;
 }
 

@@ -5,8 +5,10 @@
 // TERM/INT/HUP and ignores PIPE; its children must not inherit that). The
 // place where resource limits and a sandbox wrapper will go.
 //
-// ProcessLauncher::Real() spawns with posix_spawn (vfork); tests substitute
-// their own. Launch may be called from any thread.
+// ProcessLauncher::Real() forks without running fork handlers (_Fork), and
+// the child switches to the spec's account (groups, gid, uid: raw system
+// calls, the child's alone) before it execs; tests substitute their own.
+// Launch may be called from any thread.
 #pragma once
 
 #include <sys/types.h>
@@ -15,15 +17,17 @@
 #include <string>
 #include <vector>
 
+#include "agent/security/account.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
 
 namespace herd::agent {
 
 struct LaunchSpec {
-  std::vector<std::string> argv;  // argv[0] is looked up in PATH
-  std::vector<std::string> env;   // the child's whole environment, KEY=VALUE
-  std::string cwd;                // "" keeps the agent's
+  std::vector<std::string> argv;     // argv[0] is looked up in PATH
+  std::vector<std::string> env;      // the child's whole environment, KEY=VALUE
+  std::string cwd;                   // "" keeps the agent's
+  const Account* account = nullptr;  // run as; null (or the agent's own): no switch
 };
 
 // A started child. Its pid is also its process group id. The descriptors
@@ -47,8 +51,10 @@ class ProcessLauncher {
   static ProcessLauncher& Real();
 };
 
-// The environment of a command: the agent's own, with `extra` added (and
-// replacing variables of the same name).
-std::vector<std::string> MergeEnvironment(const std::map<std::string, std::string>& extra);
+// The environment of a command: the agent's own, with HOME, USER and LOGNAME
+// of `account` (when given), and `extra` added (each replacing variables of
+// the same name).
+std::vector<std::string> MergeEnvironment(const std::map<std::string, std::string>& extra,
+                                          const Account* account = nullptr);
 
 }  // namespace herd::agent

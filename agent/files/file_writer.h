@@ -8,19 +8,38 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "agent/security/account.h"
 #include "common/hash.h"
 #include "common/status.h"
 
 namespace herd::agent {
 
+// What the written file is to be: mode, owner and group, and who writes it.
+struct FileOptions {
+  uint32_t mode = 0644;  // of a new file; of a replaced one only with set_mode
+  bool set_mode = false;
+  std::optional<uid_t> uid;  // unset: the replaced file's owner, or the writer's
+  std::optional<gid_t> gid;  // unset: the replaced file's group, or the writer's
+  bool allow_setid = false;  // setuid, setgid and sticky bits may be in the result
+  // Opening, creating and renaming are checked as this account (null: the
+  // agent). Outlives the writer.
+  const Account* account = nullptr;
+};
+
 class AtomicFileWriter {
  public:
-  // Validates the destination (absolute, parent exists, not a directory) and
-  // creates the temporary.
+  // Validates the destination (absolute, parent exists, not a directory),
+  // decides the mode, owner and group, and creates the temporary with them.
   // `notes_dir` (optional) receives a note naming the temporary while it
   // exists.
+  static Result<std::unique_ptr<AtomicFileWriter>> Open(const std::string& path,
+                                                        const FileOptions& options, uint64_t size,
+                                                        const std::string& sha256,
+                                                        const std::string& notes_dir = "");
+  // `mode` for the file, new or replaced, written as the agent.
   static Result<std::unique_ptr<AtomicFileWriter>> Open(const std::string& path, uint32_t mode,
                                                         uint64_t size, const std::string& sha256,
                                                         const std::string& notes_dir = "");
@@ -32,10 +51,19 @@ class AtomicFileWriter {
   uint64_t written() const { return written_; }
   const std::string& path() const { return path_; }
   const std::string& sha256() const { return sha256_; }
+  // The file as it will be once committed.
+  uint32_t mode() const { return mode_; }
+  uid_t uid() const { return uid_; }
+  gid_t gid() const { return gid_; }
 
  private:
   AtomicFileWriter() = default;
+  Status Create(const std::string& path, const std::string& dir, const FileOptions& options);
   std::string path_, tmp_, sha256_, note_;
+  const Account* account_ = nullptr;
+  uint32_t mode_ = 0;
+  uid_t uid_ = 0;
+  gid_t gid_ = 0;
   uint64_t size_ = 0, written_ = 0;
   int fd_ = -1;
   bool committed_ = false;

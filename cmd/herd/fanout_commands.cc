@@ -23,7 +23,10 @@ class Fanout final : public CommandGroup {
     run_->add_option("-e,--env", command_.env, "Set an environment variable KEY=VALUE (repeatable)")
         ->allow_extra_args(false);
     run_->add_option("--cwd", command_.cwd,
-                     "Working directory on the host (default: agent state dir)");
+                     "Working directory on the host (default: the home of the account it runs as)");
+    run_->add_flag("--root", command_.root,
+                   "Run as root, not as the device's exec.run_as account (the device must "
+                   "allow it: exec.allow_root)");
     run_->add_option("--max-output", command_.max_output,
                      "Bytes of stdout and of stderr kept per host, 1 to 67108864 "
                      "(default 1048576; the rest is drained and dropped, the result says "
@@ -46,7 +49,24 @@ class Fanout final : public CommandGroup {
     copy_->add_option("target", target_, "Hosts")->required();
     copy_->add_option("src", src_, "Local file")->required();
     copy_->add_option("dst", dst_, "Absolute destination path on each host")->required();
-    copy_->add_option("--mode", mode_, "Permission bits in octal, e.g. 0644 (default: SRC's)");
+    copy_->add_option("--mode", copy_spec_.mode,
+                      "Permission bits in octal, e.g. 0644 (default: a replaced file keeps its "
+                      "own; a new one gets SRC's)");
+    copy_->add_option("--owner", copy_spec_.owner,
+                      "User name or uid (default: a replaced file keeps its own; a new one "
+                      "belongs to the account that writes it)");
+    copy_->add_option("--group", copy_spec_.group, "Group name or gid (default: as --owner)");
+    copy_->add_flag("--root", copy_spec_.root,
+                    "Write as root, not as the device's exec.run_as account (the device must "
+                    "allow it: exec.allow_root)");
+    copy_->add_flag("--allow-setid", copy_spec_.allow_setid,
+                    "Let the result be setuid, setgid or sticky (refused otherwise, also when "
+                    "a replaced file had those bits)");
+    copy_->footer(
+        "Examples:\n  herd copy @web app.conf /etc/app/app.conf\n"
+        "  herd copy all ./tool /usr/local/bin/tool --root --mode 0755 --owner root\n\n"
+        "The file is streamed in 256 KiB chunks, checked against its SHA-256 and renamed into\n"
+        "place: a reader sees the old file or the new one, never a mix.");
   }
 
   std::vector<CLI::App*> TargetCommands() const override {
@@ -70,7 +90,12 @@ class Fanout final : public CommandGroup {
     }
     if (*copy_) {
       fallback = kDefaultCommandTimeout;
-      make = [this](milliseconds timeout) { return control::CopyTask(src_, dst_, mode_, timeout); };
+      make = [this](milliseconds timeout) {
+        copy_spec_.src = src_;
+        copy_spec_.dest = dst_;
+        copy_spec_.timeout = timeout;
+        return control::CopyTask(copy_spec_);
+      };
     }
     if (!make) return std::nullopt;
     return RunTaskOnTargets(g_, target_, fallback, make);
@@ -82,7 +107,8 @@ class Fanout final : public CommandGroup {
            *copy_ = nullptr;
   std::string target_;
   control::CommandSpec command_;
-  std::string src_, dst_, mode_;
+  std::string src_, dst_;
+  control::CopySpec copy_spec_;
 };
 
 }  // namespace

@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
       log_level;
   std::vector<std::string> labels;
   std::string tls_dir, tls_ca, tls_cert, tls_key;
-  bool plaintext = false;
+  bool plaintext = false, allow_root = false;
+  std::string run_as;
   app.add_option("-c,--config", config_path, "YAML config file (see configs/agent.yaml)")
       ->envname("HERDD_CONFIG");
   // The last one wins: a restart in place appends the ports already bound.
@@ -59,6 +60,10 @@ int main(int argc, char** argv) {
   app.add_option("--tls-key", tls_key, "This agent's private key (PEM)");
   app.add_flag("--plaintext", plaintext,
                "Serve without TLS, every caller admin (development; loopback addresses only)");
+  app.add_option("--run-as", run_as,
+                 "Account commands run as and uploads are written as (default herd-run)");
+  app.add_flag("--allow-root", allow_root,
+               "Let operators ask for root (herd run --root, herd copy --root)");
   app.add_option("--log-format", log_format, "text (default) or json");
   app.add_option("--log-level", log_level, "trace, debug, info (default), warn, error");
   app.footer(
@@ -103,6 +108,8 @@ int main(int argc, char** argv) {
   if (!tls_cert.empty()) config.tls.cert = tls_cert;
   if (!tls_key.empty()) config.tls.key = tls_key;
   if (plaintext) config.plaintext = true;
+  if (!run_as.empty()) config.exec.run_as = run_as;
+  if (allow_root) config.exec.allow_root = true;
   for (const auto& text : labels) {
     auto kv = herd::ParseKeyValue(text);
     if (!kv.ok()) {

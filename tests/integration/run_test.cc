@@ -576,7 +576,7 @@ TEST_CASE("uploads are capped, on record when they start, never committed when c
   ScopedTempDir dir;
   const std::string files = dir / "files", state = dir / "state", config = dir / "agent.yaml";
   std::filesystem::create_directory(files);
-  WriteFile(config, "files:\n  max_concurrent: 2\n");
+  WriteFile(config, "files:\n  max_concurrent: 2\nexec:\n  run_as: root\n");
   const std::vector<std::string> args = {"--config", config, "--state-dir", state};
   auto agent = std::make_unique<AgentProcess>("uploads", args);
   REQUIRE(agent->ready());

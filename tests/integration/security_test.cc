@@ -81,7 +81,7 @@ TEST_CASE("a viewer may read but not run or copy, and refusals are audited",
   for (const auto& e : f.Audit()) {
     found =
         found || (e["method"] == "Exec" && e["caller"] == "operator" && e["role"] == "operator" &&
-                  e["args"] == "argv[0]=true args=0" && e["result"] == "ok exit=0");
+                  e["args"] == "argv[0]=true args=0 as=root" && e["result"] == "ok exit=0");
   }
   CHECK(found);
   struct stat st {};
@@ -430,8 +430,92 @@ TEST_CASE(
   bool trace = false;
   for (const auto& e : f.Audit()) {
     trace = trace || (e["method"] == "Exec" && e["caller"] == "admin" &&
-                      e["args"] == "shell (" + std::to_string(shell.size()) + " chars)" &&
+                      e["args"] == "shell (" + std::to_string(shell.size()) + " chars) as=root" &&
                       e["result"] == "started");
   }
   CHECK(trace);
+}
+
+TEST_CASE("an operator's command cannot read the agent's key or write its audit log",
+          "[integration][security]") {
+  if (::geteuid() != 0) return;  // herdd can only switch accounts as root (the CI is root)
+  ScopedTempDir dir;
+  // The folders above the agent's files are open: only the agent's own
+  // modes protect them.
+  REQUIRE(::chmod(dir.path().c_str(), 0755) == 0);
+  const std::string state = dir / "state", config = dir / "agent.yaml";
+  WriteFile(config, "exec:\n  allow_root: true\n");  // run_as: the default
+  AgentProcess agent("node1", {"--config", config, "--state-dir", state}, false);
+  REQUIRE(agent.ready());
+  // Enrolled through the real flow: its key sits in the state directory.
+  const std::string inventory = dir / "inventory.yaml";
+  auto enrolled = RunHerd({"-i", inventory, "enroll", agent.grpc_address(), "--name", "node1",
+                           "--token", agent.join_token()},
+                          60s);
+  INFO(enrolled.err);
+  REQUIRE(enrolled.exit_code == 0);
+  REQUIRE(WaitFor([&] { return std::filesystem::exists(state + "/tls/agent.key"); }, 20s));
+  const std::map<std::string, std::string> as_operator = {{"HERD_IDENTITY", "operator"}};
+  auto herd = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"-i", inventory, "--no-progress", "-o", "json"});
+    return RunHerd(args, 60s, as_operator);
+  };
+  REQUIRE(WaitFor([&] { return herd({"ping", "all"}).exit_code == 0; }, 20s));
+
+  auto who = herd({"run", "all", "--", "id", "-un"});
+  CHECK(who.exit_code == 0);
+  CHECK_THAT(who.out, Catch::Contains("\"stdout\":\"herd-run\\n\""));
+  auto key = herd({"run", "all", "--", "cat", state + "/tls/agent.key"});
+  CHECK(key.exit_code == 2);
+  CHECK_THAT(key.out, Catch::Contains("Permission denied"));
+  CHECK_THAT(key.out, !Catch::Contains("PRIVATE KEY"));
+  auto forge = herd({"run", "all", "--shell", "echo forged >> " + state + "/audit.log"});
+  CHECK(forge.exit_code == 2);
+  CHECK(ReadFile(state + "/audit.log").find("forged") == std::string::npos);
+  // A copy as the account cannot put a file where it may not write.
+  const std::string src = dir / "src";
+  WriteFile(src, "payload");
+  auto copy = herd({"copy", "all", src, dir / "planted"});
+  CHECK(copy.exit_code == 2);
+  CHECK_FALSE(std::filesystem::exists(dir / "planted"));
+
+  // Root on request: the device allows it, and it is on record as such.
+  auto root = herd({"run", "all", "--root", "--", "id", "-u"});
+  CHECK(root.exit_code == 0);
+  CHECK_THAT(root.out, Catch::Contains("\"stdout\":\"0\\n\""));
+  auto rooted = herd({"copy", "all", src, dir / "planted", "--root"});
+  CHECK(rooted.exit_code == 0);
+  CHECK(ReadFile(dir / "planted") == "payload");
+  bool on_record = false;
+  for (const auto& e : agent.Audit(false)) {
+    on_record =
+        on_record || (e["method"] == "Exec" && e["caller"] == "operator" &&
+                      e["args"] == "argv[0]=id args=1 as=root" && e["result"] == "ok exit=0");
+  }
+  CHECK(on_record);
+  // The audit log still verifies: nothing was appended behind the agent.
+  auto verify = RunHerd({"-i", inventory, "audit", "all", "--verify"}, 60s);
+  CHECK(verify.exit_code == 0);
+}
+
+TEST_CASE("root is refused where the device does not allow it", "[integration][security]") {
+  ScopedTempDir dir;
+  const std::string config = dir / "agent.yaml";
+  WriteFile(config, "exec:\n  run_as: root\n");  // commands as root, but none may ask for it
+  AgentProcess agent("node1", {"--config", config});
+  REQUIRE(agent.ready());
+  const std::string inventory = WriteInventory(dir, {&agent});
+  auto r = RunHerd({"-i", inventory, "--no-progress", "run", "all", "--root", "--", "true"}, 30s);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err + r.out, Catch::Contains("this device does not allow root (exec.allow_root"));
+  CHECK(agent.AuditHas("Exec", "denied: this device does not allow root"));
+  const std::string src = dir / "src";
+  WriteFile(src, "x");
+  auto c =
+      RunHerd({"-i", inventory, "--no-progress", "copy", "all", src, dir / "dst", "--root"}, 30s);
+  CHECK(c.exit_code == 2);
+  CHECK_FALSE(std::filesystem::exists(dir / "dst"));
+  // The same commands without --root run.
+  CHECK(RunHerd({"-i", inventory, "--no-progress", "run", "all", "--", "true"}, 30s).exit_code ==
+        0);
 }

@@ -127,6 +127,12 @@ AgentProcess::AgentProcess(const std::string& name, std::vector<std::string> ext
     if (r.exit_code != 0) std::cerr << "cannot issue agent certificate: " << r.err << "\n";
     extra.insert(extra.begin(), {"--tls-dir", dir_ / "tls"});
   }
+  // Commands of test agents run as root, to write into the tests' private
+  // folders, unless the test says otherwise (a --run-as, or a config).
+  if (std::find(extra.begin(), extra.end(), "--run-as") == extra.end() &&
+      std::find(extra.begin(), extra.end(), "--config") == extra.end()) {
+    extra.insert(extra.begin(), {"--run-as", "root"});
+  }
   std::vector<std::string> args = {HerddBinary(), "--listen",    "127.0.0.1:0", "--metrics-listen",
                                    "127.0.0.1:0", "--state-dir", state_dir_,    "--ready-file",
                                    ready,         "--name",      name,          "--log-level",

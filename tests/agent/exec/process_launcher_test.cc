@@ -82,3 +82,34 @@ TEST_CASE("the environment keeps the agent's own and lets extra variables win", 
   CHECK(std::find(env.begin(), env.end(), "PATH=" + std::string(::getenv("PATH"))) != env.end());
   ::unsetenv("HERD_LAUNCH_TEST");
 }
+
+TEST_CASE("a child runs as the account it is given, with that account's home and groups",
+          "[agent][exec]") {
+  if (::geteuid() != 0) return;  // only root can switch (the CI runs as root)
+  auto nobody = herd::agent::LookupAccount("nobody");
+  REQUIRE(nobody.ok());
+  herd::testing::ScopedTempDir dir;
+  LaunchSpec spec;
+  spec.argv = {"sh", "-c", "id -u; id -g; id -G; echo \"$HOME $USER $LOGNAME\"; pwd"};
+  spec.env = MergeEnvironment({}, &*nobody);
+  spec.account = &*nobody;
+  spec.cwd = "/";
+  auto child = ProcessLauncher::Real().Launch(spec);
+  REQUIRE(child.ok());
+  child->stdin_w.Close();
+  const auto lines = herd::testing::Lines(ReadAll(child->stdout_r.get()));
+  int status = 0;
+  REQUIRE(::waitpid(child->pid, &status, 0) == child->pid);
+  REQUIRE(lines.size() == 5);
+  CHECK(lines[0] == std::to_string(nobody->uid));
+  CHECK(lines[1] == std::to_string(nobody->gid));
+  CHECK(lines[2].find(" 0") == std::string::npos);  // root's group is gone
+  CHECK(lines[2] != "0");
+  CHECK(lines[3] == nobody->home + " nobody nobody");
+  // A working directory the account may not enter is refused as it would be.
+  spec.cwd = dir.path();  // 0700, root's
+  auto refused = ProcessLauncher::Real().Launch(spec);
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(refused.status().message(),
+             Catch::Contains("working directory " + dir.path() + ": Permission denied"));
+}

@@ -153,3 +153,95 @@ TEST_CASE("a finished or abandoned upload leaves no note behind", "[agent][files
   CHECK(ReadFile(dir / "a") == data);
   CHECK_FALSE(std::filesystem::exists(dir / "b"));
 }
+
+namespace {
+
+struct stat StatOf(const std::string& path) {
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return st;
+}
+
+herd::Status Upload(const std::string& path, const herd::agent::FileOptions& o,
+                    const std::string& data) {
+  auto w = AtomicFileWriter::Open(path, o, data.size(), herd::Sha256Hex(data));
+  if (!w.ok()) return w.status();
+  if (auto s = (*w)->Write(data); !s.ok()) return s;
+  return (*w)->Commit();
+}
+
+}  // namespace
+
+TEST_CASE("a replaced file keeps its mode, owner and group unless told otherwise",
+          "[agent][files]") {
+  ScopedTempDir dir;
+  const std::string path = dir / "f";
+  WriteFile(path, "old");
+  REQUIRE(::chmod(path.c_str(), 0640) == 0);
+  if (::geteuid() == 0) REQUIRE(::chown(path.c_str(), 65534, 65534) == 0);
+  const auto before = StatOf(path);
+  herd::agent::FileOptions o;
+  o.mode = 0755;  // a new file's
+  REQUIRE(Upload(path, o, "new").ok());
+  auto st = StatOf(path);
+  CHECK((st.st_mode & 07777) == 0640);
+  CHECK(st.st_uid == before.st_uid);
+  CHECK(st.st_gid == before.st_gid);
+  o.set_mode = true;
+  REQUIRE(Upload(path, o, "newer").ok());
+  CHECK((StatOf(path).st_mode & 07777) == 0755);
+  // A new file gets the given mode.
+  REQUIRE(Upload(dir / "g", o, "x").ok());
+  CHECK((StatOf(dir / "g").st_mode & 07777) == 0755);
+}
+
+TEST_CASE("setuid, setgid and sticky bits need an explicit allowance, kept or given",
+          "[agent][files]") {
+  ScopedTempDir dir;
+  const std::string path = dir / "tool";
+  WriteFile(path, "old");
+  REQUIRE(::chmod(path.c_str(), 04755) == 0);
+  herd::agent::FileOptions keep;
+  auto refused = Upload(path, keep, "new");
+  CHECK(refused.code() == herd::StatusCode::kFailedPrecondition);
+  CHECK_THAT(refused.message(), Catch::Contains("mode 4755 (setuid, setgid or sticky)"));
+  CHECK(ReadFile(path) == "old");
+  herd::agent::FileOptions given;
+  given.mode = 02755;
+  given.set_mode = true;
+  CHECK_FALSE(Upload(dir / "new", given, "x").ok());
+  CHECK_FALSE(std::filesystem::exists(dir / "new"));
+  keep.allow_setid = true;
+  REQUIRE(Upload(path, keep, "new").ok());
+  CHECK((StatOf(path).st_mode & 07777) == 04755);
+  CHECK(Entries(dir.path()) == 1);
+}
+
+TEST_CASE("an upload as an account is checked as that account would be", "[agent][files]") {
+  if (::geteuid() != 0) return;  // only root can switch (the CI runs as root)
+  auto nobody = herd::agent::LookupAccount("nobody");
+  REQUIRE(nobody.ok());
+  ScopedTempDir dir;
+  REQUIRE(::chmod(dir.path().c_str(), 0755) == 0);
+  const std::string theirs = dir / "theirs";
+  std::filesystem::create_directory(theirs);
+  REQUIRE(::chown(theirs.c_str(), nobody->uid, nobody->gid) == 0);
+  herd::agent::FileOptions o;
+  o.account = &*nobody;
+  // Root's folder: not writable for the account.
+  auto denied = Upload(dir / "f", o, "x");
+  CHECK_FALSE(denied.ok());
+  CHECK_THAT(denied.message(), Catch::Contains("Permission denied"));
+  CHECK_FALSE(std::filesystem::exists(dir / "f"));
+  // Its own folder: the new file is its own.
+  REQUIRE(Upload(theirs + "/f", o, "x").ok());
+  CHECK(StatOf(theirs + "/f").st_uid == nobody->uid);
+  // A root-owned file in its folder: it cannot keep root as the owner.
+  WriteFile(theirs + "/rootfile", "old");
+  auto kept = Upload(theirs + "/rootfile", o, "new");
+  CHECK_THAT(kept.message(), Catch::Contains("cannot give") && Catch::Contains("as nobody"));
+  CHECK(ReadFile(theirs + "/rootfile") == "old");
+  // The agent's thread is root again afterwards.
+  WriteFile(dir / "mine", "ok");
+  CHECK(StatOf(dir / "mine").st_uid == 0);
+}
