@@ -96,76 +96,101 @@ std::string FoldHosts(const std::vector<std::string>& names) {
   return out;
 }
 
-namespace {
-
-Status ExpandInto(std::string_view pattern, std::string_view whole, std::vector<std::string>* out,
-                  size_t limit) {
-  size_t open = pattern.find('[');
-  if (open == std::string_view::npos) {
-    if (pattern.find(']') != std::string_view::npos) {
-      return Status::Invalid("unbalanced ']' in '" + std::string(whole) + "'");
+Result<HostPattern> HostPattern::Parse(std::string_view pattern) {
+  const std::string whole(pattern);
+  HostPattern hp;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    Piece piece;
+    if (c == '*' || c == '?') {
+      piece.kind = c == '*' ? Piece::kStar : Piece::kAny;
+    } else if (c == ']') {
+      return Status::Invalid("unbalanced ']' in '" + whole + "'");
+    } else if (c != '[') {
+      piece.c = c;
+    } else {
+      const size_t close = pattern.find(']', i);
+      if (close == std::string_view::npos)
+        return Status::Invalid("unclosed '[' in '" + whole + "'");
+      const std::string_view body = pattern.substr(i + 1, close - i - 1);
+      if (body.empty()) return Status::Invalid("empty range '[]' in '" + whole + "'");
+      piece.kind = Piece::kRange;
+      size_t pos = 0;
+      for (;;) {
+        const size_t comma = body.find(',', pos);
+        const std::string_view item =
+            body.substr(pos, comma == std::string_view::npos ? body.npos : comma - pos);
+        const size_t dash = item.find('-');
+        const std::string_view lo_s = item.substr(0, dash);
+        const std::string_view hi_s = dash == std::string_view::npos ? lo_s : item.substr(dash + 1);
+        auto all_digits = [](std::string_view s) {
+          return !s.empty() && s.size() <= 18 && std::all_of(s.begin(), s.end(), [](char d) {
+            return std::isdigit(static_cast<unsigned char>(d));
+          });
+        };
+        if (!all_digits(lo_s) || !all_digits(hi_s)) {
+          return Status::Invalid("bad range '" + std::string(item) + "' in '" + whole +
+                                 "' (expected numbers of up to 18 digits like [1-5,8] or [01-10])");
+        }
+        Range r;
+        r.lo = std::stoull(std::string(lo_s));
+        r.hi = std::stoull(std::string(hi_s));
+        if (r.hi < r.lo) {
+          return Status::Invalid("descending range '" + std::string(item) + "' in '" + whole + "'");
+        }
+        r.width = (lo_s.size() > 1 && lo_s[0] == '0') ? lo_s.size() : 0;
+        piece.ranges.push_back(r);
+        if (comma == std::string_view::npos) break;
+        pos = comma + 1;
+      }
+      i = close;
     }
-    out->emplace_back(pattern);
-    return Status::Ok();
+    hp.pieces_.push_back(std::move(piece));
   }
-  size_t close = pattern.find(']', open);
-  if (close == std::string_view::npos) {
-    return Status::Invalid("unclosed '[' in '" + std::string(whole) + "'");
-  }
-  std::string_view prefix = pattern.substr(0, open);
-  std::string_view body = pattern.substr(open + 1, close - open - 1);
-  std::string_view rest = pattern.substr(close + 1);
-  if (body.empty()) return Status::Invalid("empty range '[]' in '" + std::string(whole) + "'");
-
-  std::vector<std::string> items;
-  size_t pos = 0;
-  while (pos <= body.size()) {
-    size_t comma = body.find(',', pos);
-    std::string_view item =
-        body.substr(pos, comma == std::string_view::npos ? body.npos : comma - pos);
-    size_t dash = item.find('-');
-    std::string_view lo_s = item.substr(0, dash);
-    std::string_view hi_s = dash == std::string_view::npos ? lo_s : item.substr(dash + 1);
-    auto all_digits = [](std::string_view s) {
-      return !s.empty() && s.size() <= 18 &&
-             std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit((unsigned char)c); });
-    };
-    if (!all_digits(lo_s) || !all_digits(hi_s)) {
-      return Status::Invalid("bad range '" + std::string(item) + "' in '" + std::string(whole) +
-                             "' (expected numbers like [1-5,8] or [01-10])");
-    }
-    unsigned long long lo = std::stoull(std::string(lo_s)), hi = std::stoull(std::string(hi_s));
-    if (hi < lo) {
-      return Status::Invalid("descending range '" + std::string(item) + "' in '" +
-                             std::string(whole) + "'");
-    }
-    size_t width = (lo_s.size() > 1 && lo_s[0] == '0') ? lo_s.size() : 0;
-    if (width == 0 && lo_s.size() == hi_s.size() && hi_s.size() > 1 && lo_s[0] == '0') {
-      width = lo_s.size();
-    }
-    if (hi - lo + 1 > limit) {
-      return Status::Invalid("range '" + std::string(item) + "' is too large");
-    }
-    for (unsigned long long v = lo; v <= hi; ++v) items.push_back(Pad(v, width));
-    if (comma == std::string_view::npos) break;
-    pos = comma + 1;
-  }
-  for (const auto& item : items) {
-    std::string next = std::string(prefix) + item + std::string(rest);
-    if (out->size() > limit) return Status::Invalid("'" + std::string(whole) + "' is too large");
-    Status s = ExpandInto(next, whole, out, limit);
-    if (!s.ok()) return s;
-  }
-  return Status::Ok();
+  return hp;
 }
 
-}  // namespace
+bool HostPattern::RangeHolds(const Piece& p, std::string_view digits) const {
+  const unsigned long long v = std::stoull(std::string(digits));
+  for (const auto& r : p.ranges) {
+    if (v >= r.lo && v <= r.hi && Pad(v, r.width) == digits) return true;
+  }
+  return false;
+}
 
-Result<std::vector<std::string>> ExpandHosts(std::string_view pattern) {
-  std::vector<std::string> out;
-  Status s = ExpandInto(pattern, pattern, &out, 1'000'000);
-  if (!s.ok()) return s;
-  return out;
+// Whether pieces [piece..] match name[at..]; memo holds -1 unknown, 0, 1.
+bool HostPattern::MatchFrom(size_t piece, size_t at, std::string_view name,
+                            std::vector<signed char>& memo) const {
+  if (piece == pieces_.size()) return at == name.size();
+  signed char& m = memo[piece * (name.size() + 1) + at];
+  if (m >= 0) return m == 1;
+  const Piece& p = pieces_[piece];
+  bool ok = false;
+  switch (p.kind) {
+    case Piece::kLiteral:
+      ok = at < name.size() && name[at] == p.c && MatchFrom(piece + 1, at + 1, name, memo);
+      break;
+    case Piece::kAny:
+      ok = at < name.size() && MatchFrom(piece + 1, at + 1, name, memo);
+      break;
+    case Piece::kStar:
+      for (size_t k = at; k <= name.size() && !ok; ++k) ok = MatchFrom(piece + 1, k, name, memo);
+      break;
+    case Piece::kRange:
+      for (size_t k = 1; k <= 19 && at + k <= name.size() && !ok; ++k) {
+        if (!std::isdigit(static_cast<unsigned char>(name[at + k - 1]))) break;
+        ok = RangeHolds(p, name.substr(at, k)) && MatchFrom(piece + 1, at + k, name, memo);
+      }
+      break;
+  }
+  m = ok ? 1 : 0;
+  return ok;
+}
+
+bool HostPattern::Matches(std::string_view name) const {
+  if (name.size() > 1024) return false;  // no host name is that long
+  std::vector<signed char> memo((pieces_.size() + 1) * (name.size() + 1), -1);
+  return MatchFrom(0, 0, name, memo);
 }
 
 }  // namespace herd::control

@@ -1,11 +1,14 @@
 #include "control/selector.h"
 
 #include <fmt/format.h>
-#include <fnmatch.h>
 
 #include <algorithm>
 #include <cctype>
+#include <map>
+#include <optional>
 #include <set>
+#include <string_view>
+#include <unordered_map>
 
 #include "control/hostlist.h"
 
@@ -13,10 +16,10 @@ namespace herd::control {
 
 struct SelectorNode {
   enum Kind { kAll, kGroup, kLabelEq, kLabelNe, kName, kUnion, kInter, kExcept } kind;
-  std::string a, b;                // group name / label key+value / name pattern
-  std::vector<std::string> names;  // expanded name patterns (kName)
-  bool exact = false;              // kName without wildcards or ranges
-  size_t pos = 0;                  // position in the selector text, for errors
+  std::string a, b;                    // group name / label key+value / name pattern
+  std::optional<HostPattern> pattern;  // kName; label value (kLabelEq, kLabelNe)
+  bool exact = false;                  // kName without wildcards or ranges
+  size_t pos = 0;                      // position in the selector text, for errors
   std::shared_ptr<const SelectorNode> lhs, rhs;
 };
 
@@ -188,8 +191,11 @@ class Parser {
           return PositionError(text_, vpos + i, "invalid character in label value");
         }
       }
+      auto pattern = HostPattern::Parse(value);  // '*' and '?' only: '[' is refused above
+      if (!pattern.ok()) return PositionError(text_, vpos, pattern.status().message());
       node->a = key;
       node->b = value;
+      node->pattern = std::move(*pattern);
       return NodePtr(node);
     }
     for (size_t i = 0; i < term.size(); ++i) {
@@ -199,11 +205,11 @@ class Parser {
         return PositionError(text_, start + i, "unexpected character '" + shown + "' in host name");
       }
     }
-    auto expanded = ExpandHosts(term);
-    if (!expanded.ok()) return PositionError(text_, start, expanded.status().message());
+    auto pattern = HostPattern::Parse(term);
+    if (!pattern.ok()) return PositionError(text_, start, pattern.status().message());
     node->kind = SelectorNode::kName;
     node->a = term;
-    node->names = std::move(*expanded);
+    node->pattern = std::move(*pattern);
     node->exact = term.find_first_of("*?[") == std::string::npos;
     return NodePtr(node);
   }
@@ -216,7 +222,15 @@ class Parser {
 
 class Evaluator {
  public:
-  Evaluator(const Inventory& inv, const std::string& text) : inv_(inv), text_(text) {}
+  // What the evaluations of one selector share: each group's hosts, once
+  // evaluated, and host names to indices.
+  struct Shared {
+    std::map<std::string, std::vector<bool>> groups;
+    std::unordered_map<std::string_view, size_t> index;
+  };
+  Evaluator(const Inventory& inv, const std::string& text,
+            std::shared_ptr<Shared> shared = std::make_shared<Shared>())
+      : inv_(inv), text_(text), cache_(std::move(shared)) {}
 
   Result<std::vector<bool>> Eval(const SelectorNode& n) {
     std::vector<bool> out(inv_.hosts.size(), false);
@@ -230,19 +244,15 @@ class Evaluator {
       case SelectorNode::kLabelNe:
         for (size_t i = 0; i < inv_.hosts.size(); ++i) {
           auto it = inv_.hosts[i].labels.find(n.a);
-          bool eq =
-              it != inv_.hosts[i].labels.end() && fnmatch(n.b.c_str(), it->second.c_str(), 0) == 0;
+          const bool eq = it != inv_.hosts[i].labels.end() && n.pattern->Matches(it->second);
           out[i] = n.kind == SelectorNode::kLabelEq ? eq : !eq;
         }
         return out;
       case SelectorNode::kName: {
         bool any = false;
         for (size_t i = 0; i < inv_.hosts.size(); ++i) {
-          for (const auto& pat : n.names) {
-            if (fnmatch(pat.c_str(), inv_.hosts[i].name.c_str(), 0) == 0) {
-              out[i] = any = true;
-              break;
-            }
+          if (n.exact ? inv_.hosts[i].name == n.a : n.pattern->Matches(inv_.hosts[i].name)) {
+            out[i] = any = true;
           }
         }
         if (n.exact && !any) {
@@ -284,11 +294,17 @@ class Evaluator {
     const Group& g = it->second;
     std::vector<bool> out(inv_.hosts.size(), false);
     if (g.selector.empty()) {
+      if (cache_->index.empty()) {
+        for (size_t i = 0; i < inv_.hosts.size(); ++i) cache_->index.emplace(inv_.hosts[i].name, i);
+      }
       for (const auto& m : g.members) {
-        int idx = inv_.IndexOf(m);
-        if (idx >= 0) out[idx] = true;
+        if (auto it = cache_->index.find(m); it != cache_->index.end()) out[it->second] = true;
       }
       return out;
+    }
+    // Each group is evaluated once per selector, however often it is named.
+    if (auto done = cache_->groups.find(g.name); done != cache_->groups.end()) {
+      return done->second;
     }
     if (active_.count(g.name)) {
       return PositionError(text_, n.pos, "group '" + g.name + "' refers to itself");
@@ -299,7 +315,7 @@ class Evaluator {
     auto sel = ParseSelector(g.selector);
     if (!sel.ok()) return sel.status();
     active_.insert(g.name);
-    Evaluator inner(inv_, g.selector);
+    Evaluator inner(inv_, g.selector, cache_);
     inner.active_ = active_;
     auto r = inner.Eval(sel->root());
     active_.erase(g.name);
@@ -307,12 +323,14 @@ class Evaluator {
       return Status::Invalid(inv_.source + ":" + std::to_string(g.line) + ": in group '" + g.name +
                              "': " + r.status().message());
     }
+    cache_->groups.emplace(g.name, *r);
     return r;
   }
 
   const Inventory& inv_;
   const std::string& text_;
   std::set<std::string> active_;
+  std::shared_ptr<Shared> cache_;
 };
 
 }  // namespace

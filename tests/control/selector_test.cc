@@ -99,3 +99,34 @@ TEST_CASE("an empty selection is an error unless allowed", "[control][selector]"
   REQUIRE(allowed.ok());
   CHECK(allowed->empty());
 }
+
+TEST_CASE("selector blow-ups finish: ranges are never expanded, groups evaluated once",
+          "[control][selector]") {
+  // Thirty million-name ranges in one selector.
+  std::string ranges;
+  for (int i = 0; i < 30; ++i) ranges += std::string(i ? "," : "") + "node[1-999999]";
+  CHECK(Names(ranges) == V{});  // node01 is padded: [1-...] reads no padding
+  std::string padded;
+  for (int i = 0; i < 30; ++i) padded += std::string(i ? "," : "") + "node[01-999999]";
+  CHECK(Names(padded) == V{"node01", "node02", "node03", "node04"});
+
+  // Twelve groups that each name the previous one four times: 4^12 paths,
+  // one evaluation each.
+  std::string yaml = "hosts:\n";
+  for (int i = 0; i < 200; ++i) yaml += "  - {name: n" + std::to_string(i) + ", address: a}\n";
+  yaml += "groups:\n  g0: {selector: \"n1*\"}\n";
+  for (int i = 1; i <= 12; ++i) {
+    const std::string prev = "@g" + std::to_string(i - 1);
+    yaml += "  g" + std::to_string(i) + ": {selector: \"" + prev + "," + prev + "+" + prev + "~(" +
+            prev + "~" + prev + ")\"}\n";
+  }
+  auto inv = ParseInventory(yaml, "big.yaml");
+  REQUIRE(inv.ok());
+  auto hosts = SelectHosts(*inv, "@g12", false);
+  REQUIRE(hosts.ok());
+  CHECK(hosts->size() == 111);  // n1, n10-n19, n100-n199
+
+  // Beyond the documented bounds: a clear error, not an exhausted process.
+  CHECK_THAT(Error(std::string(5000, 'a')), Catch::Contains("the limit is 4096"));
+  CHECK_THAT(Error("node[1-1234567890123456789]"), Catch::Contains("up to 18 digits"));
+}
