@@ -1,3 +1,4 @@
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -43,6 +44,37 @@ TEST_CASE("copy delivers the file with checksum and mode to every host", "[integ
   struct stat st {};
   REQUIRE(::stat((dest / "out.bin").c_str(), &st) == 0);
   CHECK((st.st_mode & 07777) == 0640);
+}
+
+TEST_CASE("a 1 GiB copy passes through the CLI in bounded memory", "[integration][copy]") {
+  ScopedTempDir dir;
+  std::vector<std::unique_ptr<AgentProcess>> agents;
+  auto inv = Inventory(dir, agents, 1);
+  // Sparse, with a marked page every 64 MiB, so the digest covers the whole.
+  const std::string src = dir / "big.bin";
+  const off_t size = off_t{1} << 30;
+  {
+    herd::UniqueFd fd(::open(src.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644));
+    REQUIRE(fd.valid());
+    REQUIRE(::ftruncate(fd.get(), size) == 0);
+    for (off_t at = 0; at < size; at += off_t{64} << 20) {
+      const std::string mark = "page at " + std::to_string(at);
+      REQUIRE(::pwrite(fd.get(), mark.data(), mark.size(), at) ==
+              static_cast<ssize_t>(mark.size()));
+    }
+  }
+  auto r = RunHerd(
+      {"-i", inv, "--no-progress", "-o", "json", "copy", "node1", src, dir / "out.bin"}, 300s);
+  REQUIRE(r.exit_code == 0);
+  INFO("herd peak RSS " << r.max_rss_kb << " KiB");
+  CHECK(r.max_rss_kb < 64 * 1024);  // the file is 1 GiB
+  struct stat st {};
+  REQUIRE(::stat((dir / "out.bin").c_str(), &st) == 0);
+  CHECK(st.st_size == size);
+  const auto line = nlohmann::json::parse(Lines(r.out).at(0));
+  CHECK(line["data"]["bytes"] == static_cast<uint64_t>(size));
+  CHECK(line["data"]["mode"] == "0644");
+  std::remove((dir / "out.bin").c_str());
 }
 
 TEST_CASE("copy onto a directory or into a missing one fails and damages nothing",

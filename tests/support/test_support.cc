@@ -8,6 +8,7 @@
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -317,7 +318,9 @@ CliResult RunProgram(const std::string& program, const std::vector<std::string>&
     if (f.fd >= 0) ::close(f.fd);
   }
   int status = 0;
-  ::waitpid(pid, &status, 0);
+  struct rusage usage {};
+  ::wait4(pid, &status, 0, &usage);
+  r.max_rss_kb = usage.ru_maxrss;
   r.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
   r.exit_code = killed ? -9 : (WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
   return r;

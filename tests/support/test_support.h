@@ -86,6 +86,7 @@ struct CliResult {
   int exit_code = -1;
   std::string out, err;
   std::chrono::milliseconds elapsed{0};
+  long max_rss_kb = 0;  // the program's peak resident memory
 };
 
 // Runs the real herd binary with `args` (and HERD_INVENTORY unset unless
