@@ -322,7 +322,7 @@ for n in "${sizes[@]}"; do
   HERD_FLEET_DIR=$fleet HERD=$herd bash "$repo/scripts/fleet.sh" up "$n" "${fleet_flags[@]}" >/dev/null
   inv=$fleet/inventory.yaml
   herd_common=("$herd" -i "$inv" --pki-dir "$fleet/pki" "${herd_transport[@]}" -q --no-progress)
-  herd_run=("${herd_common[@]}" run all -- true)
+  herd_run=("${herd_common[@]}" run -n all -- true)
   herd_ping=("${herd_common[@]}" ping all)
 
   if ((use_mux)); then

@@ -13,6 +13,12 @@
 // after that must only touch what it holds itself. `on_message` calls of one call are serialised,
 // in the order the agent sent them, and all happen before that call's `done`. Callbacks must not
 // block.
+//
+// Flow control: `on_message` returns false when its receiver holds enough;
+// the transport then reads no further message of that call (the agent's
+// sends stall, and so does its command) until Resume(). A transport may
+// ignore it (fakes do); a relay must honour it, or a slow reader's memory
+// grows with the fleet's output.
 #pragma once
 
 #include <chrono>
@@ -73,7 +79,7 @@ struct CallEnd {
 
 class AgentClient {
  public:
-  using MessageFn = std::function<void(std::string message)>;
+  using MessageFn = std::function<bool(std::string message)>;
   using DoneFn = std::function<void(CallEnd end)>;
   virtual ~AgentClient() = default;
 
@@ -82,6 +88,8 @@ class AgentClient {
   virtual void Start(const CallSpec& call, MessageFn on_message, DoneFn done) = 0;
   // Best-effort cancel of every call in flight; their `done` still fires.
   virtual void CancelAll() = 0;
+  // Reads again the calls whose `on_message` returned false. Any thread.
+  virtual void Resume() {}
 };
 
 class AgentClientFactory {

@@ -15,16 +15,40 @@ struct Event {
   CallEnd end;          // how the call ended (finished)
 };
 
-// Transport threads push, the engine thread takes.
+// Transport threads push, the engine thread takes. Each host's messages
+// not yet taken are bounded: past kHostBudget bytes its transport is told to
+// stop reading, and resumed once the engine has taken them.
 class Collector {
  public:
-  explicit Collector(const Clock& clock) : clock_(clock) {}
-  void Push(Event e) {
+  static constexpr size_t kHostBudget = 256 << 10;
+  Collector(const Clock& clock, size_t hosts)
+      : clock_(clock), queued_(hosts, 0), paused_(hosts, 0) {}
+  // False when the host's transport should stop reading.
+  bool Push(Event e) {
+    bool more = true;
     {
       std::lock_guard<std::mutex> l(mu_);
+      if (!e.finished) {
+        queued_[e.index] += e.message.size();
+        if (queued_[e.index] > kHostBudget) more = !(paused_[e.index] = 1);
+      }
       events_.push_back(std::move(e));
     }
     cv_.notify_one();
+    return more;
+  }
+  // The hosts that were paused and whose messages have all been taken since.
+  std::vector<size_t> Resumable() {
+    std::lock_guard<std::mutex> l(mu_);
+    std::vector<size_t> out;
+    for (size_t i : taken_) {
+      if (paused_[i] && queued_[i] == 0) {
+        paused_[i] = 0;
+        out.push_back(i);
+      }
+    }
+    taken_.clear();
+    return out;
   }
   // Waits up to `wait` for events; returns all queued ones.
   std::deque<Event> Take(std::chrono::milliseconds wait) {
@@ -32,6 +56,11 @@ class Collector {
     clock_.WaitFor(l, cv_, wait, [&] { return !events_.empty(); });
     std::deque<Event> out;
     out.swap(events_);
+    for (const auto& e : out) {
+      if (e.finished) continue;
+      queued_[e.index] -= e.message.size();
+      taken_.push_back(e.index);
+    }
     return out;
   }
 
@@ -40,6 +69,9 @@ class Collector {
   std::mutex mu_;  // guards events_
   std::condition_variable cv_;
   std::deque<Event> events_;
+  std::vector<size_t> queued_;  // bytes of messages pushed, not taken, by host
+  std::vector<char> paused_;    // told to stop reading
+  std::vector<size_t> taken_;   // hosts with messages taken since Resumable
 };
 
 // One host's call as the engine tracks it.
@@ -61,7 +93,7 @@ void LocalExecutor::Run(const std::vector<const Host*>& hosts, const Operation& 
   const size_t forks = std::max<size_t>(1, opts_.forks);
   // Shared with the callbacks, which may outlive this frame only until the
   // clients they belong to are destroyed below.
-  auto collector = std::make_shared<Collector>(clock);
+  auto collector = std::make_shared<Collector>(clock, n);
   std::vector<Slot> slots(n);
   const auto t0 = clock.Now();
   auto next_progress = t0 + opts_.progress_every;
@@ -106,6 +138,9 @@ void LocalExecutor::Run(const std::vector<const Host*>& hosts, const Operation& 
       }
       s.client.reset();
     }
+    for (size_t i : collector->Resumable()) {
+      if (slots[i].client && !slots[i].done_fired) slots[i].client->Resume();
+    }
   };
 
   while (done < n) {
@@ -136,7 +171,7 @@ void LocalExecutor::Run(const std::vector<const Host*>& hosts, const Operation& 
       s.client->Start(
           call,
           [collector, i](std::string m) {
-            collector->Push({i, false, std::move(m), {}});
+            return collector->Push({i, false, std::move(m), {}});
           },
           [collector, i](CallEnd end) {
             collector->Push({i, true, {}, std::move(end)});

@@ -58,6 +58,29 @@ class ContextRegistry {
     std::lock_guard<std::mutex> l(mu_);
     live_.erase(c);
   }
+
+  // Flow control. A call whose receiver said "enough" parks here (holding
+  // its reactor, so it cannot end) unless a Resume came since its message
+  // was handed over: `resumes` before the hand-over, compared after.
+  uint64_t resumes() {
+    std::lock_guard<std::mutex> l(mu_);
+    return resumes_;
+  }
+  bool Park(uint64_t resumes_before, std::function<void()> resume) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (resumes_ != resumes_before) return false;
+    parked_.push_back(std::move(resume));
+    return true;
+  }
+  void Resume() {
+    std::vector<std::function<void()>> parked;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      ++resumes_;
+      parked.swap(parked_);
+    }
+    for (auto& r : parked) r();  // outside the lock: it may end the call
+  }
   void CancelAll() {
     std::lock_guard<std::mutex> l(mu_);
     for (auto* c : live_) c->TryCancel();
@@ -68,6 +91,8 @@ class ContextRegistry {
   std::condition_variable idle_;
   std::set<grpc::ClientContext*> live_;
   int calls_ = 0;
+  uint64_t resumes_ = 0;
+  std::vector<std::function<void()>> parked_;
 };
 
 // The bytes of `*s` as a ByteBuffer, without a copy. The slice holds a
@@ -119,10 +144,10 @@ struct CallBase {
     token.registry().Add(&ctx);
   }
 
-  // Hands a reply message over and counts it.
-  void Received(const grpc::ByteBuffer& b) {
+  // Hands a reply message over and counts it; false: the receiver holds enough.
+  bool Received(const grpc::ByteBuffer& b) {
     ++messages;
-    on_message(Bytes(b));
+    return on_message(Bytes(b));
   }
   // Reports the end; the caller deletes the call object afterwards.
   void End(const grpc::Status& s) {
@@ -189,7 +214,19 @@ class StreamCall final : public CallBase,
   }
   void OnReadDone(bool ok) override {
     if (!ok) return;  // OnDone follows with the status
-    Received(in_);
+    ContextRegistry& r = token.registry();
+    const uint64_t resumes = r.resumes();
+    if (!Received(in_)) {
+      // Held until Resume: reading stops, the agent's writes stall.
+      AddHold();
+      if (r.Park(resumes, [this] {
+            StartRead(&in_);
+            RemoveHold();
+          })) {
+        return;
+      }
+      RemoveHold();
+    }
     StartRead(&in_);
   }
   void OnDone(const grpc::Status& s) override {
@@ -231,6 +268,7 @@ class GrpcAgentClient final : public AgentClient {
   }
 
   void CancelAll() override { registry_->CancelAll(); }
+  void Resume() override { registry_->Resume(); }
 
  private:
   const Metadata metadata_;

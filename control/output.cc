@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "common/hash.h"
 #include "control/hostlist.h"
 
 namespace herd::control {
@@ -15,9 +16,83 @@ std::string Dump(const nlohmann::json& j) {
 
 // "host: data\n", byte for byte (a command's output may hold NUL bytes).
 void Line(std::FILE* f, const std::string& host, std::string_view data) {
-  std::fprintf(f, "%s: ", host.c_str());
-  std::fwrite(data.data(), 1, data.size(), f);
-  std::fputc('\n', f);
+  std::string line;
+  line.reserve(host.size() + data.size() + 3);
+  line.append(host).append(": ").append(data).push_back('\n');
+  std::fwrite(line.data(), 1, line.size(), f);
+}
+
+// Lines longer than this are printed in pieces of this size, each under the
+// host's name: text mode holds at most this much per host and stream.
+constexpr size_t kMaxLine = 64 << 10;
+
+// The length of the longest prefix of `s` that is valid UTF-8 up to a
+// complete character, starting at `from`; stops at the first invalid byte.
+size_t ValidUtf8(std::string_view s, size_t from) {
+  size_t i = from;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return i;
+    uint32_t cp = n == 1 ? c : c & (0x7f >> n);
+    for (size_t k = 1; k < n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return i;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    i += n;
+  }
+  return i;
+}
+
+// Writes `s` as a JSON string in pieces (no copy of the whole): control
+// characters escaped, bytes that are not UTF-8 replaced by U+FFFD.
+void WriteJsonString(std::FILE* f, std::string_view s) {
+  std::string buf = "\"";
+  size_t i = 0;
+  while (i < s.size()) {
+    const size_t good = ValidUtf8(s, i);
+    for (; i < good; ++i) {
+      const char c = s[i];
+      if (c == '"' || c == '\\') {
+        buf.push_back('\\');
+        buf.push_back(c);
+      } else if (c == '\n') {
+        buf += "\\n";
+      } else if (c == '\t') {
+        buf += "\\t";
+      } else if (c == '\r') {
+        buf += "\\r";
+      } else if (static_cast<unsigned char>(c) < 0x20) {
+        buf += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+      } else {
+        buf.push_back(c);
+      }
+      if (buf.size() >= 64 << 10) {
+        std::fwrite(buf.data(), 1, buf.size(), f);
+        buf.clear();
+      }
+    }
+    if (i < s.size()) {
+      buf += "\\ufffd";
+      ++i;
+    }
+  }
+  buf.push_back('"');
+  std::fwrite(buf.data(), 1, buf.size(), f);
+}
+
+// Writes `s` as a JSON string of its base64, in pieces.
+void WriteJsonBase64(std::FILE* f, std::string_view s) {
+  std::fputc('"', f);
+  constexpr size_t kPiece = 3 * 16384;
+  for (size_t at = 0; at < s.size(); at += kPiece) {
+    const std::string b = Base64Encode(s.substr(at, kPiece));
+    std::fwrite(b.data(), 1, b.size(), f);
+  }
+  std::fputc('"', f);
 }
 
 std::string FailureText(const HostResult& r) {
@@ -69,14 +144,30 @@ class TextReporter : public Reporter {
   void OnOutput(const Host& host, bool is_stderr, std::string_view data) override {
     progress_.Clear();
     std::string& partial = partial_[{host.name, is_stderr}];
-    partial.append(data.data(), data.size());
-    size_t start = 0, nl;
-    std::FILE* f = is_stderr ? o_.err : o_.out;
-    while ((nl = partial.find('\n', start)) != std::string::npos) {
-      Line(f, host.name, std::string_view(partial).substr(start, nl - start));
-      start = nl + 1;
+    // Every complete line of this chunk in one write (stderr is unbuffered).
+    std::string lines;
+    auto emit = [&](std::string_view text) {
+      lines.append(host.name).append(": ").append(text).push_back('\n');
+    };
+    size_t nl;
+    while ((nl = data.find('\n')) != std::string_view::npos) {
+      if (partial.empty()) {
+        emit(data.substr(0, nl));
+      } else {
+        partial.append(data.data(), nl);
+        emit(partial);
+        partial.clear();
+      }
+      data.remove_prefix(nl + 1);
     }
-    partial.erase(0, start);
+    partial.append(data.data(), data.size());
+    while (partial.size() >= kMaxLine) {
+      emit(std::string_view(partial).substr(0, kMaxLine));
+      partial.erase(0, kMaxLine);
+    }
+    if (partial.empty()) partial.shrink_to_fit();
+    std::FILE* f = is_stderr ? o_.err : o_.out;
+    std::fwrite(lines.data(), 1, lines.size(), f);
     std::fflush(f);
   }
 
@@ -121,6 +212,7 @@ class FoldReporter : public Reporter {
 
   void OnResult(const HostResult&) override {}
   void OnProgress(const Progress& p) override { progress_.Show(p); }
+  bool KeepsOutput() const override { return true; }
 
   void OnFinish(const std::vector<HostResult>& results,
                 std::chrono::milliseconds elapsed) override {
@@ -177,8 +269,26 @@ class JsonReporter : public Reporter {
  public:
   explicit JsonReporter(const OutputOptions& o) : o_(o) {}
 
+  // The object without its closing brace, then each output stream written
+  // in pieces: a host's 64 MiB of output is never copied whole.
   void OnResult(const HostResult& r) override {
-    std::fprintf(o_.out, "%s\n", Dump(HostResultJson(r)).c_str());
+    std::string head = Dump(HostResultJson(r));
+    head.pop_back();
+    std::fwrite(head.data(), 1, head.size(), o_.out);
+    if (r.command) {
+      for (const auto& [name, data] :
+           {std::pair<const char*, const std::string&>{"stdout", r.stdout_data},
+            {"stderr", r.stderr_data}}) {
+        std::fprintf(o_.out, ",\"%s\":", name);
+        WriteJsonString(o_.out, data);
+        // Bytes that are not UTF-8 are replaced above; here they are exact.
+        if (ValidUtf8(data, 0) != data.size()) {
+          std::fprintf(o_.out, ",\"%s_base64\":", name);
+          WriteJsonBase64(o_.out, data);
+        }
+      }
+    }
+    std::fputs("}\n", o_.out);
     std::fflush(o_.out);
   }
 
@@ -243,8 +353,6 @@ nlohmann::json HostResultJson(const HostResult& r) {
   if (r.command) {
     j["exit_code"] = r.exit_code;
     j["signal"] = r.signal;
-    j["stdout"] = r.stdout_data;
-    j["stderr"] = r.stderr_data;
     j["truncated"] = r.output_truncated;
   }
   if (!r.message.empty()) j["error"] = r.message;

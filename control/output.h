@@ -43,7 +43,9 @@ class RecordWriter {
 // Text (and fold) print the text, JSON the object.
 std::unique_ptr<RecordWriter> MakeRecordWriter(const OutputOptions& opts);
 
-// The result of one host as the JSON Lines object -o json prints.
+// The result of one host as the JSON Lines object -o json prints, without a
+// command's stdout and stderr (the reporter writes those in pieces, with
+// stdout_base64/stderr_base64 beside a stream that is not valid UTF-8).
 nlohmann::json HostResultJson(const HostResult& r);
 // "20 hosts: 18 ok, 1 failed, 1 unreachable in 0.42 s"
 std::string SummaryLine(const std::vector<HostResult>& results, std::chrono::milliseconds elapsed);

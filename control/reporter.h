@@ -27,6 +27,9 @@ class Reporter {
   virtual void OnProgress(const Progress& /*p*/) {}
   virtual void OnFinish(const std::vector<HostResult>& results,
                         std::chrono::milliseconds elapsed) = 0;
+  // Whether OnFinish reads the hosts' collected output (--fold does); when
+  // not, each host's output is released once OnResult has it.
+  virtual bool KeepsOutput() const { return false; }
 };
 
 }  // namespace herd::control

@@ -68,6 +68,10 @@ class TaskRun final : public OperationListener {
     tally_.Add(r.outcome);
     results_[i] = std::move(r);
     reporter_.OnResult(results_[i]);
+    if (!reporter_.KeepsOutput()) {
+      std::string().swap(results_[i].stdout_data);
+      std::string().swap(results_[i].stderr_data);
+    }
   }
 
   void OnProgress(size_t done, size_t in_flight, std::chrono::milliseconds elapsed) override {

@@ -229,6 +229,13 @@ Result<Task> ExecTask(const CommandSpec& spec) {
   }
   req.set_max_output_bytes(spec.max_output);
   req.set_root(spec.root);
+  if (spec.stdin_data.size() > kMaxStdin) {
+    return Status::Invalid(
+        fmt::format("stdin is more than {} bytes: copy it with herd copy and "
+                    "let the command read the file",
+                    kMaxStdin));
+  }
+  req.set_stdin_data(spec.stdin_data);
   Task t;
   t.op = MakeOperation(method::kExec, CallShape::kServerStream, req, spec.timeout);
   t.make_reader = [](const Host&) { return std::make_unique<ExecReader>(); };

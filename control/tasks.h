@@ -27,9 +27,12 @@ struct CommandSpec {
   std::string cwd;                // "" : the home of the account it runs as
   size_t max_output = 1 << 20;    // bytes of stdout and of stderr kept per host
   bool root = false;              // run as root (the device must allow it)
+  std::string stdin_data;         // the command's stdin on every host (at most kMaxStdin)
   // Per host; the agent stops the command a little before it.
   std::chrono::milliseconds timeout = kDefaultCommandTimeout;
 };
+// What `herd run` forwards of its own stdin, at most: the request carries it.
+constexpr size_t kMaxStdin = 1 << 20;
 // Errors name the flag: "--env expects KEY=VALUE, got 'X'".
 Result<Task> ExecTask(const CommandSpec& spec);
 

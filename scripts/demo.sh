@@ -17,7 +17,7 @@ show() {
   done
   printf '\n\033[1m$ %s\033[0m\n' "$shown"
   set +e
-  "$@"
+  "$@" </dev/null
   local rc=$?
   set -e
   printf '(exit code %d)\n' "$rc"

@@ -1,11 +1,34 @@
 // herd ping | run | facts | health | copy: one operation on every host a
 // TARGET selects.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "cmd/herd/cli.h"
 #include "common/defaults.h"
 #include "control/tasks.h"
 
 namespace herd::cli {
 namespace {
+
+// herd's own stdin, to its end, refused beyond `limit` bytes.
+Result<std::string> ReadStdin(size_t limit) {
+  std::string data;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::Internal(std::string("cannot read stdin: ") + std::strerror(errno));
+    if (n == 0) return data;
+    data.append(buf, static_cast<size_t>(n));
+    if (data.size() > limit) {
+      return Status::Invalid("stdin is more than " + std::to_string(limit) +
+                             " bytes: copy it with herd copy and let the command read the file, "
+                             "or pass -n to forward nothing");
+    }
+  }
+}
 
 class Fanout final : public CommandGroup {
  public:
@@ -24,6 +47,9 @@ class Fanout final : public CommandGroup {
         ->allow_extra_args(false);
     run_->add_option("--cwd", command_.cwd,
                      "Working directory on the host (default: the home of the account it runs as)");
+    run_->add_flag("-n,--no-stdin", no_stdin_,
+                   "Do not forward herd's stdin (it is forwarded, up to 1 MiB, to the command on "
+                   "every host when it is not a terminal)");
     run_->add_flag("--root", command_.root,
                    "Run as root, not as the device's exec.run_as account (the device must "
                    "allow it: exec.allow_root)");
@@ -83,6 +109,11 @@ class Fanout final : public CommandGroup {
     if (*health_) make = control::HealthTask;
     if (*run_) {
       fallback = kDefaultCommandTimeout;
+      if (!no_stdin_ && !::isatty(STDIN_FILENO)) {
+        auto in = ReadStdin(control::kMaxStdin);
+        if (!in.ok()) return Fail(in.status().message());
+        command_.stdin_data = std::move(*in);
+      }
       make = [this](milliseconds timeout) {
         command_.timeout = timeout;
         return control::ExecTask(command_);
@@ -108,6 +139,7 @@ class Fanout final : public CommandGroup {
   std::string target_;
   control::CommandSpec command_;
   std::string src_, dst_;
+  bool no_stdin_ = false;
   control::CopySpec copy_spec_;
 };
 

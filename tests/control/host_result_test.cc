@@ -76,14 +76,11 @@ TEST_CASE("JSON result objects keep stable field names", "[control][output]") {
   r.outcome = Outcome::kCommandFailed;
   r.command = true;
   r.exit_code = 3;
-  r.stdout_data = "out\xff";  // invalid UTF-8 must not throw
   auto j = HostResultJson(r);
   CHECK(j["host"] == "node01");
   CHECK(j["outcome"] == "failed");
   CHECK(j["ok"] == false);
   CHECK(j["exit_code"] == 3);
-  CHECK(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).find("out") !=
-        std::string::npos);
   CHECK(SummaryLine(With({Outcome::kOk, Outcome::kUnreachable}), std::chrono::milliseconds(1500)) ==
         "2 hosts: 1 ok, 0 failed, 1 unreachable in 1.50 s");
 }

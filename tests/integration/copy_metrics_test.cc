@@ -52,7 +52,11 @@ TEST_CASE("a 1 GiB copy passes through the CLI in bounded memory", "[integration
   auto inv = Inventory(dir, agents, 1);
   // Sparse, with a marked page every 64 MiB, so the digest covers the whole.
   const std::string src = dir / "big.bin";
+#if defined(__SANITIZE_ADDRESS__)
+  const off_t size = off_t{1} << 27;  // instrumented hashing is slow: 128 MiB
+#else
   const off_t size = off_t{1} << 30;
+#endif
   {
     herd::UniqueFd fd(::open(src.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644));
     REQUIRE(fd.valid());
@@ -67,7 +71,9 @@ TEST_CASE("a 1 GiB copy passes through the CLI in bounded memory", "[integration
       {"-i", inv, "--no-progress", "-o", "json", "copy", "node1", src, dir / "out.bin"}, 300s);
   REQUIRE(r.exit_code == 0);
   INFO("herd peak RSS " << r.max_rss_kb << " KiB");
+#if !defined(__SANITIZE_ADDRESS__)  // ASan holds freed memory in quarantine
   CHECK(r.max_rss_kb < 64 * 1024);  // the file is 1 GiB
+#endif
   struct stat st {};
   REQUIRE(::stat((dir / "out.bin").c_str(), &st) == 0);
   CHECK(st.st_size == size);

@@ -273,6 +273,9 @@ CliResult RunProgram(const std::string& program, const std::vector<std::string>&
   const char* pki_dir = !pki_initializing_ ? TestPkiDir().c_str() : nullptr;
   pid_t pid = ::fork();
   if (pid == 0) {
+    // Nothing on stdin (herd run forwards what it finds there).
+    const int null = ::open("/dev/null", O_RDONLY);
+    ::dup2(null, 0);
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);
     ::unsetenv("HERD_INVENTORY");
