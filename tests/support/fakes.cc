@@ -69,7 +69,9 @@ void EndFakeCall(FakeAgents& agents, PendingCall& p, const Status& status,
     if (p.ended) return;
     p.ended = true;
   }
-  for (const auto& m : messages) p.on_message(m);
+  for (const auto& m : messages) {
+    if (!p.on_message(m)) agents.Paused();  // a fake delivers the rest regardless
+  }
   control::CallEnd end;
   end.status = status;
   end.messages = messages.size();
@@ -99,6 +101,8 @@ class FakeAgentClient final : public control::AgentClient {
                         EndFakeCall(*a, *p, status, messages, false);
                       });
   }
+
+  void Resume() override { agents_.Resumed(); }
 
   void CancelAll() override {
     if (!calls_.empty()) agents_.CancelRequested();
@@ -146,6 +150,16 @@ void FakeAgents::Started(const std::string& address, const std::string& request)
   stats_.max_in_flight = std::max(stats_.max_in_flight, stats_.in_flight);
   stats_.order.push_back(address);
   stats_.requests[address] = request;
+}
+
+void FakeAgents::Paused() {
+  std::lock_guard<std::mutex> l(mu_);
+  ++stats_.paused;
+}
+
+void FakeAgents::Resumed() {
+  std::lock_guard<std::mutex> l(mu_);
+  ++stats_.resumed;
 }
 
 void FakeAgents::CancelRequested() {

@@ -65,9 +65,11 @@ class FakeAgents final : public control::AgentClientFactory {
 
   struct Stats {
     size_t started = 0, in_flight = 0, max_in_flight = 0;
-    size_t cancel_requests = 0;                   // CancelAll calls on clients with calls
-    size_t cancelled = 0;                         // calls ended by a cancellation
-    std::vector<std::string> order;               // addresses, in the order calls started
+    size_t cancel_requests = 0;      // CancelAll calls on clients with calls
+    size_t cancelled = 0;            // calls ended by a cancellation
+    size_t paused = 0;               // messages after which the engine said "stop reading"
+    size_t resumed = 0;              // Resume calls
+    std::vector<std::string> order;  // addresses, in the order calls started
     std::map<std::string, std::string> requests;  // address -> request bytes (the last call's)
   };
   Stats stats() const;
@@ -79,6 +81,8 @@ class FakeAgents final : public control::AgentClientFactory {
   void Started(const std::string& address, const std::string& request);
   void Ended(bool cancelled);
   void CancelRequested();
+  void Paused();
+  void Resumed();
   const FakeClock& clock_;
   mutable std::mutex mu_;  // guards hosts_, stats_
   std::map<std::string, FakeHost> hosts_;
