@@ -38,7 +38,7 @@ trap cleanup EXIT
 echo "[percall] starting $n agents" >&2
 bash "$repo/scripts/fleet.sh" up "$n" >/dev/null
 "$herd" -i "$inv" --pki-dir "$pki" mux start --idle 10m >/dev/null
-"$herd" -i "$inv" --pki-dir "$pki" -q --no-progress run all -- true >/dev/null  # warm-up
+"$herd" -i "$inv" --pki-dir "$pki" -q --no-progress run -n all -- true >/dev/null  # warm-up
 
 mapfile -t agents < <(awk -F= '/^pid=/ {print $2}' "$HERD_FLEET_DIR"/*/ready 2>/dev/null)
 if ((${#agents[@]} != n)); then

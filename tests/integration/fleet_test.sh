@@ -23,7 +23,7 @@ done
   { echo "FAIL: agent keys in the operator's PKI folder: $(ls "$HERD_FLEET_DIR/pki")"; exit 1; }
 [[ $("$herd" -i "$HERD_FLEET_DIR/inventory.yaml" inventory role=web | wc -l) -eq 2 ]] ||
   { echo "FAIL: enrolled labels missing from the inventory"; exit 1; }
-out=$("$herd" -i "$HERD_FLEET_DIR/inventory.yaml" --pki-dir "$HERD_FLEET_DIR/pki" --no-progress run @web --fold -- echo hi 2>&1)
+out=$("$herd" -i "$HERD_FLEET_DIR/inventory.yaml" --pki-dir "$HERD_FLEET_DIR/pki" --no-progress run @web --fold -- echo hi 2>&1 </dev/null)
 grep -q "node0\[1-2\],node05\|node\[01-02\] (2 hosts)" <<<"$out" || { echo "FAIL: fold output: $out"; exit 1; }
 "$repo/scripts/fleet.sh" status | grep -q "4 agent(s) alive"
 if "$repo/scripts/fleet.sh" up 2 2>/dev/null; then echo "FAIL: second up should refuse"; exit 1; fi
