@@ -64,7 +64,7 @@ measure() {  # LABEL HERD-ARGS...
   a0=$(ticks "${agents[@]}")
   m0=$(ticks "$mux")
   t0=$(date +%s.%N)
-  local loop="for ((i = 0; i < $runs; i++)); do \"$herd\" -i \"$inv\" --pki-dir \"$pki\" -q --no-progress $* >/dev/null; done"
+  local loop="for ((i = 0; i < $runs; i++)); do \"$herd\" -i \"$inv\" --pki-dir \"$pki\" -q --no-progress $* </dev/null >/dev/null; done"
   if command -v perf >/dev/null && perf stat -e context-switches true >/dev/null 2>&1; then
     perf stat -x, -e context-switches -p "$(IFS=,; echo "${agents[*]}")" -o "$stat" -- bash -c "$loop"
     cs=$(awk -F, '/context-switches/ {print $1}' "$stat")
