@@ -47,7 +47,7 @@ class ProcessLauncher {
   // is not found, or another error naming the program.
   virtual Result<Child> Launch(const LaunchSpec& spec) = 0;
 
-  // The posix_spawn launcher; lives as long as the process.
+  // The real launcher (fork without handlers, then exec); lives as long as the process.
   static ProcessLauncher& Real();
 };
 
