@@ -673,3 +673,37 @@ TEST_CASE("the CLI's memory stays bounded whatever the hosts print", "[integrati
   REQUIRE(first.contains("stdout_base64"));
   CHECK(herd::Base64Decode(first["stdout_base64"].get<std::string>())->size() == 100000);
 }
+
+TEST_CASE("a client that vanishes mid-command is found by keepalive and its command ends",
+          "[integration][agent]") {
+  ScopedTempDir dir;
+  const std::string config = dir / "agent.yaml";
+  WriteFile(config, "exec:\n  run_as: root\ngrpc:\n  keepalive: 1s\n  keepalive_timeout: 1s\n");
+  AgentProcess agent("node1", {"--config", config});
+  REQUIRE(agent.ready());
+  const std::string inventory = WriteInventory(dir, {&agent});
+  const std::string herd_pid = dir / "herd.pid", cmd_pid = dir / "cmd.pid";
+  // A CLI that is stopped (SIGSTOP) keeps its connection open but answers
+  // nothing, as a laptop that went to sleep would.
+  CliResult r;
+  std::thread cli([&] {
+    r = RunProgram(
+        "/bin/sh",
+        {"-c", "echo $$ > " + herd_pid + "; exec " + HerdBinary() + " -i " + inventory +
+                   " --no-progress run all --shell 'echo $$ > " + cmd_pid + "; exec sleep 60'"},
+        90s);
+  });
+  REQUIRE(
+      WaitFor([&] { return ReadFile(cmd_pid).size() > 1 && ReadFile(herd_pid).size() > 1; }, 20s));
+  const pid_t herd = std::stoi(ReadFile(herd_pid));
+  const pid_t command = std::stoi(ReadFile(cmd_pid));
+  REQUIRE(::kill(herd, SIGSTOP) == 0);
+  // Ping every second, answer within one: the call ends within a few seconds,
+  // not at the command's 60 s.
+  const bool ended = WaitFor([&] { return ::kill(command, 0) != 0; }, 20s);
+  ::kill(herd, SIGKILL);
+  cli.join();
+  CHECK(ended);
+  // On record as killed (SIGTERM when the call was cancelled).
+  CHECK(WaitFor([&] { return agent.AuditHas("Exec", "signal="); }, 10s));
+}
