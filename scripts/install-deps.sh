@@ -12,6 +12,8 @@ packages=(
   libyaml-cpp-dev prometheus-cpp-dev libspdlog-dev libfmt-dev
   catch2 libcli11-dev libssl-dev nlohmann-json3-dev libcurl4-openssl-dev
   clang-format-14
+  libarchive-dev libzstd-dev   # app bundles: outer archive, zstd payload
+  minisign                     # app signatures: tests check both directions with the real tool
   curl ca-certificates
   prometheus   # real Prometheus server + promtool, for the monitoring tests
   procps       # ps/pgrep used by the local fleet and benchmarks

@@ -86,5 +86,6 @@ std::unique_ptr<CommandGroup> InventoryCommands(Globals& g);  // inventory targe
 std::unique_ptr<CommandGroup> PkiCommands(Globals& g);        // ca cert enroll
 std::unique_ptr<CommandGroup> AuditCommand(Globals& g);       // audit
 std::unique_ptr<CommandGroup> MuxCommands(Globals& g);        // mux start|stop|status
+std::unique_ptr<CommandGroup> AppCommands(Globals& g);        // app keygen|pack|sign|inspect
 
 }  // namespace herd::cli

@@ -1,0 +1,75 @@
+// herd app keygen | pack | sign | inspect: making and checking signed app
+// bundles on the publisher's machine.
+#include "cmd/herd/cli.h"
+#include "control/app_bundle.h"
+
+namespace herd::cli {
+namespace {
+
+class Apps final : public CommandGroup {
+ public:
+  explicit Apps(Globals& g) : g_(g) {}
+
+  void Add(CLI::App& app) override {
+    app_ = app.add_subcommand("app", "Make, sign and check app bundles (NAME-VERSION.herd)");
+    app_->require_subcommand(1);
+    keygen_ =
+        app_->add_subcommand("keygen", "Make a publisher key pair: NAME.key (0600), NAME.pub");
+    keygen_->add_option("name", name_, "Key name")->required();
+    keygen_->add_option("--dir", dir_, "Folder for the key files (default: the working folder)");
+    pack_ = app_->add_subcommand("pack", "Pack DIR (with app.yaml) into NAME-VERSION.herd");
+    pack_->add_option("dir", dir_, "The app's folder; app.yaml describes it")->required();
+    pack_->add_option("-o,--out", out_, "Bundle to write (default NAME-VERSION.herd here)");
+    sign_ = app_->add_subcommand("sign", "Add a signature to a bundle");
+    sign_->add_option("bundle", bundle_, "The .herd file")->required();
+    sign_->add_option("--key", key_, "A herd app secret key (herd app keygen)");
+    sign_->add_option("--minisig", minisig_,
+                      "A signature minisign made of the manifest (herd app inspect "
+                      "--manifest-out M; minisign -S -m M)");
+    inspect_ = app_->add_subcommand(
+        "inspect", "Show a bundle's manifest, check its payload and which signatures verify");
+    inspect_->add_option("bundle", bundle_, "The .herd file")->required();
+    inspect_->add_option("--key", keys_, "Public key file(s) to verify against (repeatable)");
+    inspect_->add_option("--manifest-out", manifest_out_, "Write the signed manifest bytes here");
+    inspect_->add_option("--signatures-out", signatures_out_,
+                         "Write the signatures here (minisign -V -x FILE -m MANIFEST)");
+    app_->footer(
+        "Example:\n  herd app keygen acme\n  herd app pack examples/notes/1.0\n"
+        "  herd app sign notes-1.0.herd --key acme.key\n"
+        "  herd app inspect notes-1.0.herd --key acme.pub\n\n"
+        "app.yaml fields and the bundle format: docs/apps.md.");
+  }
+
+  std::optional<int> Run() override {
+    if (!*app_) return std::nullopt;
+    Result<control::Record> r = Status::Internal("no app command");
+    if (*keygen_) r = control::KeygenApp(dir_.empty() ? "." : dir_, name_);
+    if (*pack_) r = control::PackApp(dir_, out_);
+    if (*sign_) r = control::SignApp(bundle_, key_, minisig_);
+    if (*inspect_) r = control::InspectApp(bundle_, keys_, manifest_out_, signatures_out_);
+    if (!r.ok()) return Fail(r.status().message());
+    control::MakeRecordWriter(Output(g_))->Write(*r);
+    if (*inspect_) {
+      // Exit 2 when the payload or a signature does not hold.
+      const auto& j = r->json;
+      bool bad = !j["payload_ok"].get<bool>();
+      for (const auto& s : j["signatures"])
+        bad = bad || s["status"].get<std::string>().rfind("BAD", 0) == 0;
+      if (bad) return 2;
+    }
+    return 0;
+  }
+
+ private:
+  Globals& g_;
+  CLI::App *app_ = nullptr, *keygen_ = nullptr, *pack_ = nullptr, *sign_ = nullptr,
+           *inspect_ = nullptr;
+  std::string name_, dir_, out_, bundle_, key_, minisig_, manifest_out_, signatures_out_;
+  std::vector<std::string> keys_;
+};
+
+}  // namespace
+
+std::unique_ptr<CommandGroup> AppCommands(Globals& g) { return std::make_unique<Apps>(g); }
+
+}  // namespace herd::cli
