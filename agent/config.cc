@@ -45,7 +45,9 @@ Status Duration(const std::string& source, const YAML::Node& n, std::chrono::mil
 Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string& source) {
   AgentConfig c;
   try {
-    YAML::Node root = YAML::Load(text);
+    auto loaded = LoadOneDocument(text, source, "an agent config");
+    if (!loaded.ok()) return loaded.status();
+    const YAML::Node root = *loaded;
     if (!root || root.IsNull()) return c;
     if (!root.IsMap()) return At(source, root.Mark(), "agent config must be a mapping");
     if (Status s = CheckUniqueKeys(root, source); !s.ok()) return s;

@@ -1,8 +1,10 @@
 #include "common/yaml_check.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <map>
+#include <sstream>
 
 namespace herd {
 namespace {
@@ -60,7 +62,56 @@ class Walker {
   size_t visited_ = 0;
 };
 
+// Counts documents and remembers where each starts; builds nothing.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+  std::vector<YAML::Mark> starts;
+};
+
+Status At(const std::string& source, const YAML::Mark& mark, const std::string& message) {
+  std::ostringstream os;
+  os << source;
+  if (mark.line >= 0) os << ":" << mark.line + 1 << ":" << mark.column + 1;
+  os << ": " << message;
+  return Status::Invalid(os.str());
+}
+
 }  // namespace
+
+Result<YAML::Node> LoadOneDocument(const std::string& text, const std::string& source,
+                                   const std::string& what) {
+  try {
+    {
+      std::istringstream in(text);
+      YAML::Parser parser(in);
+      DocumentCounter counter;
+      // Two calls at most: a parser stuck on the same spot answers "another
+      // document" forever.
+      for (int i = 0; i < 2 && parser.HandleNextDocument(counter); ++i) {
+      }
+      if (counter.starts.size() > 1) {
+        return At(source, counter.starts[1],
+                  "a second YAML document starts here (after --- or a stray ','); " + what +
+                      " is one document");
+      }
+    }
+    return YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return At(source, e.mark, e.msg);
+  }
+}
 
 Status CheckUniqueKeys(const YAML::Node& root, const std::string& source) {
   if (!root) return Status::Ok();

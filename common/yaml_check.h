@@ -4,13 +4,11 @@
 // call this once on the parsed document. Stateless; safe from any thread.
 #pragma once
 
+#include <yaml-cpp/node/node.h>
+
 #include <string>
 
 #include "common/status.h"
-
-namespace YAML {
-class Node;
-}
 
 namespace herd {
 
@@ -18,5 +16,14 @@ namespace herd {
 // (first at line N)" for the first repeated key of any mapping in `root`.
 // A document of more than 20 million nodes (an alias bomb) is refused as well.
 Status CheckUniqueKeys(const YAML::Node& root, const std::string& source);
+
+// The one YAML document in `text` (a null node for an empty text), or
+// kInvalidArgument "SOURCE:LINE:COL: message" for a syntax error and for a
+// second document, whose start it names. Use it instead of YAML::LoadAll,
+// which never returns on a stray ',' after a top-level flow collection
+// ("[a],"), and of YAML::Load, which drops whatever follows the first
+// document unseen. `what` names the file's kind ("an inventory").
+Result<YAML::Node> LoadOneDocument(const std::string& text, const std::string& source,
+                                   const std::string& what);
 
 }  // namespace herd

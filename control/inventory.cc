@@ -295,18 +295,9 @@ Result<Inventory> ParseInventory(const std::string& yaml_text, const std::string
     os << ": " << e.msg;
     return Status::Invalid(os.str());
   };
-  YAML::Node root;
-  try {
-    // One document: a second one (after ---) would be dropped unseen.
-    std::vector<YAML::Node> docs = YAML::LoadAll(yaml_text);
-    if (docs.size() > 1) {
-      return Status::Invalid(source + ": holds " + std::to_string(docs.size()) +
-                             " YAML documents (separated by ---); an inventory is one document");
-    }
-    if (!docs.empty()) root = docs.front();
-  } catch (const YAML::Exception& e) {
-    return error(e);
-  }
+  auto loaded = LoadOneDocument(yaml_text, source, "an inventory");
+  if (!loaded.ok()) return loaded.status();
+  const YAML::Node root = *loaded;
   try {
     if (Status s = CheckUniqueKeys(root, source); !s.ok()) return s;
     return Loader(source).Load(root);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: format and layering
-# checks, unit, integration (real agents, real CLI, real Prometheus), then the
-# same suites
-# under AddressSanitizer + UndefinedBehaviorSanitizer. Exits non-zero on any
+# checks, unit, integration (real agents, real CLI, real Prometheus), a bounded
+# libFuzzer run of the app readers, then the same suites under
+# AddressSanitizer + UndefinedBehaviorSanitizer. Exits non-zero on any
 # failure. Usage: scripts/test.sh [--no-asan]
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,6 +27,9 @@ bash scripts/build.sh
 step "tests"
 # Integration tests spawn agents; run two at a time on this 2-core machine.
 (cd build && ctest --output-on-failure -j 2)
+
+step "fuzz the app manifest and bundle readers (libFuzzer, 20 s each)"
+bash scripts/fuzz.sh 20
 
 if ((asan)); then
   step "build with ASan + UBSan"

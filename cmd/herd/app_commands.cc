@@ -34,7 +34,7 @@ class Apps final : public CommandGroup {
     inspect_->add_option("--signatures-out", signatures_out_,
                          "Write the signatures here (minisign -V -x FILE -m MANIFEST)");
     app_->footer(
-        "Example:\n  herd app keygen acme\n  herd app pack examples/notes/1.0\n"
+        "Example:\n  herd app keygen acme\n  herd app pack ./notes\n"
         "  herd app sign notes-1.0.herd --key acme.key\n"
         "  herd app inspect notes-1.0.herd --key acme.pub\n\n"
         "app.yaml fields and the bundle format: docs/apps.md.");

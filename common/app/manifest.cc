@@ -176,14 +176,12 @@ bool IsCanonicalPath(const std::string& path) {
 }
 
 Result<AppSpec> ParseAppYaml(const std::string& text, const std::string& source) {
-  YAML::Node root;
-  try {
-    auto docs = YAML::LoadAll(text);
-    if (docs.size() != 1) return Status::Invalid(source + ": must hold exactly one YAML document");
-    root = docs[0];
-  } catch (const YAML::Exception& e) {
-    return Status::Invalid(source + ":" + std::to_string(e.mark.line + 1) + ":" +
-                           std::to_string(e.mark.column + 1) + ": " + e.msg);
+  auto loaded = LoadOneDocument(text, source, "app.yaml");
+  if (!loaded.ok()) return loaded.status();
+  const YAML::Node root = *loaded;
+  if (!root || root.IsNull()) {
+    return Status::Invalid(source +
+                           ": is empty (name, version, sequence and command are required)");
   }
   if (Status s = CheckUniqueKeys(root, source); !s.ok()) return s;
   YamlReader r(source);

@@ -28,6 +28,11 @@ TEST_CASE("bad agent configs name file, line and key", "[agent][config]") {
   CHECK_THAT(ParseAgentConfig("log:\n  format: xml\n", "a.yaml").status().message(),
              Catch::Contains("log.format"));
   CHECK(ParseAgentConfig("", "a.yaml").ok());
+  // A second document was dropped unseen; a stray ',' hung yaml-cpp's LoadAll.
+  CHECK_THAT(ParseAgentConfig("name: a\n---\nname: b\n", "a.yaml").status().message(),
+             Catch::Contains("a.yaml:2:1: a second YAML document starts here"));
+  CHECK_THAT(ParseAgentConfig("{name: a},", "a.yaml").status().message(),
+             Catch::Contains("a second YAML document starts here"));
 }
 
 TEST_CASE("a key written twice in the agent config is an error, not first-wins",

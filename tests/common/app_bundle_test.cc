@@ -71,6 +71,9 @@ TEST_CASE("app.yaml is read strictly, errors name the line and the field", "[app
              Catch::Contains("which permissions.listen does not declare"));
   CHECK_THAT(Error("name: n\nname: m\nversion: 1\nsequence: 1\ncommand: [x]\n"),
              Catch::Contains("duplicate key 'name'"));
+  CHECK_THAT(Error(""), Catch::Contains("app.yaml: is empty"));
+  // Found by the fuzz target: yaml-cpp's LoadAll never returned on this.
+  CHECK_THAT(Error("{\"\":[\"\"],\"\"},"), Catch::Contains("a second YAML document starts here"));
 }
 
 TEST_CASE("bundle paths must be canonical and relative", "[app]") {
