@@ -10,17 +10,14 @@
 
 #include "common/duration.h"
 #include "common/file.h"
+#include "common/text.h"
 #include "common/yaml_check.h"
 
 namespace herd::agent {
 namespace {
 
 Status At(const std::string& source, const YAML::Mark& m, const std::string& msg) {
-  std::ostringstream os;
-  os << source;
-  if (m.line >= 0) os << ":" << m.line + 1 << ":" << m.column + 1;
-  os << ": " << msg;
-  return Status::Invalid(os.str());
+  return YamlError(source, m, msg);
 }
 
 Status CheckKeys(const std::string& source, const YAML::Node& node,
@@ -40,6 +37,67 @@ Status Duration(const std::string& source, const YAML::Node& n, std::chrono::mil
   return Status::Ok();
 }
 
+// A publisher's key: a minisign .pub file (absolute path) or its base64 line.
+Result<app::PublicKey> PublisherKey(const std::string& source, const YAML::Node& n) {
+  const std::string v = n.as<std::string>();
+  if (!v.empty() && v[0] == '/') {
+    auto text = ReadFileToString(v, 4096);
+    if (!text.ok()) return At(source, n.Mark(), "apps.publishers: " + text.status().message());
+    auto k = app::ParsePublicKey(*text, v);
+    if (!k.ok()) return At(source, n.Mark(), "apps.publishers: " + k.status().message());
+    return *k;
+  }
+  auto k = app::ParsePublicKey("untrusted comment: apps.publishers\n" + v + "\n", "key");
+  if (!k.ok()) {
+    return At(source, n.Mark(),
+              "apps.publishers: '" + Excerpt(v) +
+                  "' is neither an absolute path to a .pub file nor a minisign public key");
+  }
+  return *k;
+}
+
+Status Size(const std::string& source, const YAML::Node& n, uint64_t* out) {
+  if (!n) return Status::Ok();
+  auto v = ParseByteSize(n.as<std::string>());
+  if (!v.ok() || *v == 0) return At(source, n.Mark(), "must be a size like 64M or 1G");
+  *out = *v;
+  return Status::Ok();
+}
+
+Status Apps(const std::string& source, const YAML::Node& a, AppsSettings* out) {
+  Status s = CheckKeys(source, a,
+                       {"dir", "publishers", "max_bundle_size", "max_entries", "max_expanded_size",
+                        "keep_versions", "allow_outbound", "max_memory", "max_pids"},
+                       " in 'apps'");
+  if (!s.ok()) return s;
+  if (a["dir"]) out->dir = a["dir"].as<std::string>();
+  if (auto p = a["publishers"]) {
+    if (!p.IsSequence()) return At(source, p.Mark(), "apps.publishers must be a list of keys");
+    for (const auto& n : p) {
+      auto k = PublisherKey(source, n);
+      if (!k.ok()) return k.status();
+      out->publishers.push_back(*k);
+    }
+  }
+  if (!(s = Size(source, a["max_bundle_size"], &out->max_bundle_bytes)).ok()) return s;
+  if (!(s = Size(source, a["max_expanded_size"], &out->max_expanded_bytes)).ok()) return s;
+  if (!(s = Size(source, a["max_memory"], &out->max_memory)).ok()) return s;
+  if (a["max_entries"]) out->max_entries = a["max_entries"].as<uint64_t>();
+  if (a["max_pids"]) out->max_pids = a["max_pids"].as<uint64_t>();
+  if (a["allow_outbound"]) out->allow_outbound = a["allow_outbound"].as<bool>();
+  if (a["keep_versions"]) out->keep_versions = a["keep_versions"].as<int>();
+  if (out->keep_versions < 1 || out->keep_versions > 100) {
+    return At(source, a["keep_versions"].Mark(), "apps.keep_versions must be 1 to 100");
+  }
+  if (out->max_entries < 1) {
+    return At(source, a["max_entries"].Mark(), "apps.max_entries must be 1 or more");
+  }
+  if (!out->dir.empty() && out->dir[0] != '/') {
+    return At(source, a["dir"].Mark(), "apps.dir must be an absolute path");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string& source) {
@@ -51,10 +109,11 @@ Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string&
     if (!root || root.IsNull()) return c;
     if (!root.IsMap()) return At(source, root.Mark(), "agent config must be a mapping");
     if (Status s = CheckUniqueKeys(root, source); !s.ok()) return s;
-    Status s = CheckKeys(source, root,
-                         {"name", "listen", "metrics_listen", "state_dir", "labels", "log", "exec",
-                          "files", "grpc", "health", "ready_file", "tls", "plaintext", "enroll"},
-                         "");
+    Status s =
+        CheckKeys(source, root,
+                  {"name", "listen", "metrics_listen", "state_dir", "labels", "log", "exec",
+                   "files", "apps", "grpc", "health", "ready_file", "tls", "plaintext", "enroll"},
+                  "");
     if (!s.ok()) return s;
     if (root["name"]) c.name = root["name"].as<std::string>();
     if (root["listen"]) c.listen = root["listen"].as<std::string>();
@@ -103,6 +162,10 @@ Result<AgentConfig> ParseAgentConfig(const std::string& text, const std::string&
       if (c.files.max_concurrent < 1) {
         return At(source, files["max_concurrent"].Mark(), "files.max_concurrent must be >= 1");
       }
+    }
+    if (auto a = root["apps"]) {
+      s = Apps(source, a, &c.apps);
+      if (!s.ok()) return s;
     }
     if (auto g = root["grpc"]) {
       s = CheckKeys(source, g, {"keepalive", "keepalive_timeout"}, " in 'grpc'");

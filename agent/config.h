@@ -4,7 +4,9 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <vector>
 
+#include "common/app/minisign.h"
 #include "common/defaults.h"
 #include "common/status.h"
 
@@ -25,6 +27,23 @@ struct ExecLimits {
 // Uploads (PutFile).
 struct FileLimits {
   int max_concurrent = 16;  // uploads at once; more are refused (each holds a temporary)
+};
+
+// Apps on this device: the owner's policy (docs/apps.md). Apps are refused
+// until `publishers` names at least one key.
+struct AppsSettings {
+  std::string dir;  // "": <state_dir>/apps
+  // The publishers whose signatures this device accepts: each a minisign
+  // public key file (absolute path) or the key's base64 line, read at load.
+  std::vector<app::PublicKey> publishers;
+  uint64_t max_bundle_bytes = 1ull << 30;    // an upload larger than this is refused
+  uint64_t max_entries = 10'000;             // files in a payload
+  uint64_t max_expanded_bytes = 1ull << 30;  // bytes of a payload, expanded
+  int keep_versions = 3;                     // installed versions kept per app (newest)
+  // What an app may be granted: anything more in its app.yaml is refused.
+  bool allow_outbound = false;         // permissions.network: outbound
+  uint64_t max_memory = 256ull << 20;  // resources.memory
+  uint64_t max_pids = 128;             // resources.pids
 };
 
 // The gRPC server's care for its connections.
@@ -60,6 +79,7 @@ struct AgentConfig {
   std::string ready_file;  // written once both ports are bound
   ExecLimits exec;
   FileLimits files;
+  AppsSettings apps;
   GrpcSettings grpc;
   HealthLimits health;
   TlsFiles tls;  // all empty: TlsFilesIn(<state_dir>/tls), made by enrolment

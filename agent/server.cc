@@ -19,6 +19,7 @@
 
 #include "agent/agent_context.h"
 #include "agent/agent_service.h"
+#include "agent/apps/app_service.h"
 #include "agent/exec/exec_runner.h"
 #include "agent/files/file_writer.h"
 #include "agent/host/host_info.h"
@@ -121,6 +122,7 @@ struct AgentServer::Impl {
   std::unique_ptr<Authorizer> authz;
   Account run_as, agent_account;
   std::unique_ptr<AgentContext> context;  // what the services' calls share
+  std::unique_ptr<AppStore> apps;
   std::unique_ptr<rpc::Server> server;
   int lock_fd = -1;  // flock on <state_dir>/herdd.lock, held while running
   ~Impl() {
@@ -203,6 +205,9 @@ Status AgentServer::Start() {
   if (int left = RemoveLeftTemporaries(notes); left > 0) {
     spdlog::info("removed {} temporary file(s) of uploads cut short by an earlier herdd", left);
   }
+  impl_->apps =
+      std::make_unique<AppStore>(c.apps, c.apps.dir.empty() ? c.state_dir + "/apps" : c.apps.dir);
+  if (Status s = impl_->apps->Open(); !s.ok()) return s;
   if (!c.plaintext) {
     if (impl_->config.tls.empty()) {
       impl_->config.tls = TlsFilesIn(c.state_dir + "/tls");
@@ -264,6 +269,7 @@ Status AgentServer::BuildGrpc() {
   impl_->server = std::make_unique<rpc::Server>(&impl_->rpc_metrics);
   // One line per service.
   impl_->server->Add(std::make_unique<AgentService>(*impl_->context));
+  impl_->server->Add(std::make_unique<AppService>(*impl_->context, *impl_->apps));
 
   grpc::ServerBuilder builder;
   int port = 0;

@@ -74,4 +74,25 @@ std::string UtcDate(std::time_t t) { return FormatUtc(t, "%Y-%m-%d"); }
 
 std::string UtcTime(std::time_t t) { return FormatUtc(t, "%Y-%m-%d %H:%M:%SZ"); }
 
+Result<uint64_t> ParseByteSize(std::string_view text) {
+  const std::string s(text);
+  const auto bad = Status::Invalid("'" + s + "' is not a size like 64M, 1G or 4096");
+  if (s.empty() || !std::isdigit(static_cast<unsigned char>(s[0]))) return bad;
+  size_t used = 0;
+  unsigned long long v = 0;
+  try {
+    v = std::stoull(s, &used);
+  } catch (...) {
+    return bad;
+  }
+  const std::string unit = s.substr(used);
+  const uint64_t mult = unit.empty()                   ? 1
+                        : unit == "K" || unit == "KiB" ? 1ull << 10
+                        : unit == "M" || unit == "MiB" ? 1ull << 20
+                        : unit == "G" || unit == "GiB" ? 1ull << 30
+                                                       : 0;
+  if (mult == 0 || v > (1ull << 50) / mult) return bad;
+  return static_cast<uint64_t>(v * mult);
+}
+
 }  // namespace herd

@@ -1,4 +1,5 @@
-// Parsing of human durations ("500ms", "30s", "2m", "1h", bare number = seconds).
+// Human durations ("500ms", "30s", "2m", "1h", bare number = seconds) and
+// byte sizes ("64M", "1G", "512KiB", bare number = bytes).
 #pragma once
 
 #include <chrono>
@@ -11,6 +12,9 @@
 namespace herd {
 
 Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
+
+// K/KiB, M/MiB, G/GiB (powers of 1024) or bytes; at most 2^50.
+Result<uint64_t> ParseByteSize(std::string_view text);
 
 // The other way, two units at most: "500ms", "45s", "2m0s", "3h5m", "2d4h".
 std::string FormatDuration(std::chrono::milliseconds d);

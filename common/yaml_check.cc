@@ -80,15 +80,15 @@ class DocumentCounter : public YAML::EventHandler {
   std::vector<YAML::Mark> starts;
 };
 
-Status At(const std::string& source, const YAML::Mark& mark, const std::string& message) {
+}  // namespace
+
+Status YamlError(const std::string& source, const YAML::Mark& mark, const std::string& message) {
   std::ostringstream os;
   os << source;
   if (mark.line >= 0) os << ":" << mark.line + 1 << ":" << mark.column + 1;
   os << ": " << message;
   return Status::Invalid(os.str());
 }
-
-}  // namespace
 
 Result<YAML::Node> LoadOneDocument(const std::string& text, const std::string& source,
                                    const std::string& what) {
@@ -102,14 +102,14 @@ Result<YAML::Node> LoadOneDocument(const std::string& text, const std::string& s
       for (int i = 0; i < 2 && parser.HandleNextDocument(counter); ++i) {
       }
       if (counter.starts.size() > 1) {
-        return At(source, counter.starts[1],
-                  "a second YAML document starts here (after --- or a stray ','); " + what +
-                      " is one document");
+        return YamlError(source, counter.starts[1],
+                         "a second YAML document starts here (after --- or a stray ','); " + what +
+                             " is one document");
       }
     }
     return YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    return At(source, e.mark, e.msg);
+    return YamlError(source, e.mark, e.msg);
   }
 }
 

@@ -4,6 +4,7 @@
 // call this once on the parsed document. Stateless; safe from any thread.
 #pragma once
 
+#include <yaml-cpp/mark.h>
 #include <yaml-cpp/node/node.h>
 
 #include <string>
@@ -16,6 +17,10 @@ namespace herd {
 // (first at line N)" for the first repeated key of any mapping in `root`.
 // A document of more than 20 million nodes (an alias bomb) is refused as well.
 Status CheckUniqueKeys(const YAML::Node& root, const std::string& source);
+
+// kInvalidArgument "SOURCE:LINE:COL: message" (without LINE:COL for a
+// mark yaml-cpp does not know).
+Status YamlError(const std::string& source, const YAML::Mark& mark, const std::string& message);
 
 // The one YAML document in `text` (a null node for an empty text), or
 // kInvalidArgument "SOURCE:LINE:COL: message" for a syntax error and for a

@@ -136,7 +136,8 @@ class Forward final : public rpc::LiveCall {
     }
     cache_.CallStarted();
     counted_ = true;
-    one_request_ = ctx_.method() != kClientStreamingMethod;
+    one_request_ =
+        ctx_.method() != rpc::agent_method::kPutFile && ctx_.method() != rpc::app_method::kInstall;
     upstream_ctx_.set_deadline(ctx_.deadline());
     // Headers leave with the first message, not in a packet of their own.
     upstream_ctx_.set_initial_metadata_corked(true);
@@ -216,9 +217,6 @@ class Forward final : public rpc::LiveCall {
     if (ctx_.IsCancelled() && up_) upstream_ctx_.TryCancel();
   }
   void Ignore(bool) {}
-
-  // Every agent method takes one request message except this one.
-  static constexpr const char* kClientStreamingMethod = rpc::agent_method::kPutFile;
 
   grpc::AsyncGenericService& generic_;
   ChannelCache& cache_;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "common/hash.h"
 #include "common/key_value.h"
 #include "herd/v1/agent.pb.h"
+#include "herd/v1/app.pb.h"
 #include "proto/rpc/agent_methods.h"
 
 namespace herd::control {
@@ -109,7 +111,8 @@ class ExecReader final : public ReplyReader {
   bool have_result_ = false, unreadable_ = false;
 };
 
-// PutFile's chunks, read from the file as each write is due.
+// An upload's chunks, read from the file as each write is due: field 2,
+// `chunk`, of PutFileMessage and of InstallMessage alike.
 class ChunkSource final : public StreamSource {
  public:
   static constexpr size_t kChunk = 256 * 1024;
@@ -310,6 +313,63 @@ Result<Task> CopyTask(const CopySpec& spec) {
                    {"mode", fmt::format("{:04o}", res.mode())},
                    {"uid", res.uid()},
                    {"gid", res.gid()}});
+      });
+}
+
+Result<Task> InstallTask(const InstallSpec& spec) {
+  auto source = ReadCopySource(spec.bundle);
+  if (!source.ok()) return source.status();
+  v1::InstallMessage first;
+  v1::InstallHeader& header = *first.mutable_header();
+  header.set_size(source->size);
+  header.set_sha256(source->sha256);
+  header.set_allow_downgrade(spec.allow_downgrade);
+  Operation op =
+      MakeOperation(rpc::app_method::kInstall, CallShape::kClientStream, first, spec.timeout);
+  op.call.stream = std::make_shared<ChunkSource>(std::move(*source));
+  return UnaryTask<v1::InstallReply>(std::move(op), [](const v1::InstallReply& r, const CallEnd&) {
+    std::vector<std::string> signers(r.signers().begin(), r.signers().end());
+    return Ok(
+        fmt::format("{} {} {} (sequence {}, {} files, {}, signed by {})", r.name(), r.version(),
+                    r.already_installed() ? "was installed already" : "installed", r.sequence(),
+                    r.files(), Bytes(r.bytes()), fmt::join(signers, ", ")),
+        {{"name", r.name()},
+         {"version", r.version()},
+         {"sequence", r.sequence()},
+         {"bundle_sha256", r.bundle_sha256()},
+         {"files", r.files()},
+         {"bytes", r.bytes()},
+         {"signers", signers},
+         {"already_installed", r.already_installed()}});
+  });
+}
+
+Task ListAppsTask(std::chrono::milliseconds timeout) {
+  return UnaryTask<v1::ListAppsReply>(
+      MakeOperation(rpc::app_method::kList, CallShape::kUnary, v1::ListAppsRequest(), timeout),
+      [](const v1::ListAppsReply& r, const CallEnd&) {
+        nlohmann::json apps = nlohmann::json::array();
+        std::vector<std::string> parts;
+        for (const auto& a : r.apps()) {
+          nlohmann::json versions = nlohmann::json::array();
+          std::vector<std::string> shown;
+          for (const auto& v : a.versions()) {
+            versions.push_back(
+                {{"version", v.version()},
+                 {"sequence", v.sequence()},
+                 {"bundle_sha256", v.bundle_sha256()},
+                 {"files", v.files()},
+                 {"bytes", v.bytes()},
+                 {"installed_unix", v.installed_unix()},
+                 {"signers", std::vector<std::string>(v.signers().begin(), v.signers().end())}});
+            shown.push_back(fmt::format("{} ({})", v.version(), v.sequence()));
+          }
+          apps.push_back({{"name", a.name()}, {"versions", versions}});
+          parts.push_back(fmt::format("{} {}", a.name(), fmt::join(shown, ", ")));
+        }
+        return Ok(parts.empty() ? std::string("no apps installed")
+                                : fmt::format("{}", fmt::join(parts, "; ")),
+                  {{"apps", apps}});
       });
 }
 

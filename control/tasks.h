@@ -1,5 +1,5 @@
 // The fan-out commands' tasks (control/task.h): ping, facts, health, run,
-// and copy (audit: control/audit.h). Each builds its operation from the
+// copy, app install and apps (audit: control/audit.h). Each builds its operation from the
 // command's options and reads every host's replies into one HostResult.
 // Certificate renewal, which takes two calls per host, is control/renew.h.
 #pragma once
@@ -63,5 +63,18 @@ struct CopySpec {
 };
 // Errors name the argument or flag.
 Result<Task> CopyTask(const CopySpec& spec);
+
+// `herd app install`: a signed bundle (.herd) to every host, which checks
+// it against its own trust and policy and installs it (docs/apps.md). Read
+// in chunks like `herd copy`'s file.
+struct InstallSpec {
+  std::string bundle;
+  bool allow_downgrade = false;
+  std::chrono::milliseconds timeout = kDefaultCommandTimeout;
+};
+Result<Task> InstallTask(const InstallSpec& spec);
+
+// `herd apps`: the apps and versions installed on every host.
+Task ListAppsTask(std::chrono::milliseconds timeout);
 
 }  // namespace herd::control

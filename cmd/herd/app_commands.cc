@@ -1,7 +1,10 @@
 // herd app keygen | pack | sign | inspect: making and checking signed app
-// bundles on the publisher's machine.
+// bundles on the publisher's machine; herd app install and herd apps: the
+// bundles on the devices a TARGET selects.
 #include "cmd/herd/cli.h"
+#include "common/defaults.h"
 #include "control/app_bundle.h"
+#include "control/tasks.h"
 
 namespace herd::cli {
 namespace {
@@ -11,7 +14,8 @@ class Apps final : public CommandGroup {
   explicit Apps(Globals& g) : g_(g) {}
 
   void Add(CLI::App& app) override {
-    app_ = app.add_subcommand("app", "Make, sign and check app bundles (NAME-VERSION.herd)");
+    app_ =
+        app.add_subcommand("app", "Make, sign, check and install app bundles (NAME-VERSION.herd)");
     app_->require_subcommand(1);
     keygen_ =
         app_->add_subcommand("keygen", "Make a publisher key pair: NAME.key (0600), NAME.pub");
@@ -33,15 +37,38 @@ class Apps final : public CommandGroup {
     inspect_->add_option("--manifest-out", manifest_out_, "Write the signed manifest bytes here");
     inspect_->add_option("--signatures-out", signatures_out_,
                          "Write the signatures here (minisign -V -x FILE -m MANIFEST)");
+    install_ = app_->add_subcommand(
+        "install", "Install a signed bundle on hosts (each checks it against its own trust)");
+    install_->add_option("target", target_, "Hosts")->required();
+    install_->add_option("bundle", install_spec_.bundle, "The .herd file")->required();
+    install_->add_flag("--allow-downgrade", install_spec_.allow_downgrade,
+                       "Install even though a higher sequence of the app is installed");
     app_->footer(
         "Example:\n  herd app keygen acme\n  herd app pack ./notes\n"
         "  herd app sign notes-1.0.herd --key acme.key\n"
-        "  herd app inspect notes-1.0.herd --key acme.pub\n\n"
-        "app.yaml fields and the bundle format: docs/apps.md.");
+        "  herd app inspect notes-1.0.herd --key acme.pub\n"
+        "  herd app install all notes-1.0.herd\n  herd apps all\n\n"
+        "app.yaml fields, the bundle format and the device's policy: docs/apps.md.");
+    apps_ = app.add_subcommand("apps", "List the apps and versions installed on hosts");
+    apps_->add_option("target", target_, "Hosts")->required();
   }
 
+  std::vector<CLI::App*> TargetCommands() const override { return {install_, apps_}; }
+
   std::optional<int> Run() override {
+    if (*apps_) {
+      return RunTaskOnTargets(g_, target_, kDefaultHostTimeout, [](std::chrono::milliseconds t) {
+        return Result<control::Task>(control::ListAppsTask(t));
+      });
+    }
     if (!*app_) return std::nullopt;
+    if (*install_) {
+      return RunTaskOnTargets(g_, target_, kDefaultCommandTimeout,
+                              [this](std::chrono::milliseconds t) {
+                                install_spec_.timeout = t;
+                                return control::InstallTask(install_spec_);
+                              });
+    }
     Result<control::Record> r = Status::Internal("no app command");
     if (*keygen_) r = control::KeygenApp(dir_.empty() ? "." : dir_, name_);
     if (*pack_) r = control::PackApp(dir_, out_);
@@ -63,7 +90,9 @@ class Apps final : public CommandGroup {
  private:
   Globals& g_;
   CLI::App *app_ = nullptr, *keygen_ = nullptr, *pack_ = nullptr, *sign_ = nullptr,
-           *inspect_ = nullptr;
+           *inspect_ = nullptr, *install_ = nullptr, *apps_ = nullptr;
+  std::string target_;
+  control::InstallSpec install_spec_;
   std::string name_, dir_, out_, bundle_, key_, minisig_, manifest_out_, signatures_out_;
   std::vector<std::string> keys_;
 };

@@ -86,6 +86,7 @@ std::unique_ptr<CommandGroup> InventoryCommands(Globals& g);  // inventory targe
 std::unique_ptr<CommandGroup> PkiCommands(Globals& g);        // ca cert enroll
 std::unique_ptr<CommandGroup> AuditCommand(Globals& g);       // audit
 std::unique_ptr<CommandGroup> MuxCommands(Globals& g);        // mux start|stop|status
-std::unique_ptr<CommandGroup> AppCommands(Globals& g);        // app keygen|pack|sign|inspect
+std::unique_ptr<CommandGroup> AppCommands(
+    Globals& g);  // app keygen|pack|sign|inspect|install, apps
 
 }  // namespace herd::cli

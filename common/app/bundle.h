@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/app/manifest.h"
+#include "common/app/minisign.h"
 #include "common/status.h"
 
 namespace herd::app {
@@ -46,6 +47,14 @@ Result<BundleHead> ReadHead(const std::string& path);
 using FileSink = std::function<Status(const FileEntry& file, std::string_view data, bool last)>;
 Status VerifyPayload(const std::string& path, const Manifest& manifest,
                      const PayloadLimits& limits = {}, const FileSink& on_file = nullptr);
+
+// The trust decision a device makes on a bundle's head: the key ids (hex)
+// of the signatures by `trusted` keys that verify. Refused with the reason:
+// kPermissionDenied "not signed" / "signed only by keys this device does not
+// trust: ID, ..." / "bad signature by trusted key ID" (a bad signature by a
+// trusted key refuses the bundle even when another one verifies).
+Result<std::vector<std::string>> CheckSignatures(const BundleHead& head,
+                                                 const std::vector<PublicKey>& trusted);
 
 // Replaces the bundle's signatures (the rest is copied unchanged).
 Status WriteSignatures(const std::string& path, const std::vector<std::string>& signatures);

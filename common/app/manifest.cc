@@ -138,27 +138,6 @@ class YamlReader {
   std::string source_;
 };
 
-uint64_t ParseSize(const std::string& s, bool* ok) {
-  *ok = false;
-  if (s.empty() || !std::isdigit(static_cast<unsigned char>(s[0]))) return 0;
-  size_t used = 0;
-  unsigned long long v = 0;
-  try {
-    v = std::stoull(s, &used);
-  } catch (...) {
-    return 0;
-  }
-  const std::string unit = s.substr(used);
-  const uint64_t mult = unit.empty()                   ? 1
-                        : unit == "K" || unit == "KiB" ? 1ull << 10
-                        : unit == "M" || unit == "MiB" ? 1ull << 20
-                        : unit == "G" || unit == "GiB" ? 1ull << 30
-                                                       : 0;
-  if (mult == 0 || v > (1ull << 50) / mult) return 0;
-  *ok = true;
-  return v * mult;
-}
-
 }  // namespace
 
 bool IsCanonicalPath(const std::string& path) {
@@ -264,10 +243,10 @@ Result<AppSpec> ParseAppYaml(const std::string& text, const std::string& source)
     if (Status s = r.Keys(res, "resources", {"memory", "pids", "cpu_share"}); !s.ok()) return s;
     if (res["memory"]) {
       std::string m;
-      bool ok = false;
       if (Status s = r.Scalar(res["memory"], "resources.memory", &m); !s.ok()) return s;
-      a.memory_bytes = ParseSize(m, &ok);
-      if (!ok || a.memory_bytes == 0) {
+      auto bytes = ParseByteSize(m);
+      a.memory_bytes = bytes.ok() ? *bytes : 0;
+      if (a.memory_bytes == 0) {
         return r.Error(res["memory"], "resources.memory", "must be a size like 256M or 1G");
       }
     }

@@ -1,4 +1,4 @@
-// Full method names of herd.v1.Agent (proto/herd/v1/agent.proto), as gRPC
+// Full method names of herd.v1.Agent and herd.v1.Apps (proto/herd/v1/), as gRPC
 // routes them, the agent authorises them and the CLI calls them.
 #pragma once
 
@@ -19,3 +19,11 @@ inline constexpr char kCompleteEnroll[] = "/herd.v1.Agent/CompleteEnroll";
 inline constexpr char kRevocationVersionKey[] = "herd-revocations";
 
 }  // namespace herd::rpc::agent_method
+
+// Full method names of herd.v1.Apps (proto/herd/v1/app.proto).
+namespace herd::rpc::app_method {
+
+inline constexpr char kInstall[] = "/herd.v1.Apps/Install";
+inline constexpr char kList[] = "/herd.v1.Apps/List";
+
+}  // namespace herd::rpc::app_method

@@ -1,0 +1,38 @@
+// AppService: herd.v1.Apps on herdd (proto/herd/v1/app.proto), a thin
+// adapter on the shared framework (proto/rpc/call_queue.h) over the
+// gRPC-free AppStore. Install has a file of its own (install_call.h); List
+// runs on the serving thread (a folder scan).
+#pragma once
+
+#include <vector>
+
+#include "agent/agent_context.h"
+#include "agent/apps/app_store.h"
+#include "herd/v1/app.grpc.pb.h"
+#include "proto/rpc/call_queue.h"
+
+namespace herd::agent {
+
+// What the calls of the Apps service share.
+struct AppsContext {
+  AgentContext& agent;
+  AppStore& store;
+};
+
+class AppService final : public rpc::Service {
+ public:
+  // Registers the service's policies with the agent's Authorizer.
+  AppService(AgentContext& c, AppStore& store);
+
+  void Register(grpc::ServerBuilder& builder) override;
+  void Arm(rpc::CallQueue& queue) override;
+
+  // Who may call each method of herd.v1.Apps; any other is refused.
+  static const std::vector<MethodPolicy>& Policies();
+
+ private:
+  AppsContext c_;
+  v1::Apps::AsyncService async_;
+};
+
+}  // namespace herd::agent

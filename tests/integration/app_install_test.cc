@@ -1,0 +1,209 @@
+// herd app install and herd apps with the real CLI, real agents and real
+// signed bundles: installs, the no-op re-install, refusals with their
+// reasons, the audit trail, and SIGKILL of herdd at every step of an install.
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/test_support.h"
+
+using namespace herd::testing;
+using namespace std::chrono_literals;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A publisher key, sample bundles signed with it, and agent configs that
+// trust it.
+struct Publisher {
+  ScopedTempDir dir;
+  Publisher() {
+    auto k = RunHerd({"app", "keygen", "acme", "--dir", dir.path()});
+    REQUIRE(k.exit_code == 0);
+  }
+  // notes at `sequence`, packed and (unless `sign` is false) signed.
+  std::string Bundle(int sequence, bool sign = true, const std::string& extra = "") {
+    const std::string src = dir / ("notes-" + std::to_string(sequence));
+    fs::create_directories(src);
+    WriteFile(src + "/app.yaml", "name: notes\nversion: \"1." + std::to_string(sequence) +
+                                     "\"\nsequence: " + std::to_string(sequence) +
+                                     "\ncommand: [/bin/sh, run.sh]\n" + extra);
+    WriteFile(src + "/run.sh", "echo version " + std::to_string(sequence) + "\n");
+    const std::string out = src + ".herd";
+    auto pack = RunHerd({"app", "pack", src, "-o", out});
+    INFO(pack.err);
+    REQUIRE(pack.exit_code == 0);
+    if (sign) REQUIRE(RunHerd({"app", "sign", out, "--key", dir / "acme.key"}).exit_code == 0);
+    return out;
+  }
+  std::string Config(const std::string& extra = "") {
+    const std::string path = dir / "agent.yaml";
+    WriteFile(path,
+              "exec: {run_as: root}\napps:\n  publishers: [" + dir / "acme.pub" + "]\n" + extra);
+    return path;
+  }
+};
+
+// The sequences `herd apps` lists for the one agent in `inv`.
+std::vector<uint64_t> Listed(const std::string& inv) {
+  auto r = RunHerd({"-i", inv, "-o", "json", "apps", "all"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  std::vector<uint64_t> seqs;
+  const json host = json::parse(Lines(r.out).at(0));
+  for (const auto& app : host["data"]["apps"]) {
+    for (const auto& v : app["versions"]) seqs.push_back(v["sequence"].get<uint64_t>());
+  }
+  return seqs;
+}
+
+// True when nothing in the store is half done: no temporary or discarded
+// folder, every bundle used by a listed version, every version complete.
+void CheckConsistent(const std::string& apps_dir, const std::vector<uint64_t>& listed) {
+  for (const auto& e : fs::recursive_directory_iterator(apps_dir)) {
+    INFO(e.path());
+    CHECK(e.path().filename().string()[0] != '.');
+  }
+  size_t bundles = 0;
+  for (const auto& e : fs::directory_iterator(apps_dir + "/bundles"))
+    bundles += e.is_regular_file();
+  CHECK(bundles == listed.size());
+  for (uint64_t seq : listed) {
+    CHECK(ReadFile(apps_dir + "/notes/" + std::to_string(seq) + "/files/run.sh") ==
+          "echo version " + std::to_string(seq) + "\n");
+  }
+}
+
+}  // namespace
+
+TEST_CASE("herd app install puts a signed bundle on every device once, and herd apps lists it",
+          "[integration][app]") {
+  Publisher pub;
+  const std::string config = pub.Config();
+  AgentProcess a("node1", {"--config", config}), b("node2", {"--config", config});
+  REQUIRE((a.ready() && b.ready()));
+  ScopedTempDir dir;
+  const std::string inv = WriteInventory(dir, {&a, &b});
+  const std::string v1 = pub.Bundle(1);
+
+  auto r = RunHerd({"-i", inv, "--no-progress", "app", "install", "all", v1});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("node1: notes 1.1 installed (sequence 1, 2 files") &&
+                        Catch::Contains("node2: notes 1.1 installed"));
+  for (const auto* agent : {&a, &b}) {
+    CHECK(ReadFile(agent->state_dir() + "/apps/notes/1/files/run.sh") == "echo version 1\n");
+    CHECK(agent->AuditHas("Install", "ok: notes 1.1 (sequence 1) installed"));
+  }
+  // The same bundle again: answered before its bytes are sent.
+  auto again = RunHerd({"-i", inv, "-o", "json", "app", "install", "node1", v1});
+  REQUIRE(again.exit_code == 0);
+  const json j = json::parse(Lines(again.out).at(0));
+  CHECK(j["data"]["already_installed"] == true);
+  CHECK(j["data"]["signers"].size() == 1);
+
+  REQUIRE(RunHerd({"-i", inv, "app", "install", "all", pub.Bundle(2)}).exit_code == 0);
+  auto list = RunHerd({"-i", inv, "--no-progress", "apps", "all"});
+  CHECK(list.exit_code == 0);
+  CHECK_THAT(list.out, Catch::Contains("node1: notes 1.2 (2), 1.1 (1)"));
+  // A viewer may list but not install.
+  auto viewer =
+      RunHerd({"-i", inv, "--identity", "viewer", "app", "install", "node1", pub.Bundle(3)});
+  CHECK(viewer.exit_code != 0);
+  CHECK_THAT(viewer.err, Catch::Contains("Install needs role operator"));
+  CHECK(RunHerd({"-i", inv, "--identity", "viewer", "apps", "node1"}).exit_code == 0);
+}
+
+TEST_CASE("a device refuses unsigned, untrusted, tampered, downgraded and over-policy bundles",
+          "[integration][app]") {
+  Publisher pub;
+  AgentProcess a("node1", {"--config", pub.Config()});
+  REQUIRE(a.ready());
+  ScopedTempDir dir;
+  const std::string inv = WriteInventory(dir, {&a});
+  REQUIRE(RunHerd({"-i", inv, "app", "install", "all", pub.Bundle(5)}).exit_code == 0);
+
+  const auto refused = [&](const std::string& bundle, const std::string& why,
+                           std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"-i", inv, "--no-progress", "app", "install", "all", bundle};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = RunHerd(args);
+    INFO(r.out << r.err);
+    CHECK(r.exit_code != 0);
+    CHECK_THAT(r.out + r.err, Catch::Contains("node1: [rejected]") && Catch::Contains(why));
+  };
+  refused(pub.Bundle(6, false), "not signed");
+  {
+    Publisher other;
+    refused(other.Bundle(6), "signed only by keys this device does not trust");
+  }
+  {
+    // One byte of the payload (after zstd's magic number) changed after signing.
+    const std::string bundle = pub.Bundle(7);
+    std::string raw = ReadFile(bundle);
+    const size_t zstd = raw.find("\x28\xb5\x2f\xfd");
+    REQUIRE(zstd != std::string::npos);
+    raw[zstd + 12] ^= 0x01;
+    WriteFile(bundle, raw);
+    refused(bundle, "notes 1.7 (sequence 7): bundle: payload: Zstd decompression failed");
+  }
+  refused(pub.Bundle(4), "older than the installed 1.5 (sequence 5)");
+  refused(pub.Bundle(8, true, "permissions: {network: outbound}\n"), "apps.allow_outbound");
+  CHECK(Listed(inv) == std::vector<uint64_t>{5});
+  CheckConsistent(a.state_dir() + "/apps", {5});
+  CHECK(a.AuditHas("Install", "failed: notes 1.4 (sequence 4) is older"));
+  // An explicit downgrade is allowed.
+  auto down = RunHerd({"-i", inv, "app", "install", "all", pub.Bundle(4), "--allow-downgrade"});
+  CHECK(down.exit_code == 0);
+  CHECK(Listed(inv) == std::vector<uint64_t>{5, 4});
+}
+
+TEST_CASE("herdd killed at any step of an install comes back with each version whole or absent",
+          "[integration][app]") {
+  Publisher pub;
+  const std::string config = pub.Config("  keep_versions: 1\n");
+  const std::string v1 = pub.Bundle(1), v2 = pub.Bundle(2);
+  // What the store lists after the restart, by the step herdd died at: the
+  // old version until the new one is renamed into place, then the new one
+  // (the restart prunes to keep_versions).
+  const std::vector<std::pair<std::string, std::vector<uint64_t>>> steps = {
+      {"install:stored", {1}},    {"install:verified", {1}}, {"install:extracting", {1}},
+      {"install:extracted", {1}}, {"install:renamed", {2}},  {"install:pruning", {2}},
+  };
+  for (const auto& [step, expect] : steps) {
+    DYNAMIC_SECTION(step) {
+      ScopedTempDir dir;
+      const std::string state = dir / "state";
+      {
+        AgentProcess a("node1", {"--config", config, "--state-dir", state});
+        REQUIRE(a.ready());
+        REQUIRE(RunHerd({"-i", WriteInventory(dir, {&a}), "app", "install", "all", v1}).exit_code ==
+                0);
+      }
+      {
+        ::setenv("HERD_TEST_CRASH_AT", step.c_str(), 1);
+        AgentProcess a("node1", {"--config", config, "--state-dir", state});
+        ::unsetenv("HERD_TEST_CRASH_AT");
+        REQUIRE(a.ready());
+        auto r = RunHerd({"-i", WriteInventory(dir, {&a}), "app", "install", "all", v2}, 30s);
+        CHECK(r.exit_code != 0);
+        const int status = a.Stop();
+        CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
+      }
+      AgentProcess a("node1", {"--config", config, "--state-dir", state});
+      REQUIRE(a.ready());
+      const std::string inv = WriteInventory(dir, {&a});
+      CHECK(Listed(inv) == expect);
+      CheckConsistent(state + "/apps", expect);
+      // The install that was cut short goes through when sent again.
+      REQUIRE(RunHerd({"-i", inv, "app", "install", "all", v2}).exit_code == 0);
+      CHECK(Listed(inv) == std::vector<uint64_t>{2});
+      CheckConsistent(state + "/apps", {2});
+    }
+  }
+}
