@@ -5,7 +5,9 @@
 #   scripts/fleet.sh up N [--plaintext]
 #                              start N agents and enrol each with 'herd enroll' (its own
 #                              key and join token, a fleet CA in DIR/pki, identity admin),
-#                              which writes DIR/inventory.yaml; --plaintext: no TLS
+#                              which writes DIR/inventory.yaml; --plaintext: no TLS.
+#                              Every agent trusts the app publisher key DIR/publisher.pub
+#                              (sign bundles with DIR/publisher.key)
 #   scripts/fleet.sh down      stop every agent of DIR and any 'herd mux' serving DIR/pki
 #                              (TERM, then KILL), verify none is left
 #   scripts/fleet.sh status    how many agents of DIR are alive
@@ -22,7 +24,7 @@ herdd=${HERDD:-$repo/build/cmd/herdd}
 herd=${HERD:-$repo/build/cmd/herd}
 
 usage() {
-  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -122,12 +124,17 @@ cmd_up() {
     "$herd" --pki-dir "$dir/pki" ca init --name "herd local fleet CA" >/dev/null
     "$herd" --pki-dir "$dir/pki" cert issue admin --role admin >/dev/null
   fi
+  # The fleet's app publisher: every agent trusts DIR/publisher.pub, so
+  # bundles signed with DIR/publisher.key install (docs/apps.md).
+  "$herd" app keygen publisher --dir "$dir" >/dev/null
+  printf '# Written by scripts/fleet.sh: what every agent of the local fleet shares.\napps:\n  publishers: [%s]\n' \
+    "$dir/publisher.pub" >"$dir/agent.yaml"
   for ((i = 1; i <= n; i++)); do
     printf -v name "node%0${width}d" "$i"
     mkdir -p "$dir/$name"
     # Without TLS files the agent starts in enrolment mode: it makes its own
     # key and join token in its state dir.
-    "$herdd" "${tls[@]}" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+    "$herdd" --config "$dir/agent.yaml" "${tls[@]}" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
       --state-dir "$dir/$name/state" --ready-file "$dir/$name/ready" --name "$name" \
       --label "role=${roles[$(((i - 1) % 4))]}" --label "zone=${zones[$(((i - 1) % 2))]}" \
       >"$dir/$name/log" 2>&1 &
