@@ -52,10 +52,13 @@ Result<uint64_t> ExecRunner::Start(ExecSpec spec, OutputFn on_output, DoneFn on_
   std::thread([this, id, job, spec = std::move(spec), on_output = std::move(on_output),
                on_done = std::move(on_done)]() mutable {
     Work(job, std::move(spec), std::move(on_output), std::move(on_done));
-    ::close(job->wake_fd[0]);
-    ::close(job->wake_fd[1]);
+    // Out of the map before its wake pipe closes: Cancel, Resume and
+    // KillAll write to the pipe of a job they find there, and a closed
+    // descriptor's number may already belong to another file.
     std::lock_guard<std::mutex> l(mu_);
     jobs_.erase(id);
+    ::close(job->wake_fd[0]);
+    ::close(job->wake_fd[1]);
     idle_.notify_all();
   }).detach();
   return id;
