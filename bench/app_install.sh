@@ -26,10 +26,13 @@ mb=${1:-50}
 [[ $runs =~ ^[0-9]+$ && $runs -ge 1 && $runs -le 100 ]] || { echo "RUNS must be 1-100" >&2; exit 1; }
 
 work=$(mktemp -d)
+# herd copy writes as the agent's exec.run_as account: a folder it may write.
+dest=$(mktemp -d /tmp/herd-bench-copy.XXXXXX)
+chmod 0777 "$dest"
 export HERD_FLEET_DIR=$work/fleet
 cleanup() {
   bash "$repo/scripts/fleet.sh" down >/dev/null 2>&1 || true
-  rm -rf "$work"
+  rm -rf "$work" "$dest"
 }
 trap cleanup EXIT
 bash "$repo/scripts/fleet.sh" up 1 >/dev/null
@@ -55,7 +58,7 @@ size=$(stat -c %s "$work/b1.herd")
 copy=() install=() again=()
 for ((i = 1; i <= runs; i++)); do
   t=$(now)
-  "$herd" -q copy all "$work/b$i.herd" "$work/copied.herd" >/dev/null
+  "$herd" -q copy all "$work/b$i.herd" "$dest/copied.herd" >/dev/null
   copy+=("$(since "$t")")
   t=$(now)
   "$herd" -q app install all "$work/b$i.herd" >/dev/null
