@@ -68,30 +68,45 @@ mux_pids() {
   done
 }
 
+# Those of the given pids that still run: a process that is exiting or has
+# exited (a zombie waiting for its parent) no longer runs, though its pid is
+# still there.
+running() {
+  local pid state
+  for pid in "$@"; do
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || continue
+    [[ -n $state && $state != Z && $state != X ]] && echo "$pid"
+  done
+  return 0
+}
+
 cmd_down() {
+  # Who they are is checked once, here; afterwards only whether they run.
+  local -a targets
+  read -r -a targets <<<"$(mux_pids | tr '\n' ' ') $(alive_pids | tr '\n' ' ')"
   local pids
-  pids="$(mux_pids) $(alive_pids)"
-  pids=${pids# }
-  if [[ -n $pids ]]; then
-    # shellcheck disable=SC2086
-    kill -TERM $pids 2>/dev/null || true
+  if ((${#targets[@]})); then
+    kill -TERM "${targets[@]}" 2>/dev/null || true
     local i
     for ((i = 0; i < 100; i++)); do   # up to 10 s for a clean stop
-      pids="$(mux_pids) $(alive_pids)"
-      pids=${pids# }
+      pids=$(running "${targets[@]}")
       [[ -z $pids ]] && break
       sleep 0.1
     done
     if [[ -n $pids ]]; then
-      echo "fleet: $(wc -w <<<"$pids") agent(s) ignored SIGTERM; sending SIGKILL" >&2
+      echo "fleet: $(wc -w <<<"$pids") process(es) ignored SIGTERM; sending SIGKILL" >&2
       # shellcheck disable=SC2086
       kill -KILL $pids 2>/dev/null || true
+      for ((i = 0; i < 50; i++)); do
+        pids=$(running "${targets[@]}")
+        [[ -z $pids ]] && break
+        sleep 0.1
+      done
     fi
-  fi
-  pids=$(alive_pids)
-  if [[ -n $pids ]]; then
-    echo "fleet: agents still alive after SIGKILL: $pids" >&2
-    exit 1
+    if [[ -n $pids ]]; then
+      echo "fleet: still running after SIGKILL: $pids" >&2
+      exit 1
+    fi
   fi
   remove_fleet_dir
   echo "fleet: down (no agents left in $dir)"

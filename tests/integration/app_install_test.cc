@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "common/hash.h"
+#include "tests/support/agent_stub.h"
 #include "tests/support/test_support.h"
 
 using namespace herd::testing;
@@ -206,4 +208,69 @@ TEST_CASE("herdd killed at any step of an install comes back with each version w
       CheckConsistent(state + "/apps", {2});
     }
   }
+}
+
+TEST_CASE("hostile Install streams get client errors and leave nothing in the store",
+          "[integration][app]") {
+  Publisher pub;
+  AgentProcess a("node1", {"--config", pub.Config("  max_bundle_size: 1M\n")});
+  REQUIRE(a.ready());
+  auto stub = herd::testing::AppsStub(a);
+  const std::string real = ReadFile(pub.Bundle(1));
+  const std::string sha = herd::Sha256Hex(real);
+  // Sends `messages` (a header when `size` is set, else a chunk) and finishes.
+  struct Msg {
+    bool header;
+    uint64_t size;
+    std::string sha_or_data;
+  };
+  const auto send = [&](const std::vector<Msg>& messages) {
+    auto ctx = CallContext();
+    herd::v1::InstallReply reply;
+    auto writer = stub->Install(ctx.get(), &reply);
+    for (const auto& m : messages) {
+      herd::v1::InstallMessage msg;
+      if (m.header) {
+        msg.mutable_header()->set_size(m.size);
+        msg.mutable_header()->set_sha256(m.sha_or_data);
+      } else {
+        msg.set_chunk(m.sha_or_data);
+      }
+      if (!writer->Write(msg)) break;  // the agent has answered already
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  };
+  const auto refused = [&](const std::vector<Msg>& messages, grpc::StatusCode code,
+                           const std::string& why) {
+    const grpc::Status st = send(messages);
+    INFO(st.error_message());
+    CHECK(st.error_code() == code);
+    CHECK_THAT(st.error_message(), Catch::Contains(why));
+  };
+  using grpc::StatusCode;
+  const uint64_t n = real.size();
+  refused({{false, 0, "data"}}, StatusCode::INVALID_ARGUMENT, "data before the header");
+  refused({{true, n, sha}, {true, n, sha}}, StatusCode::INVALID_ARGUMENT, "header sent twice");
+  refused({{true, n, std::string(64, 'A')}}, StatusCode::INVALID_ARGUMENT, "lower-case hex");
+  refused({{true, n, sha.substr(0, 63) + std::string(1, '\0')}}, StatusCode::INVALID_ARGUMENT,
+          "lower-case hex");
+  refused({{true, 0, sha}}, StatusCode::INVALID_ARGUMENT, "an empty bundle");
+  refused({{true, 2 << 20, sha}}, StatusCode::RESOURCE_EXHAUSTED, "apps.max_bundle_size");
+  refused({{true, n, sha}, {false, 0, real.substr(0, n / 2)}}, StatusCode::INVALID_ARGUMENT,
+          "received " + std::to_string(n / 2) + " of");
+  refused({{true, n, sha}, {false, 0, real + "x"}}, StatusCode::INVALID_ARGUMENT,
+          "more data than the announced");
+  std::string flipped = real;
+  flipped[n / 2] ^= 1;
+  refused({{true, n, sha}, {false, 0, flipped}}, StatusCode::FAILED_PRECONDITION,
+          "checksum mismatch");
+  // Bytes that match their digest but are no bundle.
+  const std::string junk(4096, 'j');
+  refused({{true, junk.size(), herd::Sha256Hex(junk)}, {false, 0, junk}},
+          StatusCode::INVALID_ARGUMENT, "not a herd app bundle");
+  // Nothing of it stayed, and the agent still serves.
+  CHECK(fs::is_empty(a.state_dir() + "/apps/bundles"));
+  CHECK(send({{true, n, sha}, {false, 0, real}}).ok());
+  CheckConsistent(a.state_dir() + "/apps", {1});
 }

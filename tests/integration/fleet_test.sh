@@ -32,7 +32,13 @@ if "$repo/scripts/fleet.sh" up 2 2>/dev/null; then echo "FAIL: second up should 
 mux=$(cat "$HERD_FLEET_DIR/pki/mux-admin.sock.pid")
 kill -0 "$mux" || { echo "FAIL: mux not running"; exit 1; }
 "$repo/scripts/fleet.sh" down
+# Running: neither gone nor a zombie (an exited process whose parent, here
+# init, has not yet collected it; kill -0 still finds those).
 for p in $pids $mux; do
-  if kill -0 "$p" 2>/dev/null; then echo "FAIL: process $p still running after down"; exit 1; fi
+  state=$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null || true)
+  if [[ -n $state && $state != Z && $state != X ]]; then
+    echo "FAIL: process $p still running after down (state $state)"
+    exit 1
+  fi
 done
 echo "fleet test: 1 passed, 0 failed"
