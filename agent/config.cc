@@ -65,10 +65,11 @@ Status Size(const std::string& source, const YAML::Node& n, uint64_t* out) {
 }
 
 Status Apps(const std::string& source, const YAML::Node& a, AppsSettings* out) {
-  Status s = CheckKeys(source, a,
-                       {"dir", "publishers", "max_bundle_size", "max_entries", "max_expanded_size",
-                        "keep_versions", "allow_outbound", "max_memory", "max_pids"},
-                       " in 'apps'");
+  Status s = CheckKeys(
+      source, a,
+      {"dir", "publishers", "max_bundle_size", "max_entries", "max_expanded_size", "keep_versions",
+       "allow_outbound", "max_memory", "max_pids", "uid_base", "uid_count"},
+      " in 'apps'");
   if (!s.ok()) return s;
   if (a["dir"]) out->dir = a["dir"].as<std::string>();
   if (auto p = a["publishers"]) {
@@ -86,6 +87,13 @@ Status Apps(const std::string& source, const YAML::Node& a, AppsSettings* out) {
   if (a["max_pids"]) out->max_pids = a["max_pids"].as<uint64_t>();
   if (a["allow_outbound"]) out->allow_outbound = a["allow_outbound"].as<bool>();
   if (a["keep_versions"]) out->keep_versions = a["keep_versions"].as<int>();
+  if (a["uid_base"]) out->uid_base = a["uid_base"].as<uint32_t>();
+  if (a["uid_count"]) out->uid_count = a["uid_count"].as<uint32_t>();
+  if (out->uid_base < 1000 || out->uid_count < 1 ||
+      out->uid_base + uint64_t{out->uid_count} > 65'000'000) {
+    return At(source, a["uid_base"] ? a["uid_base"].Mark() : a.Mark(),
+              "apps.uid_base must be 1000 or more, with uid_count >= 1 ids after it");
+  }
   if (out->keep_versions < 1 || out->keep_versions > 100) {
     return At(source, a["keep_versions"].Mark(), "apps.keep_versions must be 1 to 100");
   }

@@ -32,7 +32,9 @@ struct FileLimits {
 // Apps on this device: the owner's policy (docs/apps.md). Apps are refused
 // until `publishers` names at least one key.
 struct AppsSettings {
-  std::string dir;  // "": <state_dir>/apps
+  // "": <state_dir>-apps, beside the state directory: apps must be able to
+  // reach their files through it (0711), and the state directory is 0700.
+  std::string dir;
   // The publishers whose signatures this device accepts: each a minisign
   // public key file (absolute path) or the key's base64 line, read at load.
   std::vector<app::PublicKey> publishers;
@@ -44,6 +46,9 @@ struct AppsSettings {
   bool allow_outbound = false;         // permissions.network: outbound
   uint64_t max_memory = 256ull << 20;  // resources.memory
   uint64_t max_pids = 128;             // resources.pids
+  // Apps' own uids (and gids) are allocated from here, one per app.
+  uint32_t uid_base = 61'000;
+  uint32_t uid_count = 1'000;
 };
 
 // The gRPC server's care for its connections.

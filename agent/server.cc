@@ -206,7 +206,7 @@ Status AgentServer::Start() {
     spdlog::info("removed {} temporary file(s) of uploads cut short by an earlier herdd", left);
   }
   impl_->apps =
-      std::make_unique<AppStore>(c.apps, c.apps.dir.empty() ? c.state_dir + "/apps" : c.apps.dir);
+      std::make_unique<AppStore>(c.apps, c.apps.dir.empty() ? c.state_dir + "-apps" : c.apps.dir);
   if (Status s = impl_->apps->Open(); !s.ok()) return s;
   if (!c.plaintext) {
     if (impl_->config.tls.empty()) {

@@ -15,6 +15,7 @@ packages=(
   libarchive-dev libzstd-dev   # app bundles: outer archive, zstd payload
   minisign                     # app signatures: tests check both directions with the real tool
   clang libclang-rt-14-dev     # libFuzzer targets for the app manifest and bundle readers
+  bubblewrap                   # the app sandbox (agent/apps/sandbox.h)
   curl ca-certificates
   prometheus   # real Prometheus server + promtool, for the monitoring tests
   procps       # ps/pgrep used by the local fleet and benchmarks

@@ -3,6 +3,8 @@
 //   <dir>/bundles/<sha256>.herd      bundles, kept by digest
 //   <dir>/<name>/<sequence>/files/   a version's files, as its payload lists them
 //   <dir>/<name>/<sequence>/manifest.json, install.json
+//   <dir>/<name>/data/               the app's data (one folder, never per version)
+//   <dir>/uids                       "NAME UID" per app: its uid, stable
 //
 // Install takes a bundle already stored under its digest and decides, in
 // this order: signatures (the publishers the owner's config trusts), the
@@ -16,6 +18,8 @@
 // Thread-safe: Install and Prune serialise on a mutex; List may run
 // alongside them (it sees versions only once renamed into place).
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <mutex>
@@ -61,6 +65,13 @@ class AppStore {
 
   // Every installed version, by app name, highest sequence first.
   std::vector<InstalledVersionInfo> List() const;
+
+  // The app's own uid (and gid, the same number): allocated once from
+  // apps.uid_base upwards, skipping ids this machine's accounts and groups
+  // use, and kept in <dir>/uids so that it never changes.
+  Result<uid_t> AppUid(const std::string& name);
+  // <dir>/<name>/data, made on first use: 0700, owned by the app's uid.
+  Result<std::string> DataDir(const std::string& name);
 
  private:
   std::vector<InstalledVersionInfo> Versions(const std::string& name) const;

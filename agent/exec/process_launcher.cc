@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,7 +27,7 @@ std::vector<char*> CStrings(const std::vector<std::string>& v) {
 
 // What a child that could not exec reports on its error pipe.
 struct ChildFailure {
-  int step;  // 0 exec, 1 account, 2 working directory
+  int step;  // 0 exec, 1 account, 2 working directory, 3 resource limit
   int error;
 };
 
@@ -50,6 +51,10 @@ class ForkLauncher final : public ProcessLauncher {
     auto cenv = CStrings(spec.env);
     const Account* who = spec.account && !spec.account->is_agent ? spec.account : nullptr;
     const char* cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
+    std::vector<std::pair<__rlimit_resource_t, rlim_t>> rlimits;
+    for (const auto& [resource, value] : spec.rlimits) {
+      rlimits.emplace_back(static_cast<__rlimit_resource_t>(resource), static_cast<rlim_t>(value));
+    }
     sigset_t all, saved;
     sigfillset(&all);
     ::pthread_sigmask(SIG_SETMASK, &all, &saved);  // no handler runs in the child
@@ -63,9 +68,18 @@ class ForkLauncher final : public ProcessLauncher {
       ::dup2(out_w.get(), 1);
       ::dup2(err_w.get(), 2);
       ChildFailure f{1, 0};
-      if (who && (::syscall(SYS_setgroups, who->groups.size(), who->groups.data()) != 0 ||
-                  ::syscall(SYS_setresgid, who->gid, who->gid, who->gid) != 0 ||
-                  ::syscall(SYS_setresuid, who->uid, who->uid, who->uid) != 0)) {
+      for (int fd : spec.pass_fds) {
+        if (fd > 2) ::fcntl(fd, F_SETFD, 0);
+      }
+      for (const auto& [resource, value] : rlimits) {
+        const struct rlimit r { value, value };
+        if (::setrlimit(resource, &r) != 0) f = {3, errno};
+      }
+      if (f.step == 3) {
+        // reported below
+      } else if (who && (::syscall(SYS_setgroups, who->groups.size(), who->groups.data()) != 0 ||
+                         ::syscall(SYS_setresgid, who->gid, who->gid, who->gid) != 0 ||
+                         ::syscall(SYS_setresuid, who->uid, who->uid, who->uid) != 0)) {
         f.error = errno;
       } else if (cwd && ::chdir(cwd) != 0) {
         f = {2, errno};
@@ -98,6 +112,10 @@ class ForkLauncher final : public ProcessLauncher {
         return Status(StatusCode::kFailedPrecondition, "cannot switch to account " +
                                                            (who ? who->name : std::string("?")) +
                                                            ": " + std::strerror(f.error));
+      }
+      if (f.step == 3) {
+        return Status(StatusCode::kFailedPrecondition,
+                      std::string("cannot set a resource limit: ") + std::strerror(f.error));
       }
       if (f.step == 2) {
         return Status(

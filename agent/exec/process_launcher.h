@@ -2,8 +2,9 @@
 // app processes later): in a process group of its own, with stdin, stdout
 // and stderr on pipes, a whole environment and a working directory, and
 // with the signal mask and dispositions of a fresh process (herdd blocks
-// TERM/INT/HUP and ignores PIPE; its children must not inherit that). The
-// place where resource limits and a sandbox wrapper will go.
+// TERM/INT/HUP and ignores PIPE; its children must not inherit that), and
+// with the resource limits and descriptors the spec asks for (the app
+// sandbox, agent/apps/sandbox.h, uses both).
 //
 // ProcessLauncher::Real() forks without running fork handlers (_Fork), and
 // the child switches to the spec's account (groups, gid, uid: raw system
@@ -13,8 +14,10 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "agent/security/account.h"
@@ -28,6 +31,12 @@ struct LaunchSpec {
   std::vector<std::string> env;      // the child's whole environment, KEY=VALUE
   std::string cwd;                   // "" keeps the agent's
   const Account* account = nullptr;  // run as; null (or the agent's own): no switch
+  // Descriptors (above 2) the child keeps under the same numbers: their
+  // close-on-exec flag is cleared in the child alone.
+  std::vector<int> pass_fds;
+  // Resource limits set in the child before it switches account (soft and
+  // hard alike): {RLIMIT_AS, bytes}, {RLIMIT_NPROC, n}, ...
+  std::vector<std::pair<int, uint64_t>> rlimits;
 };
 
 // A started child. Its pid is also its process group id. The descriptors

@@ -99,7 +99,7 @@ TEST_CASE("herd app install puts a signed bundle on every device once, and herd 
   CHECK_THAT(r.out, Catch::Contains("node1: notes 1.1 installed (sequence 1, 2 files") &&
                         Catch::Contains("node2: notes 1.1 installed"));
   for (const auto* agent : {&a, &b}) {
-    CHECK(ReadFile(agent->state_dir() + "/apps/notes/1/files/run.sh") == "echo version 1\n");
+    CHECK(ReadFile(agent->state_dir() + "-apps/notes/1/files/run.sh") == "echo version 1\n");
     CHECK(agent->AuditHas("Install", "ok: notes 1.1 (sequence 1) installed"));
   }
   // The same bundle again: answered before its bytes are sent.
@@ -157,7 +157,7 @@ TEST_CASE("a device refuses unsigned, untrusted, tampered, downgraded and over-p
   refused(pub.Bundle(4), "older than the installed 1.5 (sequence 5)");
   refused(pub.Bundle(8, true, "permissions: {network: outbound}\n"), "apps.allow_outbound");
   CHECK(Listed(inv) == std::vector<uint64_t>{5});
-  CheckConsistent(a.state_dir() + "/apps", {5});
+  CheckConsistent(a.state_dir() + "-apps", {5});
   CHECK(a.AuditHas("Install", "failed: notes 1.4 (sequence 4) is older"));
   // An explicit downgrade is allowed.
   auto down = RunHerd({"-i", inv, "app", "install", "all", pub.Bundle(4), "--allow-downgrade"});
@@ -201,11 +201,11 @@ TEST_CASE("herdd killed at any step of an install comes back with each version w
       REQUIRE(a.ready());
       const std::string inv = WriteInventory(dir, {&a});
       CHECK(Listed(inv) == expect);
-      CheckConsistent(state + "/apps", expect);
+      CheckConsistent(state + "-apps", expect);
       // The install that was cut short goes through when sent again.
       REQUIRE(RunHerd({"-i", inv, "app", "install", "all", v2}).exit_code == 0);
       CHECK(Listed(inv) == std::vector<uint64_t>{2});
-      CheckConsistent(state + "/apps", {2});
+      CheckConsistent(state + "-apps", {2});
     }
   }
 }
@@ -270,7 +270,7 @@ TEST_CASE("hostile Install streams get client errors and leave nothing in the st
   refused({{true, junk.size(), herd::Sha256Hex(junk)}, {false, 0, junk}},
           StatusCode::INVALID_ARGUMENT, "not a herd app bundle");
   // Nothing of it stayed, and the agent still serves.
-  CHECK(fs::is_empty(a.state_dir() + "/apps/bundles"));
+  CHECK(fs::is_empty(a.state_dir() + "-apps/bundles"));
   CHECK(send({{true, n, sha}, {false, 0, real}}).ok());
-  CheckConsistent(a.state_dir() + "/apps", {1});
+  CheckConsistent(a.state_dir() + "-apps", {1});
 }

@@ -199,3 +199,34 @@ TEST_CASE("what an interrupted install or prune left is cleared when the store o
   REQUIRE(again.List().size() == 1);
   CHECK(again.List()[0].sequence == 1);
 }
+
+TEST_CASE("each app gets a uid of its own that never changes, and a data folder it owns",
+          "[agent][apps]") {
+  Fixture f;
+  f.settings.uid_base = 61'000;
+  auto a = f.store->AppUid("notes"), b = f.store->AppUid("wiki");
+  REQUIRE((a.ok() && b.ok()));
+  CHECK(*a != *b);
+  agent::AppStore again(f.settings, f.dir / "apps");
+  CHECK(*again.AppUid("notes") == *a);
+  CHECK(*again.AppUid("wiki") == *b);
+  // Ids this machine's accounts use are skipped: 0-2 (root, daemon, bin)
+  // are all taken.
+  agent::AppsSettings taken = f.settings;
+  taken.uid_base = 0;
+  taken.uid_count = 3;
+  agent::AppStore none(taken, f.dir / "other");
+  REQUIRE(none.Open().ok());
+  CHECK(none.AppUid("x").status().code() == StatusCode::kResourceExhausted);
+  if (::geteuid() == 0) {
+    auto data = f.store->DataDir("notes");
+    REQUIRE(data.ok());
+    struct stat st {};
+    REQUIRE(::stat(data->c_str(), &st) == 0);
+    CHECK(st.st_uid == *a);
+    CHECK((st.st_mode & 0777) == 0700);
+    // Data stays when versions come and go.
+    REQUIRE(f.Install(f.Bundle("notes", 1)).ok());
+    CHECK(fs::exists(*data));
+  }
+}
