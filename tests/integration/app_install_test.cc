@@ -1,12 +1,14 @@
 // herd app install and herd apps with the real CLI, real agents and real
 // signed bundles: installs, the no-op re-install, refusals with their
 // reasons, the audit trail, and SIGKILL of herdd at every step of an install.
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "common/hash.h"
@@ -273,4 +275,32 @@ TEST_CASE("hostile Install streams get client errors and leave nothing in the st
   CHECK(fs::is_empty(a.state_dir() + "-apps/bundles"));
   CHECK(send({{true, n, sha}, {false, 0, real}}).ok());
   CheckConsistent(a.state_dir() + "-apps", {1});
+}
+
+TEST_CASE("herd app install goes through herd mux, the answer without upload too",
+          "[integration][app]") {
+  Publisher pub;
+  AgentProcess a("node1", {"--config", pub.Config()});
+  REQUIRE(a.ready());
+  ScopedTempDir dir;
+  const std::string inv = WriteInventory(dir, {&a});
+  const std::string pki = dir / "pki";
+  fs::copy(TestPkiDir(), pki);
+  const std::map<std::string, std::string> env = {{"HERD_PKI_DIR", pki}};
+  REQUIRE(RunHerd({"mux", "start", "--idle", "5m"}, 30s, env).exit_code == 0);
+  const pid_t mux = std::stoi(ReadFile(pki + "/mux-admin.sock.pid"));
+  const std::string v1 = pub.Bundle(1);
+  auto first = RunHerd({"-i", inv, "--no-progress", "app", "install", "all", v1}, 60s, env);
+  INFO(first.out << first.err);
+  CHECK(first.exit_code == 0);
+  CHECK_THAT(first.out, Catch::Contains("node1: notes 1.1 installed"));
+  auto again = RunHerd({"-i", inv, "--no-progress", "app", "install", "all", v1}, 60s, env);
+  CHECK(again.exit_code == 0);
+  CHECK_THAT(again.out, Catch::Contains("node1: notes 1.1 was installed already"));
+  // They did go through the mux: frozen, it answers nothing.
+  REQUIRE(::kill(mux, SIGSTOP) == 0);
+  auto frozen = RunHerd({"-i", inv, "-t", "2s", "app", "install", "all", v1}, 60s, env);
+  CHECK(frozen.exit_code == 4);
+  REQUIRE(::kill(mux, SIGCONT) == 0);
+  CHECK(RunHerd({"mux", "stop"}, 30s, env).exit_code == 0);
 }
