@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <memory>
 
 #include "agent/files/file_writer.h"
@@ -113,6 +114,7 @@ class InstallCall final : public rpc::LiveCall {
       FillReply(same, &reply_);
       entry_.result = fmt::format("ok: {} {} (sequence {}) was installed already", same.name,
                                   same.version, same.sequence);
+      s_.agent.metrics.RecordInstall("already_installed", 0);
       (void)s_.agent.audit.Append(entry_);
       done_ = true;
       Finish(grpc::Status::OK);
@@ -147,8 +149,12 @@ class InstallCall final : public rpc::LiveCall {
     if (Status s = writer_->Commit(); !s.ok()) return Fail(s);
     writer_.reset();
     CrashPoint("install:stored");
+    const auto t0 = std::chrono::steady_clock::now();
     auto v = s_.store.Install(sha256_, allow_downgrade_);
     if (!v.ok()) return Fail(v.status());
+    s_.agent.metrics.RecordInstall(
+        v->already_installed ? "already_installed" : "installed",
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     FillReply(*v, &reply_);
     entry_.result = fmt::format("ok: {} {} (sequence {}){}", v->name, v->version, v->sequence,
                                 v->already_installed ? " was installed already" : " installed");
@@ -161,6 +167,7 @@ class InstallCall final : public rpc::LiveCall {
     writer_.reset();  // removes the temporary
     entry_.result = "failed: " + s.message();
     (void)s_.agent.audit.Append(entry_);
+    s_.agent.metrics.RecordInstall("refused", 0);
     done_ = true;
     Finish(rpc::ToGrpc(s));
   }

@@ -155,6 +155,16 @@ AgentMetrics::AgentMetrics(std::string state_dir)
            .Register(*registry_)
            .Add({}, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                             0.5, 1, 2.5, 5, 10, 30, 60, 300});
+  installs_ = &prometheus::BuildCounter()
+                   .Name("herd_app_installs_total")
+                   .Help("App installs, by outcome (installed, already_installed, refused)")
+                   .Register(*registry_);
+  install_duration_ = &prometheus::BuildHistogram()
+                           .Name("herd_app_install_duration_seconds")
+                           .Help("Time the device spent verifying and extracting an app bundle")
+                           .Register(*registry_)
+                           .Add({}, prometheus::Histogram::BucketBoundaries{
+                                        0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60});
 }
 
 AgentMetrics::~AgentMetrics() = default;
@@ -181,6 +191,11 @@ void AgentMetrics::RecordAuditWriteError() { audit_write_errors_->Increment(); }
 void AgentMetrics::RecordExec(const std::string& result, double seconds) {
   execs_->Add({{"result", result}}).Increment();
   exec_duration_->Observe(seconds);
+}
+
+void AgentMetrics::RecordInstall(const std::string& outcome, double seconds) {
+  installs_->Add({{"outcome", outcome}}).Increment();
+  if (outcome == "installed") install_duration_->Observe(seconds);
 }
 
 }  // namespace herd::agent

@@ -1,6 +1,6 @@
 // AgentMetrics: the agent's Prometheus registry and /metrics endpoint: build
 // info, gRPC requests by method and code (recorded as each call finishes),
-// exec count and duration, audit write errors, host gauges and the agent's
+// exec count and duration, app installs, audit write errors, host gauges and the agent's
 // own footprint (computed at scrape time). gRPC-free. Thread-safe: record
 // methods may be called from any thread.
 #pragma once
@@ -35,6 +35,10 @@ class AgentMetrics {
   void RecordRpc(std::string_view method, int grpc_code);
   void RecordExec(const std::string& result, double seconds);
   void RecordAuditWriteError();
+  // An app install ended: `outcome` installed | already_installed | refused;
+  // `seconds` the device's own work (verification and extraction), 0 when
+  // there was none.
+  void RecordInstall(const std::string& outcome, double seconds);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -43,6 +47,8 @@ class AgentMetrics {
   prometheus::Family<prometheus::Counter>* execs_;
   prometheus::Counter* audit_write_errors_;
   prometheus::Histogram* exec_duration_;
+  prometheus::Family<prometheus::Counter>* installs_;
+  prometheus::Histogram* install_duration_;
   std::unique_ptr<ScrapeServer> server_;  // last: stopped before what it reads
 };
 

@@ -111,6 +111,12 @@ TEST_CASE("herd app install puts a signed bundle on every device once, and herd 
   CHECK(j["data"]["already_installed"] == true);
   CHECK(j["data"]["signers"].size() == 1);
 
+  // Counted by outcome on the agent's /metrics.
+  const std::string metrics = HttpGet("http://" + a.metrics_address() + "/metrics");
+  CHECK_THAT(metrics,
+             Catch::Contains("herd_app_installs_total{outcome=\"installed\"} 1") &&
+                 Catch::Contains("herd_app_installs_total{outcome=\"already_installed\"} 1") &&
+                 Catch::Contains("herd_app_install_duration_seconds_count 1"));
   REQUIRE(RunHerd({"-i", inv, "app", "install", "all", pub.Bundle(2)}).exit_code == 0);
   auto list = RunHerd({"-i", inv, "--no-progress", "apps", "all"});
   CHECK(list.exit_code == 0);
@@ -161,6 +167,8 @@ TEST_CASE("a device refuses unsigned, untrusted, tampered, downgraded and over-p
   CHECK(Listed(inv) == std::vector<uint64_t>{5});
   CheckConsistent(a.state_dir() + "-apps", {5});
   CHECK(a.AuditHas("Install", "failed: notes 1.4 (sequence 4) is older"));
+  CHECK_THAT(HttpGet("http://" + a.metrics_address() + "/metrics"),
+             Catch::Contains("herd_app_installs_total{outcome=\"refused\"} 5"));
   // An explicit downgrade is allowed.
   auto down = RunHerd({"-i", inv, "app", "install", "all", pub.Bundle(4), "--allow-downgrade"});
   CHECK(down.exit_code == 0);
