@@ -1,5 +1,6 @@
 #include "agent/config.h"
 
+#include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
@@ -68,7 +69,8 @@ Status Apps(const std::string& source, const YAML::Node& a, AppsSettings* out) {
   Status s = CheckKeys(
       source, a,
       {"dir", "publishers", "max_bundle_size", "max_entries", "max_expanded_size", "keep_versions",
-       "allow_outbound", "max_memory", "max_pids", "uid_base", "uid_count"},
+       "allow_outbound", "max_memory", "max_pids", "uid_base", "uid_count", "port_base",
+       "port_count", "listen_address", "max_snapshot_copy", "max_log_size"},
       " in 'apps'");
   if (!s.ok()) return s;
   if (a["dir"]) out->dir = a["dir"].as<std::string>();
@@ -83,6 +85,23 @@ Status Apps(const std::string& source, const YAML::Node& a, AppsSettings* out) {
   if (!(s = Size(source, a["max_bundle_size"], &out->max_bundle_bytes)).ok()) return s;
   if (!(s = Size(source, a["max_expanded_size"], &out->max_expanded_bytes)).ok()) return s;
   if (!(s = Size(source, a["max_memory"], &out->max_memory)).ok()) return s;
+  if (!(s = Size(source, a["max_snapshot_copy"], &out->max_snapshot_copy)).ok()) return s;
+  if (!(s = Size(source, a["max_log_size"], &out->max_log_bytes)).ok()) return s;
+  if (a["port_base"]) out->port_base = a["port_base"].as<uint32_t>();
+  if (a["port_count"]) out->port_count = a["port_count"].as<uint32_t>();
+  if (out->port_base < 1 || out->port_count < 1 ||
+      out->port_base + uint64_t{out->port_count} > 65536) {
+    return At(source, a["port_base"] ? a["port_base"].Mark() : a.Mark(),
+              "apps.port_base and port_count must name ports within 1 to 65535");
+  }
+  if (a["listen_address"]) {
+    out->listen_address = a["listen_address"].as<std::string>();
+    in_addr addr{};
+    if (::inet_pton(AF_INET, out->listen_address.c_str(), &addr) != 1) {
+      return At(source, a["listen_address"].Mark(),
+                "apps.listen_address must be an IPv4 address like 127.0.0.1 or 0.0.0.0");
+    }
+  }
   if (a["max_entries"]) out->max_entries = a["max_entries"].as<uint64_t>();
   if (a["max_pids"]) out->max_pids = a["max_pids"].as<uint64_t>();
   if (a["allow_outbound"]) out->allow_outbound = a["allow_outbound"].as<bool>();

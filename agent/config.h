@@ -49,6 +49,15 @@ struct AppsSettings {
   // Apps' own uids (and gids) are allocated from here, one per app.
   uint32_t uid_base = 61'000;
   uint32_t uid_count = 1'000;
+  // Host ports of the apps' `listen` sockets, one per app and name, on
+  // listen_address.
+  uint32_t port_base = 18'000;
+  uint32_t port_count = 1'000;
+  std::string listen_address = "127.0.0.1";
+  // The data snapshot before an activation: a copy when the filesystem
+  // cannot reflink, up to this size (beyond: --no-snapshot is needed).
+  uint64_t max_snapshot_copy = 1ull << 30;
+  uint64_t max_log_bytes = 1ull << 20;  // an app's log file, rotated once beyond (one kept)
 };
 
 // The gRPC server's care for its connections.

@@ -19,7 +19,10 @@
 
 #include "agent/agent_context.h"
 #include "agent/agent_service.h"
+#include "agent/apps/activation.h"
+#include "agent/apps/app_db.h"
 #include "agent/apps/app_service.h"
+#include "agent/apps/supervisor.h"
 #include "agent/exec/exec_runner.h"
 #include "agent/files/file_writer.h"
 #include "agent/host/host_info.h"
@@ -123,6 +126,9 @@ struct AgentServer::Impl {
   Account run_as, agent_account;
   std::unique_ptr<AgentContext> context;  // what the services' calls share
   std::unique_ptr<AppStore> apps;
+  std::unique_ptr<AppDb> app_db;
+  std::unique_ptr<Supervisor> supervisor;
+  std::unique_ptr<Activator> activator;
   std::unique_ptr<rpc::Server> server;
   int lock_fd = -1;  // flock on <state_dir>/herdd.lock, held while running
   ~Impl() {
@@ -208,6 +214,7 @@ Status AgentServer::Start() {
   impl_->apps =
       std::make_unique<AppStore>(c.apps, c.apps.dir.empty() ? c.state_dir + "-apps" : c.apps.dir);
   if (Status s = impl_->apps->Open(); !s.ok()) return s;
+  if (Status s = StartApps(); !s.ok()) return s;
   if (!c.plaintext) {
     if (impl_->config.tls.empty()) {
       impl_->config.tls = TlsFilesIn(c.state_dir + "/tls");
@@ -256,6 +263,41 @@ Status AgentServer::Start() {
   return Status::Ok();
 }
 
+// The apps' state, their supervisor (taking over the apps still running)
+// and the recovery of activations a killed herdd left.
+Status AgentServer::StartApps() {
+  auto db = AppDb::Open(impl_->apps->dir() + "/state.db");
+  if (!db.ok()) return db.status();
+  impl_->app_db = std::move(*db);
+  impl_->supervisor = std::make_unique<Supervisor>(impl_->config.apps, *impl_->apps, *impl_->app_db,
+                                                   ProcessLauncher::Real());
+  AgentMetrics& metrics = impl_->metrics;
+  impl_->activator = std::make_unique<Activator>(
+      impl_->config.apps, *impl_->apps, *impl_->app_db, *impl_->supervisor,
+      [&metrics](const ActivationOutcome& o) {
+        metrics.RecordActivation(o.record.app, o.record.outcome, o.duration_ms / 1000.0);
+      });
+  impl_->supervisor->Open(impl_->activator->Unfinished());
+  impl_->activator->Recover();
+  impl_->metrics.WatchApps([sup = impl_->supervisor.get()] {
+    std::vector<AppSample> out;
+    for (const auto& i : sup->List()) {
+      AppSample a;
+      a.name = i.name;
+      a.version = i.version;
+      a.sequence = i.running;
+      a.up = i.running != 0 && i.health.state == "okay";
+      a.restarts = i.restarts;
+      a.rss_bytes = i.rss_bytes;
+      a.cpu_seconds = i.cpu_seconds;
+      a.health_failures = i.failures_by_reason;
+      out.push_back(std::move(a));
+    }
+    return out;
+  });
+  return Status::Ok();
+}
+
 // The gRPC server with the configured credentials on `listen` (port 0 picks one).
 Status AgentServer::BuildGrpc() {
   const AgentConfig& c = impl_->config;
@@ -269,7 +311,8 @@ Status AgentServer::BuildGrpc() {
   impl_->server = std::make_unique<rpc::Server>(&impl_->rpc_metrics);
   // One line per service.
   impl_->server->Add(std::make_unique<AgentService>(*impl_->context));
-  impl_->server->Add(std::make_unique<AppService>(*impl_->context, *impl_->apps));
+  impl_->server->Add(std::make_unique<AppService>(*impl_->context, *impl_->apps, *impl_->app_db,
+                                                  *impl_->supervisor, *impl_->activator));
 
   grpc::ServerBuilder builder;
   int port = 0;
@@ -299,6 +342,10 @@ void AgentServer::Shutdown() {
   if (!impl_->server) return;
   spdlog::info("shutting down: stopping {} running command(s)", impl_->runner.running());
   impl_->runner.KillAll();
+  // Activations in progress stay recorded (the next start reverts them);
+  // apps keep running and the next herdd takes them over.
+  if (impl_->activator) impl_->activator->Shutdown();
+  if (impl_->supervisor) impl_->supervisor->Shutdown();
   impl_->server->Shutdown(std::chrono::seconds(2));
   impl_->server.reset();
   spdlog::info("stopped");

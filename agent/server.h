@@ -28,6 +28,7 @@ class AgentServer {
  private:
   Status BuildGrpc();
   Status ResolveAccounts();  // exec.run_as and the agent's own account
+  Status StartApps();
 
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -344,33 +344,4 @@ Result<Task> InstallTask(const InstallSpec& spec) {
   });
 }
 
-Task ListAppsTask(std::chrono::milliseconds timeout) {
-  return UnaryTask<v1::ListAppsReply>(
-      MakeOperation(rpc::app_method::kList, CallShape::kUnary, v1::ListAppsRequest(), timeout),
-      [](const v1::ListAppsReply& r, const CallEnd&) {
-        nlohmann::json apps = nlohmann::json::array();
-        std::vector<std::string> parts;
-        for (const auto& a : r.apps()) {
-          nlohmann::json versions = nlohmann::json::array();
-          std::vector<std::string> shown;
-          for (const auto& v : a.versions()) {
-            versions.push_back(
-                {{"version", v.version()},
-                 {"sequence", v.sequence()},
-                 {"bundle_sha256", v.bundle_sha256()},
-                 {"files", v.files()},
-                 {"bytes", v.bytes()},
-                 {"installed_unix", v.installed_unix()},
-                 {"signers", std::vector<std::string>(v.signers().begin(), v.signers().end())}});
-            shown.push_back(fmt::format("{} ({})", v.version(), v.sequence()));
-          }
-          apps.push_back({{"name", a.name()}, {"versions", versions}});
-          parts.push_back(fmt::format("{} {}", a.name(), fmt::join(shown, ", ")));
-        }
-        return Ok(parts.empty() ? std::string("no apps installed")
-                                : fmt::format("{}", fmt::join(parts, "; ")),
-                  {{"apps", apps}});
-      });
-}
-
 }  // namespace herd::control

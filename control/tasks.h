@@ -74,7 +74,23 @@ struct InstallSpec {
 };
 Result<Task> InstallTask(const InstallSpec& spec);
 
-// `herd apps`: the apps and versions installed on every host.
+// `herd apps`: the apps installed on every host, their versions and what
+// runs (control/app_tasks.cc, as the tasks below).
 Task ListAppsTask(std::chrono::milliseconds timeout);
+
+// `herd app activate` / `herd app rollback`: a host whose activation
+// reverted (rolled-back, failed) is a failed host (exit code 2).
+struct ActivateSpec {
+  std::string name, version;
+  bool rollback = false, restore_data = false, no_snapshot = false;
+  std::chrono::milliseconds timeout{600'000};
+};
+Result<Task> ActivateTask(const ActivateSpec& spec);
+
+// `herd app remove`: data kept unless `purge` (admin).
+Result<Task> RemoveAppTask(const std::string& name, bool purge, std::chrono::milliseconds timeout);
+
+// `herd logs`: the last `tail` lines of an app's log on every host.
+Result<Task> AppLogsTask(const std::string& name, uint32_t tail, std::chrono::milliseconds timeout);
 
 }  // namespace herd::control

@@ -16,6 +16,8 @@ packages=(
   minisign                     # app signatures: tests check both directions with the real tool
   clang libclang-rt-14-dev     # libFuzzer targets for the app manifest and bundle readers
   bubblewrap                   # the app sandbox (agent/apps/sandbox.h)
+  libsqlite3-dev               # the apps' state on the agent (agent/apps/app_db.h)
+  python3                      # the sample app (examples/notes)
   curl ca-certificates
   prometheus   # real Prometheus server + promtool, for the monitoring tests
   procps       # ps/pgrep used by the local fleet and benchmarks

@@ -1,13 +1,17 @@
 // AppService: herd.v1.Apps on herdd (proto/herd/v1/app.proto), a thin
 // adapter on the shared framework (proto/rpc/call_queue.h) over the
-// gRPC-free AppStore. Install has a file of its own (install_call.h); List
-// runs on the serving thread (a folder scan).
+// gRPC-free AppStore, Supervisor and Activator. Install has a file of its
+// own (install_call.h); List runs on the serving thread (a folder scan),
+// Logs on the slow-work thread, Activate and Remove on threads of the
+// Activator (they wait for apps to stop, start and become healthy).
 #pragma once
 
 #include <vector>
 
 #include "agent/agent_context.h"
+#include "agent/apps/activation.h"
 #include "agent/apps/app_store.h"
+#include "agent/apps/supervisor.h"
 #include "herd/v1/app.grpc.pb.h"
 #include "proto/rpc/call_queue.h"
 
@@ -17,12 +21,16 @@ namespace herd::agent {
 struct AppsContext {
   AgentContext& agent;
   AppStore& store;
+  AppDb& db;
+  Supervisor& supervisor;
+  Activator& activator;
 };
 
 class AppService final : public rpc::Service {
  public:
   // Registers the service's policies with the agent's Authorizer.
-  AppService(AgentContext& c, AppStore& store);
+  AppService(AgentContext& c, AppStore& store, AppDb& db, Supervisor& supervisor,
+             Activator& activator);
 
   void Register(grpc::ServerBuilder& builder) override;
   void Arm(rpc::CallQueue& queue) override;

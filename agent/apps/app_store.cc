@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "agent/apps/snapshot.h"
 #include "common/app/bundle.h"
 #include "common/file.h"
 #include "common/unique_fd.h"
@@ -41,12 +42,6 @@ Status MakeDir(const std::string& dir) {
 
 bool IsSequence(const std::string& s) {
   return !s.empty() && s.size() <= 20 && s.find_first_not_of("0123456789") == std::string::npos;
-}
-
-void RemoveTree(const std::string& path) {
-  std::error_code ec;
-  fs::remove_all(path, ec);
-  if (ec) spdlog::warn("apps: cannot remove {}: {}", path, ec.message());
 }
 
 // Writes the payload's files below `root` as VerifyPayload hands them over.
@@ -367,16 +362,22 @@ Result<InstalledVersionInfo> AppStore::Install(const std::string& sha256, bool a
   return info;
 }
 
-// Keeps the `keep_versions` most recently installed versions of `name`.
+// Keeps the `keep_versions` most recently installed versions of `name`,
+// and the protected ones.
 void AppStore::Prune(const std::string& name) {
   auto versions = Versions(name);
   if (versions.size() <= static_cast<size_t>(settings_.keep_versions)) return;
-  std::stable_sort(versions.begin(), versions.end(), [](const auto& a, const auto& b) {
+  const std::set<uint64_t> keep = protected_ ? protected_(name) : std::set<uint64_t>{};
+  // Protected versions first, then the most recently installed.
+  std::stable_sort(versions.begin(), versions.end(), [&](const auto& a, const auto& b) {
+    const bool pa = keep.count(a.sequence) > 0, pb = keep.count(b.sequence) > 0;
+    if (pa != pb) return pa;
     return a.installed_unix != b.installed_unix ? a.installed_unix > b.installed_unix
                                                 : a.sequence > b.sequence;
   });
   const std::string app_dir = dir_ + "/" + name;
-  for (size_t i = static_cast<size_t>(settings_.keep_versions); i < versions.size(); ++i) {
+  const size_t kept = std::max(static_cast<size_t>(settings_.keep_versions), keep.size());
+  for (size_t i = kept; i < versions.size(); ++i) {
     const auto& v = versions[i];
     const std::string seq = std::to_string(v.sequence);
     const std::string trash = app_dir + "/.trash-" + seq;
@@ -389,6 +390,11 @@ void AppStore::Prune(const std::string& name) {
     spdlog::info("apps: removed {} {} (sequence {}): {} newer installed", name, v.version,
                  v.sequence, settings_.keep_versions);
   }
+}
+
+void AppStore::SetProtected(std::function<std::set<uint64_t>(const std::string&)> fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  protected_ = std::move(fn);
 }
 
 }  // namespace herd::agent

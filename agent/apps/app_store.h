@@ -22,7 +22,9 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -63,6 +65,13 @@ class AppStore {
   // the stored bundle, which is removed unless a version uses it.
   Result<InstalledVersionInfo> Install(const std::string& sha256, bool allow_downgrade);
 
+  // Versions Prune never removes (the current and previous of each app,
+  // and one being activated), whatever keep_versions says.
+  void SetProtected(std::function<std::set<uint64_t>(const std::string& name)> fn);
+  // Removes every version of `name` and the bundles only they used, and
+  // its data folder too when `purge`.
+  Status RemoveApp(const std::string& name, bool purge);
+
   // Every installed version, by app name, highest sequence first.
   std::vector<InstalledVersionInfo> List() const;
 
@@ -70,6 +79,9 @@ class AppStore {
   // apps.uid_base upwards, skipping ids this machine's accounts and groups
   // use, and kept in <dir>/uids so that it never changes.
   Result<uid_t> AppUid(const std::string& name);
+  // The host port of the app's `listen` socket named `listen`: allocated
+  // once from apps.port_base upwards and kept in <dir>/ports.
+  Result<int> AppPort(const std::string& name, const std::string& listen);
   // <dir>/<name>/data, made on first use: 0700, owned by the app's uid.
   Result<std::string> DataDir(const std::string& name);
 
@@ -81,6 +93,7 @@ class AppStore {
   const AppsSettings& settings_;
   const std::string dir_;
   mutable std::mutex mu_;  // Install and Prune
+  std::function<std::set<uint64_t>(const std::string&)> protected_;
 };
 
 // Test-only crash injection: herdd kills itself with SIGKILL when it

@@ -24,7 +24,9 @@ constexpr const char* kEtcFiles[] = {
 }  // namespace
 
 std::vector<std::string> BwrapArgv(const SandboxSpec& s, const std::string& bwrap) {
-  std::vector<std::string> a = {bwrap, "--unshare-all", "--unshare-user"};
+  // --as-pid-1: the app is pid 1 of its namespace (no bwrap init between),
+  // so that it gets the SIGTERM of a stop and its exit code is bwrap's.
+  std::vector<std::string> a = {bwrap, "--unshare-all", "--unshare-user", "--as-pid-1"};
   if (s.network) a.push_back("--share-net");
   a.insert(a.end(), {"--disable-userns", "--new-session", "--cap-drop", "ALL", "--hostname", s.name,
                      "--ro-bind", "/usr", "/usr"});
@@ -70,6 +72,13 @@ std::vector<std::string> BwrapArgv(const SandboxSpec& s, const std::string& bwra
                      "HERD_APP",
                      s.name});
   for (const auto& [k, v] : s.env) a.insert(a.end(), {"--setenv", k, v});
+  if (!s.listen_fds.empty()) {
+    std::string names;
+    for (const auto& n : s.listen_names) names += (names.empty() ? "" : ":") + n;
+    a.insert(a.end(), {"--setenv", "LISTEN_FDS", std::to_string(s.listen_fds.size()), "--setenv",
+                       "LISTEN_PID", "1", "--setenv", "LISTEN_FDNAMES", names});
+  }
+  if (s.status_fd >= 0) a.insert(a.end(), {"--json-status-fd", std::to_string(s.status_fd)});
   // The root itself (a tmpfs bwrap made) read-only too, once set up.
   a.insert(a.end(), {"--remount-ro", "/", "--"});
   a.insert(a.end(), s.command.begin(), s.command.end());
@@ -95,11 +104,23 @@ Result<LaunchSpec> SandboxLaunch(const SandboxSpec& s, Account* account_storage,
   account_storage->groups = {s.gid};
   account_storage->is_agent = false;
   LaunchSpec l;
-  l.argv = BwrapArgv(s, bwrap);
+  // The child's numbers: the sockets from 3 (LISTEN_FDS), then the rest.
+  SandboxSpec child = s;
+  int next = 3;
+  for (size_t i = 0; i < s.listen_fds.size(); ++i) {
+    l.map_fds.emplace_back(s.listen_fds[i], next);
+    child.listen_fds[i] = next++;
+  }
+  for (int* fd : {&child.files_fd, &child.data_fd, &child.status_fd}) {
+    if (*fd < 0) continue;
+    l.map_fds.emplace_back(*fd, next);
+    *fd = next++;
+  }
+  l.argv = BwrapArgv(child, bwrap);
   l.env = {"PATH=/usr/local/bin:/usr/bin:/bin"};
   l.cwd = "/";
   l.account = account_storage;
-  l.pass_fds = {s.files_fd, s.data_fd};
+  l.stdout_fd = l.stderr_fd = s.log_fd;
   if (s.memory_bytes > 0) l.rlimits.emplace_back(RLIMIT_AS, s.memory_bytes);
   if (s.pids > 0) l.rlimits.emplace_back(RLIMIT_NPROC, s.pids);
   l.rlimits.emplace_back(RLIMIT_CORE, 0);

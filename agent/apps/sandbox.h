@@ -45,14 +45,21 @@ struct SandboxSpec {
   uint64_t memory_bytes = 0;         // RLIMIT_AS; 0: none
   uint64_t pids = 0;                 // RLIMIT_NPROC; 0: none
   uint64_t tmp_bytes = 64ull << 20;  // size of the private /tmp
+  // Listening sockets made on the host, handed over by the LISTEN_FDS
+  // convention (from descriptor 3 on, LISTEN_PID=1, LISTEN_FDNAMES).
+  std::vector<int> listen_fds;
+  std::vector<std::string> listen_names;
+  int status_fd = -1;  // bwrap's --json-status-fd (the app's pid, then its exit code)
+  int log_fd = -1;     // stdout and stderr; -1: pipes
 };
 
 // bubblewrap's argv for `s` (the program first). `bwrap` is its path.
 std::vector<std::string> BwrapArgv(const SandboxSpec& s, const std::string& bwrap = "bwrap");
 
 // The launch of `s`: bwrap's argv, an environment of nothing but PATH, the
-// app's uid and gid without supplementary groups, the two descriptors passed
-// on, the rlimits. kFailedPrecondition for uid 0 or a missing descriptor.
+// app's uid and gid without supplementary groups, the descriptors passed on
+// (renumbered: the listening sockets first), the rlimits. kFailedPrecondition for uid 0 or a
+// missing descriptor.
 Result<LaunchSpec> SandboxLaunch(const SandboxSpec& s, Account* account_storage,
                                  const std::string& bwrap = "bwrap");
 

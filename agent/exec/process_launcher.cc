@@ -55,6 +55,13 @@ class ForkLauncher final : public ProcessLauncher {
     for (const auto& [resource, value] : spec.rlimits) {
       rlimits.emplace_back(static_cast<__rlimit_resource_t>(resource), static_cast<rlim_t>(value));
     }
+    auto moved = spec.map_fds;
+    UniqueFd null_fd;
+    int null_in = -1;
+    if (spec.stdout_fd >= 0) {
+      null_fd = UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+      null_in = null_fd.get();
+    }
     sigset_t all, saved;
     sigfillset(&all);
     ::pthread_sigmask(SIG_SETMASK, &all, &saved);  // no handler runs in the child
@@ -64,13 +71,19 @@ class ForkLauncher final : public ProcessLauncher {
       dfl.sa_handler = SIG_DFL;
       for (int s = 1; s < NSIG; ++s) ::sigaction(s, &dfl, nullptr);
       ::setpgid(0, 0);
-      ::dup2(in_r.get(), 0);
-      ::dup2(out_w.get(), 1);
-      ::dup2(err_w.get(), 2);
+      ::dup2(spec.stdout_fd >= 0 ? null_in : in_r.get(), 0);
+      ::dup2(spec.stdout_fd >= 0 ? spec.stdout_fd : out_w.get(), 1);
+      ::dup2(spec.stderr_fd >= 0 ? spec.stderr_fd : err_w.get(), 2);
       ChildFailure f{1, 0};
       for (int fd : spec.pass_fds) {
         if (fd > 2) ::fcntl(fd, F_SETFD, 0);
       }
+      // Out of the way of every target first, then into place (dup2
+      // clears close-on-exec on the copy).
+      for (size_t i = 0; i < moved.size(); ++i) {
+        moved[i].first = ::fcntl(moved[i].first, F_DUPFD_CLOEXEC, 1024);
+      }
+      for (const auto& [from, to] : moved) ::dup2(from, to);
       for (const auto& [resource, value] : rlimits) {
         const struct rlimit r { value, value };
         if (::setrlimit(resource, &r) != 0) f = {3, errno};
@@ -126,9 +139,11 @@ class ForkLauncher final : public ProcessLauncher {
     }
     Child child;
     child.pid = pid;
-    child.stdin_w = std::move(in_w);
-    child.stdout_r = std::move(out_r);
-    child.stderr_r = std::move(err_r);
+    if (spec.stdout_fd < 0) {
+      child.stdin_w = std::move(in_w);
+      child.stdout_r = std::move(out_r);
+      child.stderr_r = std::move(err_r);
+    }
     child.pidfd = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
     return child;
   }

@@ -34,6 +34,12 @@ struct LaunchSpec {
   // Descriptors (above 2) the child keeps under the same numbers: their
   // close-on-exec flag is cleared in the child alone.
   std::vector<int> pass_fds;
+  // Descriptors the child gets under other numbers: {the parent's, the
+  // child's} (the app sandbox: LISTEN_FDS sockets from 3 on).
+  std::vector<std::pair<int, int>> map_fds;
+  // The child's stdout and stderr, when not pipes (-1: a pipe, the Child's
+  // end set): an app's log file. stdin is then /dev/null.
+  int stdout_fd = -1, stderr_fd = -1;
   // Resource limits set in the child before it switches account (soft and
   // hard alike): {RLIMIT_AS, bytes}, {RLIMIT_NPROC, n}, ...
   std::vector<std::pair<int, uint64_t>> rlimits;

@@ -66,6 +66,39 @@ const char* GrpcCodeName(int code) {
 class HostCollector : public prometheus::Collectable {
  public:
   explicit HostCollector(std::string state_dir) : state_dir_(std::move(state_dir)) {}
+  std::function<std::vector<AppSample>()> apps;  // set before the server starts
+
+  static void CollectApps(const std::vector<AppSample>& apps,
+                          std::vector<prometheus::MetricFamily>* out) {
+    using prometheus::MetricType;
+    auto up = Family("herd_app_up", "1 when the app runs and is healthy", MetricType::Gauge);
+    auto info = Family("herd_app_info", "The version an app runs", MetricType::Gauge);
+    auto restarts = Family("herd_app_restarts_total", "Restarts of an app by its supervisor",
+                           MetricType::Counter);
+    auto failures = Family("herd_app_health_failures_total",
+                           "Failed health probes of an app, by reason code", MetricType::Counter);
+    auto mem = Family("herd_app_memory_bytes", "Resident memory of an app's main process",
+                      MetricType::Gauge);
+    auto cpu = Family("herd_app_cpu_seconds_total", "CPU time of an app's main process",
+                      MetricType::Counter);
+    auto limits = Family("herd_app_limits", "How an app's memory and pids are limited (mode)",
+                         MetricType::Gauge);
+    for (const auto& a : apps) {
+      AddGauge(up, a.up ? 1 : 0, {{"app", a.name}});
+      AddGauge(info, 1,
+               {{"app", a.name}, {"version", a.version}, {"sequence", std::to_string(a.sequence)}});
+      AddGauge(restarts, a.restarts, {{"app", a.name}});
+      for (const auto& [reason, n] : a.health_failures) {
+        AddGauge(failures, static_cast<double>(n), {{"app", a.name}, {"reason", reason}});
+      }
+      AddGauge(mem, static_cast<double>(a.rss_bytes), {{"app", a.name}});
+      AddGauge(cpu, a.cpu_seconds, {{"app", a.name}});
+      AddGauge(limits, 1, {{"app", a.name}, {"mode", a.limits}});
+    }
+    for (auto* f : {&up, &info, &restarts, &failures, &mem, &cpu, &limits}) {
+      out->push_back(std::move(*f));
+    }
+  }
 
   std::vector<prometheus::MetricFamily> Collect() const override {
     using prometheus::MetricType;
@@ -114,6 +147,7 @@ class HostCollector : public prometheus::Collectable {
         Family("herd_agent_cpu_seconds_total", "herdd CPU time (user+system)", MetricType::Counter);
     AddGauge(cpu_self, ticks / sysconf(_SC_CLK_TCK));
     out.push_back(std::move(cpu_self));
+    if (apps) CollectApps(apps(), &out);
     return out;
   }
 
@@ -159,6 +193,16 @@ AgentMetrics::AgentMetrics(std::string state_dir)
                    .Name("herd_app_installs_total")
                    .Help("App installs, by outcome (installed, already_installed, refused)")
                    .Register(*registry_);
+  activations_ = &prometheus::BuildCounter()
+                      .Name("herd_app_activations_total")
+                      .Help(
+                          "App activations and rollbacks, by app and outcome (committed, "
+                          "rolled-back, failed)")
+                      .Register(*registry_);
+  activation_duration_ = &prometheus::BuildHistogram()
+                              .Name("herd_app_activation_duration_seconds")
+                              .Help("Time from an activation's start to its commit or revert")
+                              .Register(*registry_);
   install_duration_ = &prometheus::BuildHistogram()
                            .Name("herd_app_install_duration_seconds")
                            .Help("Time the device spent verifying and extracting an app bundle")
@@ -168,6 +212,19 @@ AgentMetrics::AgentMetrics(std::string state_dir)
 }
 
 AgentMetrics::~AgentMetrics() = default;
+
+void AgentMetrics::WatchApps(std::function<std::vector<AppSample>()> sample) {
+  host_->apps = std::move(sample);
+}
+
+void AgentMetrics::RecordActivation(const std::string& app, const std::string& outcome,
+                                    double seconds) {
+  activations_->Add({{"app", app}, {"outcome", outcome}}).Increment();
+  activation_duration_
+      ->Add({{"outcome", outcome}},
+            prometheus::Histogram::BucketBoundaries{1, 2.5, 5, 10, 20, 30, 60, 120, 300})
+      .Observe(seconds);
+}
 
 Result<int> AgentMetrics::Serve(const std::string& address) {
   auto server = ScrapeServer::Start(address, "/metrics", [this] {

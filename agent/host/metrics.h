@@ -5,9 +5,13 @@
 // methods may be called from any thread.
 #pragma once
 
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -22,6 +26,18 @@ class Counter;
 namespace herd::agent {
 
 class ScrapeServer;
+
+// One supervised app, as the metrics show it (read at scrape time).
+struct AppSample {
+  std::string name, version;
+  uint64_t sequence = 0;
+  bool up = false;  // running and healthy
+  int restarts = 0;
+  uint64_t rss_bytes = 0;
+  double cpu_seconds = 0;
+  std::map<std::string, uint64_t> health_failures;  // by reason code
+  std::string limits = "rlimit";
+};
 
 class AgentMetrics {
  public:
@@ -39,6 +55,11 @@ class AgentMetrics {
   // `seconds` the device's own work (verification and extraction), 0 when
   // there was none.
   void RecordInstall(const std::string& outcome, double seconds);
+  // An activation (or rollback) of `app` ended with `outcome` (committed,
+  // rolled-back, failed) after `seconds`.
+  void RecordActivation(const std::string& app, const std::string& outcome, double seconds);
+  // The apps' per-app gauges come from `sample`, called at each scrape.
+  void WatchApps(std::function<std::vector<AppSample>()> sample);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -49,6 +70,8 @@ class AgentMetrics {
   prometheus::Histogram* exec_duration_;
   prometheus::Family<prometheus::Counter>* installs_;
   prometheus::Histogram* install_duration_;
+  prometheus::Family<prometheus::Counter>* activations_;
+  prometheus::Family<prometheus::Histogram>* activation_duration_;
   std::unique_ptr<ScrapeServer> server_;  // last: stopped before what it reads
 };
 

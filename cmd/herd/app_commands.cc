@@ -1,6 +1,7 @@
 // herd app keygen | pack | sign | inspect: making and checking signed app
-// bundles on the publisher's machine; herd app install and herd apps: the
-// bundles on the devices a TARGET selects.
+// bundles on the publisher's machine; herd app install | activate |
+// rollback | remove, herd apps and herd logs: the apps on the devices a
+// TARGET selects.
 #include "cmd/herd/cli.h"
 #include "common/defaults.h"
 #include "control/app_bundle.h"
@@ -43,17 +44,44 @@ class Apps final : public CommandGroup {
     install_->add_option("bundle", install_spec_.bundle, "The .herd file")->required();
     install_->add_flag("--allow-downgrade", install_spec_.allow_downgrade,
                        "Install even though a higher sequence of the app is installed");
+    activate_ = app_->add_subcommand(
+        "activate", "Activate an installed version on hosts: health-gated, reverts by itself");
+    activate_->add_option("target", target_, "Hosts")->required();
+    activate_->add_option("name", activate_spec_.name, "The app")->required();
+    activate_->add_option("version", activate_spec_.version, "The version (as app.yaml names it)")
+        ->required();
+    activate_->add_flag("--no-snapshot", activate_spec_.no_snapshot,
+                        "Go on without a snapshot of the app's data (when none can be taken)");
+    rollback_ = app_->add_subcommand(
+        "rollback", "Go back to the previous version on hosts (health-gated like activate)");
+    rollback_->add_option("target", target_, "Hosts")->required();
+    rollback_->add_option("name", activate_spec_.name, "The app")->required();
+    rollback_->add_flag("--restore-data", activate_spec_.restore_data,
+                        "Also put back the data as it was before the current version (what was "
+                        "written since is lost)");
+    remove_ = app_->add_subcommand("remove", "Stop an app and remove its versions from hosts");
+    remove_->add_option("target", target_, "Hosts")->required();
+    remove_->add_option("name", activate_spec_.name, "The app")->required();
+    remove_->add_flag("--purge", purge_, "Delete its data too (admin role)");
     app_->footer(
         "Example:\n  herd app keygen acme\n  herd app pack ./notes\n"
         "  herd app sign notes-1.0.herd --key acme.key\n"
         "  herd app inspect notes-1.0.herd --key acme.pub\n"
-        "  herd app install all notes-1.0.herd\n  herd apps all\n\n"
+        "  herd app install all notes-1.0.herd\n  herd app activate all notes 1.0\n"
+        "  herd apps all\n  herd logs web1 notes --tail 20\n  herd app rollback web1 notes\n\n"
         "app.yaml fields, the bundle format and the device's policy: docs/apps.md.");
     apps_ = app.add_subcommand("apps", "List the apps and versions installed on hosts");
     apps_->add_option("target", target_, "Hosts")->required();
+    logs_ = app.add_subcommand("logs", "Show the end of an app's log (stdout and stderr) on hosts");
+    logs_->add_option("target", target_, "Hosts")->required();
+    logs_->add_option("app", activate_spec_.name, "The app")->required();
+    logs_->add_option("--tail", tail_, "Lines from the end (default 100)")
+        ->check(CLI::Range(1, 100000));
   }
 
-  std::vector<CLI::App*> TargetCommands() const override { return {install_, apps_}; }
+  std::vector<CLI::App*> TargetCommands() const override {
+    return {install_, apps_, activate_, rollback_, remove_, logs_};
+  }
 
   std::optional<int> Run() override {
     if (*apps_) {
@@ -61,7 +89,29 @@ class Apps final : public CommandGroup {
         return Result<control::Task>(control::ListAppsTask(t));
       });
     }
+    if (*logs_) {
+      return RunTaskOnTargets(g_, target_, kDefaultHostTimeout,
+                              [this](std::chrono::milliseconds t) {
+                                return control::AppLogsTask(activate_spec_.name, tail_, t);
+                              });
+    }
     if (!*app_) return std::nullopt;
+    if (*activate_ || *rollback_) {
+      activate_spec_.rollback = rollback_->parsed();
+      // The activation's own deadlines bound it on the device; this only
+      // bounds the wait for an answer.
+      return RunTaskOnTargets(g_, target_, std::chrono::minutes(10),
+                              [this](std::chrono::milliseconds t) {
+                                activate_spec_.timeout = t;
+                                return control::ActivateTask(activate_spec_);
+                              });
+    }
+    if (*remove_) {
+      return RunTaskOnTargets(g_, target_, kDefaultCommandTimeout,
+                              [this](std::chrono::milliseconds t) {
+                                return control::RemoveAppTask(activate_spec_.name, purge_, t);
+                              });
+    }
     if (*install_) {
       return RunTaskOnTargets(g_, target_, kDefaultCommandTimeout,
                               [this](std::chrono::milliseconds t) {
@@ -90,9 +140,13 @@ class Apps final : public CommandGroup {
  private:
   Globals& g_;
   CLI::App *app_ = nullptr, *keygen_ = nullptr, *pack_ = nullptr, *sign_ = nullptr,
-           *inspect_ = nullptr, *install_ = nullptr, *apps_ = nullptr;
+           *inspect_ = nullptr, *install_ = nullptr, *apps_ = nullptr, *activate_ = nullptr,
+           *rollback_ = nullptr, *remove_ = nullptr, *logs_ = nullptr;
   std::string target_;
   control::InstallSpec install_spec_;
+  control::ActivateSpec activate_spec_;
+  bool purge_ = false;
+  uint32_t tail_ = 100;
   std::string name_, dir_, out_, bundle_, key_, minisig_, manifest_out_, signatures_out_;
   std::vector<std::string> keys_;
 };

@@ -140,6 +140,8 @@ class YamlReader {
 
 }  // namespace
 
+std::string AppNameError(const std::string& name) { return CheckName(name); }
+
 bool IsCanonicalPath(const std::string& path) {
   if (path.empty() || path.size() > 4096 || path[0] == '/' || path.back() == '/') return false;
   size_t at = 0;

@@ -72,6 +72,10 @@ Result<AppSpec> ParseAppYaml(const std::string& text, const std::string& source)
 std::string CanonicalJson(const Manifest& m);
 Result<Manifest> ParseManifest(const std::string& json, const std::string& source);
 
+// Why `name` is not an app name ("" when it is one): 1 to 63 of a-z, 0-9
+// and '-', starting with a letter or digit.
+std::string AppNameError(const std::string& name);
+
 // Whether `path` is a relative path a bundle may hold: no empty, "." or ".."
 // components, no leading '/', no NUL or control characters, at most 4096 bytes.
 bool IsCanonicalPath(const std::string& path);

@@ -25,5 +25,8 @@ namespace herd::rpc::app_method {
 
 inline constexpr char kInstall[] = "/herd.v1.Apps/Install";
 inline constexpr char kList[] = "/herd.v1.Apps/List";
+inline constexpr char kActivate[] = "/herd.v1.Apps/Activate";
+inline constexpr char kRemove[] = "/herd.v1.Apps/Remove";
+inline constexpr char kLogs[] = "/herd.v1.Apps/Logs";
 
 }  // namespace herd::rpc::app_method

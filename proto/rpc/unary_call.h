@@ -39,6 +39,13 @@ class UnaryCall final : public LiveCall {
     if (!q.draining()) new UnaryCall(q, async, state, m);
   }
 
+  // A handler whose work goes on on a thread of its own returns Deferred();
+  // that thread then calls Complete exactly once, before the queue stops
+  // (its owner joins it first). The call may be freed as soon as Complete
+  // is called: nothing touches it afterwards.
+  static grpc::Status Deferred() { return grpc::Status(grpc::StatusCode::DO_NOT_USE, ""); }
+  void Complete(const grpc::Status& st) { Finish(st); }
+
   grpc::ServerContext& ctx() { return ctx_; }
   const char* method() const { return m_.name; }
   Req req;
@@ -59,7 +66,10 @@ class UnaryCall final : public LiveCall {
                           "the agent is busy: too many slow calls queued"));
     }
   }
-  void Run() { Finish(m_.handler(state_, *this)); }
+  void Run() {
+    const grpc::Status st = m_.handler(state_, *this);
+    if (st.error_code() != grpc::StatusCode::DO_NOT_USE) Finish(st);
+  }
   void Finish(const grpc::Status& st) {
     if (queue_.draining()) return;  // freed by the queue
     queue_.Finished(m_.name, st.error_code());

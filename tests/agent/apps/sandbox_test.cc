@@ -213,13 +213,26 @@ TEST_CASE("a sandbox is never started as root or without its folders", "[agent][
   REQUIRE(l.ok());
   CHECK(l->account->uid == kAppUid);
   CHECK(l->account->groups == std::vector<gid_t>{kAppUid});
-  CHECK(l->pass_fds == std::vector<int>{10, 11});
-  const auto& argv = l->argv;
-  const auto has = [&](const std::vector<std::string>& seq) {
+  // Renumbered for the child: the folders after the (no) sockets.
+  CHECK(l->map_fds == std::vector<std::pair<int, int>>{{10, 3}, {11, 4}});
+  const auto has = [&](const std::vector<std::string>& argv, const std::vector<std::string>& seq) {
     return std::search(argv.begin(), argv.end(), seq.begin(), seq.end()) != argv.end();
   };
-  CHECK(has({"--unshare-all", "--unshare-user", "--disable-userns"}));  // no --share-net
-  CHECK(has({"--ro-bind-fd", "10", "/app"}));
-  CHECK(has({"--bind-fd", "11", "/data"}));
-  CHECK(has({"--remount-ro", "/", "--", "true"}));
+  CHECK(has(l->argv, {"--unshare-all", "--unshare-user", "--as-pid-1", "--disable-userns"}));
+  CHECK(has(l->argv, {"--ro-bind-fd", "3", "/app"}));
+  CHECK(has(l->argv, {"--bind-fd", "4", "/data"}));
+  CHECK(has(l->argv, {"--remount-ro", "/", "--", "true"}));
+  CHECK_FALSE(has(l->argv, {"--setenv", "LISTEN_FDS"}));
+
+  // Listening sockets come first, as LISTEN_FDS says; the status pipe last.
+  s.listen_fds = {20, 21};
+  s.listen_names = {"http", "admin"};
+  s.status_fd = 12;
+  auto with = agent::SandboxLaunch(s, &account);
+  REQUIRE(with.ok());
+  CHECK(with->map_fds ==
+        std::vector<std::pair<int, int>>{{20, 3}, {21, 4}, {10, 5}, {11, 6}, {12, 7}});
+  CHECK(has(with->argv, {"--setenv", "LISTEN_FDS", "2", "--setenv", "LISTEN_PID", "1", "--setenv",
+                         "LISTEN_FDNAMES", "http:admin"}));
+  CHECK(has(with->argv, {"--json-status-fd", "7"}));
 }

@@ -1,0 +1,49 @@
+// The small system pieces of supervising an app's process (supervisor.h):
+// its identity in /proc, the sockets handed to it, bwrap's status file, its
+// log file. Plain functions; thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/app/manifest.h"
+#include "common/status.h"
+#include "common/unique_fd.h"
+
+namespace herd::agent {
+
+// The start time of process `pid` (clock ticks after boot, /proc/PID/stat),
+// 0 when there is no such process: with the pid, a process's identity.
+int64_t ProcStartTime(pid_t pid);
+
+// Resident memory (bytes) and CPU time used (seconds) of process `pid`.
+struct ProcUsage {
+  uint64_t rss_bytes = 0;
+  double cpu_seconds = 0;
+};
+ProcUsage UsageOf(pid_t pid);
+
+// A listening TCP socket on address:port (SO_REUSEADDR, close-on-exec).
+Result<UniqueFd> ListenSocket(const std::string& address, int port);
+
+// What bwrap wrote to its --json-status-fd file: the app's pid (its
+// "child-pid"), and once it ended its "exit-code". 0 / nothing before.
+int64_t StatusChildPid(const std::string& path);
+std::optional<int> StatusExitCode(const std::string& path);
+
+// The app spec of installed version `seq` of `name` below apps folder `dir`.
+Result<app::AppSpec> InstalledSpec(const std::string& dir, const std::string& name, uint64_t seq);
+
+// Keeps `path` under about `max_bytes`: beyond, its bytes go to PATH.1
+// (replacing the older) and it is emptied; writers appending (O_APPEND)
+// go on at its new end.
+void RotateLog(const std::string& path, uint64_t max_bytes);
+
+// The last `lines` lines of `path` and of PATH.1 before it, at most
+// `max_bytes` bytes.
+std::string TailLog(const std::string& path, size_t lines, size_t max_bytes);
+
+}  // namespace herd::agent

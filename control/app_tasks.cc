@@ -1,0 +1,181 @@
+// The tasks of the app commands that run on devices: herd apps, herd app
+// activate | rollback | remove, herd logs (control/tasks.h).
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <ctime>
+
+#include "common/app/manifest.h"
+#include "common/duration.h"
+#include "control/tasks.h"
+#include "herd/v1/app.pb.h"
+#include "proto/rpc/agent_methods.h"
+
+namespace herd::control {
+namespace {
+
+namespace app_method = rpc::app_method;
+
+HostResult Ok(std::string summary, nlohmann::json data) {
+  HostResult r;
+  r.outcome = Outcome::kOk;
+  r.summary = std::move(summary);
+  r.data = std::move(data);
+  return r;
+}
+
+nlohmann::json ToJson(const v1::Activation& a) {
+  return {{"id", a.id()},
+          {"kind", a.kind()},
+          {"from_sequence", a.from_sequence()},
+          {"to_sequence", a.to_sequence()},
+          {"step", a.step()},
+          {"snapshot", a.snapshot()},
+          {"outcome", a.outcome()},
+          {"reason", a.reason()},
+          {"started_unix", a.started_unix()},
+          {"ended_unix", a.ended_unix()}};
+}
+
+Status CheckName(const std::string& name) {
+  if (std::string e = app::AppNameError(name); !e.empty()) return Status::Invalid("NAME " + e);
+  return Status::Ok();
+}
+
+// One app's line: "notes 1.1 running okay (ok), 2 restarts, up 3m, bwrap/rlimit".
+std::string Line(const v1::InstalledApp& a) {
+  std::string versions;
+  for (const auto& v : a.versions()) {
+    versions += (versions.empty() ? "" : ", ") + v.version() +
+                (v.sequence() == a.current_sequence() ? "*" : "");
+  }
+  if (a.current_sequence() == 0) return fmt::format("{} not activated [{}]", a.name(), versions);
+  std::string up = a.started_unix() > 0
+                       ? ", up " + FormatDuration(std::chrono::seconds(
+                                       std::max<int64_t>(0, std::time(nullptr) - a.started_unix())))
+                       : "";
+  return fmt::format("{} {} {} {} ({}), {} restarts{}, {}/{} [{}]", a.name(), a.current_version(),
+                     a.state(), a.health(), a.reason(), a.restarts(), up, a.sandbox(), a.limits(),
+                     versions);
+}
+
+}  // namespace
+
+Task ListAppsTask(std::chrono::milliseconds timeout) {
+  return UnaryTask<v1::ListAppsReply>(
+      MakeOperation(app_method::kList, CallShape::kUnary, v1::ListAppsRequest(), timeout),
+      [](const v1::ListAppsReply& r, const CallEnd&) {
+        nlohmann::json apps = nlohmann::json::array();
+        std::vector<std::string> parts;
+        for (const auto& a : r.apps()) {
+          nlohmann::json versions = nlohmann::json::array();
+          for (const auto& v : a.versions()) {
+            versions.push_back(
+                {{"version", v.version()},
+                 {"sequence", v.sequence()},
+                 {"bundle_sha256", v.bundle_sha256()},
+                 {"files", v.files()},
+                 {"bytes", v.bytes()},
+                 {"installed_unix", v.installed_unix()},
+                 {"signers", std::vector<std::string>(v.signers().begin(), v.signers().end())}});
+          }
+          nlohmann::json j = {{"name", a.name()},
+                              {"versions", versions},
+                              {"current_sequence", a.current_sequence()},
+                              {"current_version", a.current_version()},
+                              {"previous_sequence", a.previous_sequence()},
+                              {"running_sequence", a.running_sequence()},
+                              {"data_format", a.data_format()},
+                              {"state", a.state()},
+                              {"health", a.health()},
+                              {"reason", a.reason()},
+                              {"restarts", a.restarts()},
+                              {"started_unix", a.started_unix()},
+                              {"pid", a.pid()},
+                              {"sandbox", a.sandbox()},
+                              {"limits", a.limits()},
+                              {"rss_bytes", a.rss_bytes()},
+                              {"cpu_seconds", a.cpu_seconds()},
+                              {"last_exit", a.last_exit()}};
+          if (a.has_last_activation()) j["last_activation"] = ToJson(a.last_activation());
+          apps.push_back(std::move(j));
+          parts.push_back(Line(a));
+        }
+        return Ok(parts.empty() ? std::string("no apps installed")
+                                : fmt::format("{}", fmt::join(parts, "; ")),
+                  {{"apps", apps}});
+      });
+}
+
+Result<Task> ActivateTask(const ActivateSpec& spec) {
+  if (Status s = CheckName(spec.name); !s.ok()) return s;
+  v1::ActivateRequest req;
+  req.set_name(spec.name);
+  req.set_rollback(spec.rollback);
+  req.set_restore_data(spec.restore_data);
+  req.set_no_snapshot(spec.no_snapshot);
+  if (!spec.rollback) {
+    if (spec.version.empty()) return Status::Invalid("VERSION is required");
+    req.set_version(spec.version);
+  }
+  return UnaryTask<v1::ActivateReply>(
+      MakeOperation(app_method::kActivate, CallShape::kUnary, req, spec.timeout),
+      [name = spec.name](const v1::ActivateReply& r, const CallEnd&) {
+        const auto& a = r.activation();
+        const std::string from = r.from_version().empty() ? "nothing" : r.from_version();
+        HostResult res =
+            Ok(a.reason() == "already-active"
+                   ? fmt::format("{} {} is active already", name, r.to_version())
+               : a.outcome() == "committed"
+                   ? fmt::format("{} {} -> {}: committed in {:.1f} s (snapshot {})", name, from,
+                                 r.to_version(), r.duration_ms() / 1000.0, a.snapshot())
+                   : fmt::format("{} {} -> {}: {} ({}) after {:.1f} s: {} runs", name, from,
+                                 r.to_version(), a.outcome(), a.reason(), r.duration_ms() / 1000.0,
+                                 a.outcome() == "failed" ? "nothing healthy" : from),
+               {{"name", name},
+                {"from_version", r.from_version()},
+                {"to_version", r.to_version()},
+                {"duration_ms", r.duration_ms()},
+                {"activation", ToJson(a)}});
+        if (a.outcome() != "committed") {
+          res.outcome = Outcome::kCommandFailed;
+          res.error_code = a.outcome();
+          res.message = res.summary;
+        }
+        return res;
+      });
+}
+
+Result<Task> RemoveAppTask(const std::string& name, bool purge, std::chrono::milliseconds timeout) {
+  if (Status s = CheckName(name); !s.ok()) return s;
+  v1::RemoveAppRequest req;
+  req.set_name(name);
+  req.set_purge(purge);
+  return UnaryTask<v1::RemoveAppReply>(
+      MakeOperation(app_method::kRemove, CallShape::kUnary, req, timeout),
+      [name, purge](const v1::RemoveAppReply&, const CallEnd&) {
+        return Ok(fmt::format("{} removed{}", name, purge ? " with its data" : ", data kept"),
+                  {{"name", name}, {"purged", purge}});
+      });
+}
+
+Result<Task> AppLogsTask(const std::string& name, uint32_t tail,
+                         std::chrono::milliseconds timeout) {
+  if (Status s = CheckName(name); !s.ok()) return s;
+  v1::AppLogsRequest req;
+  req.set_name(name);
+  req.set_tail(tail);
+  Task t = UnaryTask<v1::AppLogsReply>(
+      MakeOperation(app_method::kLogs, CallShape::kUnary, req, timeout),
+      [](const v1::AppLogsReply& r, const CallEnd&) {
+        HostResult res = Ok(fmt::format("{} bytes of log", r.text().size()), {});
+        res.command = true;
+        res.stdout_data = r.text();
+        return res;
+      },
+      [](const v1::AppLogsReply& r, const OutputFn& out) { out(false, r.text()); });
+  t.collect_output_bytes = 1 << 20;
+  return t;
+}
+
+}  // namespace herd::control
