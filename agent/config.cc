@@ -66,12 +66,13 @@ Status Size(const std::string& source, const YAML::Node& n, uint64_t* out) {
 }
 
 Status Apps(const std::string& source, const YAML::Node& a, AppsSettings* out) {
-  Status s = CheckKeys(
-      source, a,
-      {"dir", "publishers", "max_bundle_size", "max_entries", "max_expanded_size", "keep_versions",
-       "allow_outbound", "max_memory", "max_pids", "uid_base", "uid_count", "port_base",
-       "port_count", "listen_address", "max_snapshot_copy", "max_log_size"},
-      " in 'apps'");
+  Status s =
+      CheckKeys(source, a,
+                {"dir", "publishers", "max_bundle_size", "max_entries", "max_expanded_size",
+                 "keep_versions", "allow_outbound", "max_memory", "max_pids", "uid_base",
+                 "uid_count", "port_base", "port_count", "listen_address", "max_snapshot_copy",
+                 "max_log_size", "restart_backoff", "restart_backoff_max"},
+                " in 'apps'");
   if (!s.ok()) return s;
   if (a["dir"]) out->dir = a["dir"].as<std::string>();
   if (auto p = a["publishers"]) {
@@ -87,6 +88,12 @@ Status Apps(const std::string& source, const YAML::Node& a, AppsSettings* out) {
   if (!(s = Size(source, a["max_memory"], &out->max_memory)).ok()) return s;
   if (!(s = Size(source, a["max_snapshot_copy"], &out->max_snapshot_copy)).ok()) return s;
   if (!(s = Size(source, a["max_log_size"], &out->max_log_bytes)).ok()) return s;
+  if (!(s = Duration(source, a["restart_backoff"], &out->restart_backoff)).ok()) return s;
+  if (!(s = Duration(source, a["restart_backoff_max"], &out->restart_backoff_max)).ok()) return s;
+  if (out->restart_backoff > out->restart_backoff_max) {
+    return At(source, a["restart_backoff"].Mark(),
+              "apps.restart_backoff must not be longer than restart_backoff_max");
+  }
   if (a["port_base"]) out->port_base = a["port_base"].as<uint32_t>();
   if (a["port_count"]) out->port_count = a["port_count"].as<uint32_t>();
   if (out->port_base < 1 || out->port_count < 1 ||

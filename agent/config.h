@@ -57,6 +57,10 @@ struct AppsSettings {
   // The data snapshot before an activation: a copy when the filesystem
   // cannot reflink, up to this size (beyond: --no-snapshot is needed).
   uint64_t max_snapshot_copy = 1ull << 30;
+  // A failed app is started again after restart_backoff, doubling up to
+  // restart_backoff_max (back to the first once a run lasted 10 min).
+  std::chrono::milliseconds restart_backoff{1'000};
+  std::chrono::milliseconds restart_backoff_max{300'000};
   uint64_t max_log_bytes = 1ull << 20;  // an app's log file, rotated once beyond (one kept)
 };
 

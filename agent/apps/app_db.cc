@@ -124,30 +124,6 @@ std::vector<AppRecord> AppDb::Apps() {
   return AppsWhere("", "");
 }
 
-Status AppDb::PutAppLocked(const AppRecord& a) {
-  Stmt q(db_,
-         "INSERT OR REPLACE INTO apps (name, current, previous, data_format, enabled, pid, "
-         "pid_start, child_pid, running, started_unix) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-         "?9, ?10)");
-  q.Bind(1, a.name)
-      .Bind(2, static_cast<int64_t>(a.current))
-      .Bind(3, static_cast<int64_t>(a.previous))
-      .Bind(4, static_cast<int64_t>(a.data_format))
-      .Bind(5, a.enabled ? 1 : 0)
-      .Bind(6, a.pid)
-      .Bind(7, a.pid_start)
-      .Bind(8, a.child_pid)
-      .Bind(9, static_cast<int64_t>(a.running))
-      .Bind(10, a.started_unix);
-  if (q.Step() != SQLITE_DONE) return DbError(db_, "cannot store app " + a.name);
-  return Status::Ok();
-}
-
-Status AppDb::PutApp(const AppRecord& a) {
-  std::lock_guard<std::mutex> l(mu_);
-  return PutAppLocked(a);
-}
-
 Status AppDb::SetProcess(const AppRecord& a) {
   std::lock_guard<std::mutex> l(mu_);
   Stmt q(db_,
@@ -215,7 +191,20 @@ Status AppDb::End(const ActivationRecord& a, const AppRecord& app) {
          "UPDATE activations SET step = ?1, outcome = ?2, reason = ?3, ended_unix = ?4 WHERE id = "
          "?5");
   q.Bind(1, a.step).Bind(2, a.outcome).Bind(3, a.reason).Bind(4, Now()).Bind(5, a.id);
-  Status s = q.Step() == SQLITE_DONE ? PutAppLocked(app) : DbError(db_, "cannot end activation");
+  // The app's versions only: its process is the supervisor's to record.
+  Stmt v(
+      db_,
+      "INSERT INTO apps (name, current, previous, data_format, enabled, pid, pid_start, "
+      "child_pid, running, started_unix) VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, 0, 0, 0) ON "
+      "CONFLICT(name) DO UPDATE SET current = ?2, previous = ?3, data_format = ?4, enabled = ?5");
+  v.Bind(1, app.name)
+      .Bind(2, static_cast<int64_t>(app.current))
+      .Bind(3, static_cast<int64_t>(app.previous))
+      .Bind(4, static_cast<int64_t>(app.data_format))
+      .Bind(5, app.enabled ? 1 : 0);
+  Status s = q.Step() == SQLITE_DONE && v.Step() == SQLITE_DONE
+                 ? Status::Ok()
+                 : DbError(db_, "cannot end activation");
   if (!s.ok()) {
     (void)Exec("ROLLBACK");
     return s;

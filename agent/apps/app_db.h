@@ -59,7 +59,6 @@ class AppDb {
 
   std::optional<AppRecord> App(const std::string& name);
   std::vector<AppRecord> Apps();
-  Status PutApp(const AppRecord& a);
   Status DeleteApp(const std::string& name);
   // The process fields of `a` alone (the rest as stored; a new app's zero).
   Status SetProcess(const AppRecord& a);
@@ -68,7 +67,8 @@ class AppDb {
   Status Begin(ActivationRecord* a);
   Status SetStep(int64_t id, const std::string& step);
   Status SetSnapshot(int64_t id, const std::string& snapshot);
-  // Ends activation `a` and, in the same transaction, stores `app`.
+  // Ends activation `a` and, in the same transaction, stores the versions
+  // of `app` (current, previous, data format, enabled; not its process).
   Status End(const ActivationRecord& a, const AppRecord& app);
   // Activations without an outcome (a herdd killed during them).
   std::vector<ActivationRecord> Unfinished();
@@ -80,7 +80,6 @@ class AppDb {
  private:
   explicit AppDb(sqlite3* db) : db_(db) {}
   Status Exec(const std::string& sql);
-  Status PutAppLocked(const AppRecord& a);
   std::vector<ActivationRecord> Activations(const std::string& where, const std::string& arg);
   std::vector<AppRecord> AppsWhere(const std::string& where, const std::string& arg);
   std::mutex mu_;

@@ -91,6 +91,18 @@ std::optional<int> StatusExitCode(const std::string& path) {
   return static_cast<int>(code);
 }
 
+std::string ClosedAncestor(const std::string& dir) {
+  std::string path;
+  size_t at = 0;
+  while (at != std::string::npos) {
+    at = dir.find('/', at + 1);
+    path = dir.substr(0, at);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IXOTH) == 0) return path;
+  }
+  return "";
+}
+
 Result<app::AppSpec> InstalledSpec(const std::string& dir, const std::string& name, uint64_t seq) {
   const std::string path = dir + "/" + name + "/" + std::to_string(seq) + "/manifest.json";
   auto text = ReadFileToString(path, 64 << 20);

@@ -34,6 +34,10 @@ Result<UniqueFd> ListenSocket(const std::string& address, int port);
 int64_t StatusChildPid(const std::string& path);
 std::optional<int> StatusExitCode(const std::string& path);
 
+// The first folder from / down to `dir` (included) that other users may
+// not pass through (no o+x), or "": apps' uids reach their files by path.
+std::string ClosedAncestor(const std::string& dir);
+
 // The app spec of installed version `seq` of `name` below apps folder `dir`.
 Result<app::AppSpec> InstalledSpec(const std::string& dir, const std::string& name, uint64_t seq);
 

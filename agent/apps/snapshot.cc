@@ -39,12 +39,13 @@ uint64_t TreeBytes(const std::string& dir) {
 // Copies one regular file: a reflink when `*reflink` (cleared at the first
 // refusal), else its bytes when `may_copy`.
 Status CopyFile(const std::string& from, const std::string& to, const struct stat& st,
-                bool* reflink, bool may_copy) {
+                bool* reflink, bool* cloned, bool may_copy) {
   UniqueFd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!in.valid()) return Errno("cannot open " + from);
   UniqueFd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!out.valid()) return Errno("cannot create " + to);
   if (*reflink && ::ioctl(out.get(), FICLONE, in.get()) != 0) *reflink = false;
+  if (*reflink) *cloned = true;
   if (!*reflink) {
     if (!may_copy) return Status(StatusCode::kFailedPrecondition, "no reflink");
     off_t left = st.st_size;
@@ -63,7 +64,10 @@ Status CopyFile(const std::string& from, const std::string& to, const struct sta
   return Status::Ok();
 }
 
-Status CopyTree(const std::string& src, const std::string& dst, bool* reflink, bool may_copy) {
+// `*reflink`: files are cloned (cleared at the first refusal); `*cloned`:
+// set once one was.
+Status CopyTree(const std::string& src, const std::string& dst, bool* reflink, bool* cloned,
+                bool may_copy) {
   struct stat top {};
   if (::lstat(src.c_str(), &top) != 0) return Errno("cannot read " + src);
   if (::mkdir(dst.c_str(), 0700) != 0) return Errno("cannot create " + dst);
@@ -80,7 +84,7 @@ Status CopyTree(const std::string& src, const std::string& dst, bool* reflink, b
         return Errno("cannot create " + to);
       }
     } else if (S_ISREG(st.st_mode)) {
-      if (Status s = CopyFile(from, to, st, reflink, may_copy); !s.ok()) return s;
+      if (Status s = CopyFile(from, to, st, reflink, cloned, may_copy); !s.ok()) return s;
     } else if (S_ISLNK(st.st_mode)) {
       char target[PATH_MAX];
       const ssize_t n = ::readlink(from.c_str(), target, sizeof target - 1);
@@ -116,8 +120,8 @@ Result<std::string> SnapshotTree(const std::string& src, const std::string& dst,
   const std::string tmp = dst + ".tmp";
   RemoveTree(tmp);
   const bool may_copy = TreeBytes(src) <= max_copy_bytes;
-  bool reflink = true;
-  Status s = CopyTree(src, tmp, &reflink, may_copy);
+  bool reflink = true, cloned = false;
+  Status s = CopyTree(src, tmp, &reflink, &cloned, may_copy);
   if (!s.ok()) {
     RemoveTree(tmp);
     if (s.code() == StatusCode::kFailedPrecondition) {
@@ -133,15 +137,16 @@ Result<std::string> SnapshotTree(const std::string& src, const std::string& dst,
     return e;
   }
   SyncParent(dst);
-  return std::string(reflink ? "reflink" : "copy");
+  // Empty data is a copy (of nothing): "reflink" says the filesystem cloned.
+  return std::string(reflink && cloned ? "reflink" : "copy");
 }
 
 Status RestoreTree(const std::string& snapshot, const std::string& data) {
   const std::string fresh = data + ".restore", old = data + ".discard";
   RemoveTree(fresh);
   RemoveTree(old);
-  bool reflink = true;
-  if (Status s = CopyTree(snapshot, fresh, &reflink, true); !s.ok()) {
+  bool reflink = true, cloned = false;
+  if (Status s = CopyTree(snapshot, fresh, &reflink, &cloned, true); !s.ok()) {
     RemoveTree(fresh);
     return s;
   }

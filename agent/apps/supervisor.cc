@@ -34,6 +34,13 @@ bool WaitGone(int pidfd, ms timeout) {
   return ::poll(&p, 1, static_cast<int>(timeout.count())) > 0;
 }
 
+RestartPolicy::Settings Backoff(const AppsSettings& s) {
+  RestartPolicy::Settings rs;
+  rs.first_delay = s.restart_backoff;
+  rs.max_delay = s.restart_backoff_max;
+  return rs;
+}
+
 std::string ExitReason(int code) {
   return code > 128 ? "signal-" + std::to_string(code - 128) : "exited-" + std::to_string(code);
 }
@@ -63,7 +70,7 @@ void Supervisor::Open(const std::set<std::string>& held) {
     p->enabled = r.enabled;
     p->seq = r.running ? r.running : r.current;
     if (auto spec = InstalledSpec(store_.dir(), r.name, p->seq); spec.ok()) p->spec = *spec;
-    RestartPolicy::Settings rs;
+    RestartPolicy::Settings rs = Backoff(settings_);
     rs.mode = p->spec.restart;
     if (auto policy = RestartPolicy::Make(rs); policy.ok()) p->policy = std::move(*policy);
     if (r.pid > 0 && ProcStartTime(static_cast<pid_t>(r.pid)) == r.pid_start) {
@@ -107,6 +114,11 @@ void Supervisor::Wake() {
 }
 
 Status Supervisor::StartLocked(const std::string& name, Proc& p, uint64_t seq) {
+  if (std::string closed = ClosedAncestor(store_.dir()); !closed.empty()) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "apps cannot reach their files: " + closed +
+                      " is closed to other users (it needs o+x, as 0711)");
+  }
   auto spec = InstalledSpec(store_.dir(), name, seq);
   if (!spec.ok()) return spec.status();
   const std::string run = p.run_dir(store_.dir(), name);
@@ -160,7 +172,7 @@ Status Supervisor::StartLocked(const std::string& name, Proc& p, uint64_t seq) {
   p.restart_at.reset();
   p.stopping = false;
   p.health = {"waiting", "starting"};
-  RestartPolicy::Settings rs;
+  RestartPolicy::Settings rs = Backoff(settings_);
   rs.mode = p.spec.restart;
   if (!p.policy) {
     if (auto policy = RestartPolicy::Make(rs); policy.ok()) p.policy = std::move(*policy);
@@ -318,6 +330,13 @@ void Supervisor::Committed(const std::string& name) {
   p.enabled = true;
   p.held = false;
   p.failures = 0;
+  // The committed version's restart mode, from a clean slate.
+  RestartPolicy::Settings rs = Backoff(settings_);
+  rs.mode = p.spec.restart;
+  if (auto policy = RestartPolicy::Make(rs); policy.ok()) {
+    p.policy = std::move(*policy);
+    p.policy->Started(p.started);
+  }
   p.health = {"okay", "ok"};
   p.next_probe = SteadyClock::now() + p.spec.probes.interval_healthy;
   Wake();
@@ -344,7 +363,15 @@ ProbeResult Supervisor::Probe(const std::string& name, bool startup) {
     probe = startup && !probes.startup.type.empty() ? probes.startup : probes.liveness;
     timeout = probes.timeout;
   }
-  return RunProbe(name, probe, timeout);
+  ProbeResult r = RunProbe(name, probe, timeout);
+  if (!r.ok) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (auto it = procs_.find(name); it != procs_.end()) {
+      ++it->second->health_failures;
+      ++it->second->by_reason[r.reason];
+    }
+  }
+  return r;
 }
 
 ProbeResult Supervisor::RunProbe(const std::string& name, const app::Probe& probe, ms timeout) {

@@ -73,7 +73,7 @@ void Supervisor::Tick() {
           spdlog::warn("apps: cannot start {}: {}", name, s.message());
           p.health = {"blocked", "start-failed"};
           p.restart_at = p.policy ? p.policy->Ended(now, true) : std::nullopt;
-        } else if (p.policy) {
+        } else {
           p.health = {"waiting", "restarted"};
         }
       }
@@ -98,6 +98,13 @@ void Supervisor::Tick() {
     const auto& probes = p.spec.probes;
     if (r.ok) {
       p.failures = 0;
+      if (p.policy && p.policy->crash_looping()) {
+        // Up again, but it has failed too often, too fast: the report stays
+        // until a run lasts long enough to reset the backoff.
+        p.health = {"error", "crash-loop"};
+        p.next_probe = now + probes.interval_healthy;
+        continue;
+      }
       if (p.health.state != "okay") spdlog::info("apps: {} is healthy", d.name);
       p.health = {"okay", r.reason};
       p.next_probe = now + probes.interval_healthy;

@@ -1,0 +1,370 @@
+// Apps running on a device, end to end with the real CLI, real agents, the
+// sample app (examples/notes) packed and signed by its own script, and the
+// real bubblewrap: activation, an upgrade that keeps the data, a broken
+// version that reverts by itself, rollback, removal, logs, metrics, herdd
+// restarts that leave the app running, SIGKILL of herdd at every step of an
+// activation and of its revert, and a crash loop reported.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/test_support.h"
+
+using namespace herd::testing;
+using namespace std::chrono_literals;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+bool CanRunApps() {
+  if (::geteuid() != 0) {
+    WARN("skipped: apps run as uids of their own, which needs root");
+    return false;
+  }
+  if (::access("/usr/bin/bwrap", X_OK) != 0 || ::access("/usr/bin/python3", X_OK) != 0) {
+    WARN("skipped: no bwrap or python3 (scripts/install-deps.sh installs both)");
+    return false;
+  }
+  return true;
+}
+
+// The sample app's three bundles, signed with a fresh key, and an agent
+// config trusting it, with uids and ports of this test process alone
+// (tests run in parallel); the apps' processes are killed at the end (they
+// outlive their herdd by design).
+struct Notes {
+  ScopedTempDir dir;
+  int uid_base = 0, port = 0;
+  Notes() {
+    // herdd's apps folder must be reachable by the apps' uids (as /var/lib is).
+    REQUIRE(::chmod(dir.path().c_str(), 0711) == 0);
+    const int slot = static_cast<int>(::getpid() % 2000);
+    uid_base = 63000 + slot * 4;
+    port = 21000 + slot * 4;
+    auto b = RunProgram("bash", {SourceDir() + "/examples/notes/build.sh", dir.path()}, 60s,
+                        {{"HERD", HerdBinary()}});
+    INFO(b.out << b.err);
+    REQUIRE(b.exit_code == 0);
+  }
+  ~Notes() {
+    std::string uids;
+    for (int i = 0; i < 4; ++i) uids += (i ? "," : "") + std::to_string(uid_base + i);
+    (void)RunProgram("pkill", {"-KILL", "-U", uids}, 10s);
+  }
+  std::string apps() const { return dir / "apps"; }
+  std::string Bundle(const std::string& v) const { return dir / ("notes-" + v + ".herd"); }
+  std::string Config(const std::string& extra = "") const {
+    const std::string path = dir / "agent.yaml";
+    WriteFile(path, "exec: {run_as: root}\napps:\n  dir: " + apps() + "\n  publishers: [" +
+                        dir / "publisher.pub" + "]\n  uid_base: " + std::to_string(uid_base) +
+                        "\n  uid_count: 4\n  port_base: " + std::to_string(port) +
+                        "\n  port_count: 4\n" + extra);
+    return path;
+  }
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port) + path;
+  }
+  void AddNote(const std::string& text) const {
+    auto r = RunProgram("curl", {"-sf", "-X", "POST", "--data", text, Url("/notes")}, 10s);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+  }
+};
+
+// The one app on the one agent of `inv`, as herd apps -o json shows it.
+json App(const std::string& inv) {
+  auto r = RunHerd({"-i", inv, "-o", "json", "apps", "all"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const json host = json::parse(Lines(r.out).at(0));
+  const json apps = host["data"]["apps"];
+  return apps.empty() ? json::object() : apps.at(0);
+}
+
+// Waits (bounded) until no activation of the app is in progress.
+json Settled(const std::string& inv) {
+  json app;
+  WaitFor(
+      [&] {
+        app = App(inv);
+        return app.value("state", "") != "activating" && app.value("health", "") == "okay";
+      },
+      30s);
+  return app;
+}
+
+// The process has ended (a zombie nobody reaped counts: herdd is not its parent).
+bool Gone(pid_t pid) {
+  const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = stat.rfind(')');
+  return close == std::string::npos || stat.compare(close + 2, 1, "Z") == 0;
+}
+
+CliResult Herd(const std::string& inv, std::vector<std::string> args) {
+  args.insert(args.begin(), {"-i", inv, "--no-progress"});
+  return RunHerd(args, 120s);
+}
+
+}  // namespace
+
+TEST_CASE("an app activates, upgrades keeping its data, and a broken version reverts by itself",
+          "[integration][app][activate]") {
+  if (!CanRunApps()) return;
+  Notes notes;
+  AgentProcess a("node1", {"--config", notes.Config()});
+  REQUIRE(a.ready());
+  ScopedTempDir dir;
+  const std::string inv = WriteInventory(dir, {&a});
+  for (const char* v : {"1.0", "1.1", "1.2"}) {
+    REQUIRE(Herd(inv, {"app", "install", "all", notes.Bundle(v)}).exit_code == 0);
+  }
+  auto act = Herd(inv, {"app", "activate", "all", "notes", "1.0"});
+  INFO(act.out << act.err);
+  REQUIRE(act.exit_code == 0);
+  CHECK_THAT(act.out, Catch::Contains("node1: notes nothing -> 1.0: committed"));
+  CHECK(HttpGet(notes.Url("/version")) == "1.0 format 1\n");
+  notes.AddNote("buy milk");
+  json app = App(inv);
+  CHECK(app["current_version"] == "1.0");
+  CHECK(app["state"] == "running");
+  CHECK(app["health"] == "okay");
+  CHECK(app["sandbox"] == "bwrap");
+  CHECK(app["limits"] == "rlimit");
+  CHECK(app["data_format"] == 1);
+  // The data belongs to the app's own uid, nobody else may enter.
+  const std::string data = notes.apps() + "/notes/data";
+  CHECK(fs::status(data).permissions() == fs::perms::owner_all);
+
+  // 1.1 migrates the data to format 2: the note survives.
+  auto up = Herd(inv, {"-o", "json", "app", "activate", "all", "notes", "1.1"});
+  INFO(up.out << up.err);
+  REQUIRE(up.exit_code == 0);
+  const json j = json::parse(Lines(up.out).at(0));
+  CHECK(j["data"]["activation"]["outcome"] == "committed");
+  CHECK((j["data"]["activation"]["snapshot"] == "copy" ||
+         j["data"]["activation"]["snapshot"] == "reflink"));
+  CHECK(HttpGet(notes.Url("/version")) == "1.1 format 2\n");
+  CHECK(HttpGet(notes.Url("/notes")) == "buy milk\n");
+  CHECK(fs::exists(data + "/notes.json"));
+
+  // 1.2 never becomes healthy: reverted to 1.1, data as it was; exit 2.
+  auto broken = Herd(inv, {"app", "activate", "all", "notes", "1.2"});
+  INFO(broken.out << broken.err);
+  CHECK(broken.exit_code == 2);
+  CHECK_THAT(broken.out + broken.err, Catch::Contains("notes 1.1 -> 1.2: rolled-back (http-503)") &&
+                                          Catch::Contains("1.1 runs"));
+  app = App(inv);
+  CHECK(app["current_version"] == "1.1");
+  CHECK(app["running_sequence"] == 2);
+  CHECK(app["health"] == "okay");
+  CHECK(app["last_activation"]["outcome"] == "rolled-back");
+  CHECK(app["last_activation"]["reason"] == "http-503");
+  CHECK(HttpGet(notes.Url("/notes")) == "buy milk\n");
+
+  // The app's log, through the agent.
+  auto logs = Herd(inv, {"logs", "all", "notes", "--tail", "50"});
+  CHECK(logs.exit_code == 0);
+  CHECK_THAT(logs.out, Catch::Contains("notes 1.1 (data format 2) serving 1 note(s)"));
+
+  // Per-app metrics and the activations' outcomes.
+  const std::string metrics = HttpGet("http://" + a.metrics_address() + "/metrics");
+  CHECK_THAT(
+      metrics,
+      Catch::Contains("herd_app_up{app=\"notes\"} 1") &&
+          Catch::Contains("herd_app_info{app=\"notes\",version=\"1.1\",sequence=\"2\"} 1") &&
+          Catch::Contains("herd_app_activations_total{app=\"notes\",outcome=\"committed\"} 2") &&
+          Catch::Contains("herd_app_activations_total{app=\"notes\",outcome=\"rolled-back\"} 1") &&
+          Catch::Contains("herd_app_limits{app=\"notes\",mode=\"rlimit\"} 1") &&
+          Catch::Contains("herd_app_health_failures_total{app=\"notes\",reason=\"http-503\"}"));
+  CHECK(a.AuditHas("Activate", "committed: healthy"));
+  CHECK(a.AuditHas("Activate", "rolled-back: http-503"));
+
+  // Rollback to 1.0 needs the data from before 1.1 (format 1).
+  auto refused = Herd(inv, {"app", "rollback", "all", "notes"});
+  CHECK(refused.exit_code == 2);
+  CHECK_THAT(refused.out + refused.err, Catch::Contains("cannot take over data format 2") &&
+                                            Catch::Contains("--restore-data"));
+  auto back = Herd(inv, {"app", "rollback", "all", "notes", "--restore-data"});
+  INFO(back.out << back.err);
+  CHECK(back.exit_code == 0);
+  CHECK(HttpGet(notes.Url("/version")) == "1.0 format 1\n");
+  CHECK(HttpGet(notes.Url("/notes")) == "buy milk\n");
+
+  // Removal keeps the data; purging it is an admin's.
+  auto purge = RunHerd({"-i", inv, "app", "remove", "all", "notes", "--purge"}, 60s,
+                       {{"HERD_IDENTITY", "operator"}});
+  CHECK(purge.exit_code == 2);
+  CHECK_THAT(purge.out + purge.err, Catch::Contains("needs the admin role"));
+  REQUIRE(Herd(inv, {"app", "remove", "all", "notes"}).exit_code == 0);
+  CHECK(App(inv).empty());
+  CHECK(fs::exists(data + "/notes.txt"));
+  CHECK_FALSE(fs::exists(notes.apps() + "/notes/1"));
+  CHECK(WaitFor([&] { return HttpGet(notes.Url("/health")).empty(); }, 10s));
+}
+
+TEST_CASE("apps keep running through herdd restarts and kills, and are taken over",
+          "[integration][app][activate]") {
+  if (!CanRunApps()) return;
+  Notes notes;
+  ScopedTempDir dir;
+  const std::string state = dir / "state";
+  int64_t pid = 0;
+  {
+    AgentProcess a("node1", {"--config", notes.Config(), "--state-dir", state});
+    REQUIRE(a.ready());
+    const std::string inv = WriteInventory(dir, {&a});
+    REQUIRE(Herd(inv, {"app", "install", "all", notes.Bundle("1.0")}).exit_code == 0);
+    REQUIRE(Herd(inv, {"app", "activate", "all", "notes", "1.0"}).exit_code == 0);
+    pid = App(inv)["pid"].get<int64_t>();
+    REQUIRE(pid > 0);
+    notes.AddNote("kept");
+    CHECK(a.Stop() == 0);  // SIGTERM: herdd goes, the app stays
+  }
+  CHECK(HttpGet(notes.Url("/notes")) == "kept\n");
+  for (int round = 0; round < 2; ++round) {
+    AgentProcess a("node1", {"--config", notes.Config(), "--state-dir", state});
+    REQUIRE(a.ready());
+    const std::string inv = WriteInventory(dir, {&a});
+    const json app = Settled(inv);
+    CHECK(app["pid"] == pid);  // the same process, taken over
+    CHECK(app["health"] == "okay");
+    CHECK(app["restarts"] == 0);
+    ::kill(a.pid(), SIGKILL);
+    CHECK(a.Stop() != 0);
+    CHECK(HttpGet(notes.Url("/notes")) == "kept\n");
+  }
+  // A taken-over app still stops when asked.
+  AgentProcess a("node1", {"--config", notes.Config(), "--state-dir", state});
+  REQUIRE(a.ready());
+  const std::string inv = WriteInventory(dir, {&a});
+  REQUIRE(Herd(inv, {"app", "remove", "all", "notes"}).exit_code == 0);
+  CHECK(Gone(static_cast<pid_t>(pid)));
+}
+
+TEST_CASE("SIGKILL of herdd at every step of an activation leaves the old or the new version",
+          "[integration][app][activate][crash]") {
+  if (!CanRunApps()) return;
+  // Activating 1.1 over 1.0: before the commit the old version comes back
+  // (with the data from before: 1.1 had migrated it); after it, the new stays.
+  const std::vector<std::pair<std::string, int>> steps = {
+      {"activate:verified", 1},  {"activate:snapshot", 1}, {"activate:stop-old", 1},
+      {"activate:start-new", 1}, {"activate:started", 1},  {"activate:probe", 1},
+      {"activate:commit", 1},    {"activate:committed", 2}};
+  for (const auto& [step, expect] : steps) {
+    DYNAMIC_SECTION(step) {
+      Notes notes;
+      ScopedTempDir dir;
+      const std::string state = dir / "state";
+      {
+        AgentProcess a("node1", {"--config", notes.Config(), "--state-dir", state});
+        REQUIRE(a.ready());
+        const std::string inv = WriteInventory(dir, {&a});
+        REQUIRE(Herd(inv, {"app", "install", "all", notes.Bundle("1.0")}).exit_code == 0);
+        REQUIRE(Herd(inv, {"app", "install", "all", notes.Bundle("1.1")}).exit_code == 0);
+        REQUIRE(Herd(inv, {"app", "activate", "all", "notes", "1.0"}).exit_code == 0);
+        notes.AddNote("survives");
+      }
+      {
+        ::setenv("HERD_TEST_CRASH_AT", step.c_str(), 1);
+        AgentProcess a("node1", {"--config", notes.Config(), "--state-dir", state});
+        ::unsetenv("HERD_TEST_CRASH_AT");
+        REQUIRE(a.ready());
+        auto r = Herd(WriteInventory(dir, {&a}), {"app", "activate", "all", "notes", "1.1"});
+        CHECK(r.exit_code != 0);
+        const int status = a.Stop();
+        CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
+      }
+      AgentProcess a("node1", {"--config", notes.Config(), "--state-dir", state});
+      REQUIRE(a.ready());
+      const json app = Settled(WriteInventory(dir, {&a}));
+      INFO(app.dump());
+      CHECK(app["running_sequence"] == expect);
+      CHECK(app["current_sequence"] == expect);
+      CHECK(app["health"] == "okay");
+      CHECK(app["last_activation"]["outcome"] == (expect == 2 ? "committed" : "rolled-back"));
+      CHECK(HttpGet(notes.Url("/version")) == (expect == 2 ? "1.1 format 2\n" : "1.0 format 1\n"));
+      CHECK(HttpGet(notes.Url("/notes")) == "survives\n");
+    }
+  }
+}
+
+TEST_CASE("SIGKILL of herdd at every step of a revert still ends at the old version",
+          "[integration][app][activate][crash]") {
+  if (!CanRunApps()) return;
+  for (const std::string step : {"revert:stop-new", "revert:restore", "revert:start-old"}) {
+    DYNAMIC_SECTION(step) {
+      Notes notes;
+      ScopedTempDir dir;
+      const std::string state = dir / "state";
+      {
+        AgentProcess a("node1", {"--config", notes.Config(), "--state-dir", state});
+        REQUIRE(a.ready());
+        const std::string inv = WriteInventory(dir, {&a});
+        for (const char* v : {"1.0", "1.2"}) {
+          REQUIRE(Herd(inv, {"app", "install", "all", notes.Bundle(v)}).exit_code == 0);
+        }
+        REQUIRE(Herd(inv, {"app", "activate", "all", "notes", "1.0"}).exit_code == 0);
+        notes.AddNote("survives");
+      }
+      {
+        ::setenv("HERD_TEST_CRASH_AT", step.c_str(), 1);
+        AgentProcess a("node1", {"--config", notes.Config(), "--state-dir", state});
+        ::unsetenv("HERD_TEST_CRASH_AT");
+        REQUIRE(a.ready());
+        CHECK(
+            Herd(WriteInventory(dir, {&a}), {"app", "activate", "all", "notes", "1.2"}).exit_code !=
+            0);
+        const int status = a.Stop();
+        CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
+      }
+      AgentProcess a("node1", {"--config", notes.Config(), "--state-dir", state});
+      REQUIRE(a.ready());
+      const json app = Settled(WriteInventory(dir, {&a}));
+      INFO(app.dump());
+      CHECK(app["running_sequence"] == 1);
+      CHECK(app["last_activation"]["outcome"] == "rolled-back");
+      CHECK(HttpGet(notes.Url("/version")) == "1.0 format 1\n");
+      CHECK(HttpGet(notes.Url("/notes")) == "survives\n");
+    }
+  }
+}
+
+TEST_CASE("an app that keeps failing is restarted with backoff and reported as a crash loop",
+          "[integration][app][activate]") {
+  if (!CanRunApps()) return;
+  Notes notes;
+  // Healthy long enough to commit, then it exits 1 (a few seconds after start).
+  const std::string src = notes.dir / "flaky";
+  fs::create_directories(src);
+  WriteFile(src + "/app.yaml",
+            "name: flaky\nversion: \"1\"\nsequence: 1\ncommand: [/bin/sh, -c, 'sleep 1.5; exit "
+            "1']\nprobes: {start_grace: 100ms, interval_starting: 100ms, healthy_before_commit: "
+            "500ms}\n");
+  const std::string bundle = notes.dir / "flaky.herd";
+  REQUIRE(RunHerd({"app", "pack", src, "-o", bundle}).exit_code == 0);
+  REQUIRE(RunHerd({"app", "sign", bundle, "--key", notes.dir / "publisher.key"}).exit_code == 0);
+  AgentProcess a("node1", {"--config", notes.Config("  restart_backoff: 100ms\n"
+                                                    "  restart_backoff_max: 200ms\n")});
+  REQUIRE(a.ready());
+  ScopedTempDir dir;
+  const std::string inv = WriteInventory(dir, {&a});
+  REQUIRE(Herd(inv, {"app", "install", "all", bundle}).exit_code == 0);
+  REQUIRE(Herd(inv, {"app", "activate", "all", "flaky", "1"}).exit_code == 0);
+  json app;
+  CHECK(WaitFor(
+      [&] {
+        app = App(inv);
+        return app.value("reason", "") == "crash-loop";
+      },
+      30s));
+  INFO(app.dump());
+  CHECK(app["health"] == "error");
+  CHECK(app["restarts"].get<int>() >= 4);
+  CHECK(app["last_exit"] == "exited-1");
+}
