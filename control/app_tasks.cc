@@ -123,20 +123,20 @@ Result<Task> ActivateTask(const ActivateSpec& spec) {
       [name = spec.name](const v1::ActivateReply& r, const CallEnd&) {
         const auto& a = r.activation();
         const std::string from = r.from_version().empty() ? "nothing" : r.from_version();
-        HostResult res =
-            Ok(a.reason() == "already-active"
-                   ? fmt::format("{} {} is active already", name, r.to_version())
-               : a.outcome() == "committed"
-                   ? fmt::format("{} {} -> {}: committed in {:.1f} s (snapshot {})", name, from,
-                                 r.to_version(), r.duration_ms() / 1000.0, a.snapshot())
-                   : fmt::format("{} {} -> {}: {} ({}) after {:.1f} s: {} runs", name, from,
-                                 r.to_version(), a.outcome(), a.reason(), r.duration_ms() / 1000.0,
-                                 a.outcome() == "failed" ? "nothing healthy" : from),
-               {{"name", name},
-                {"from_version", r.from_version()},
-                {"to_version", r.to_version()},
-                {"duration_ms", r.duration_ms()},
-                {"activation", ToJson(a)}});
+        HostResult res = Ok(a.reason() == "already-active"
+                                ? fmt::format("{} {} is active already", name, r.to_version())
+                            : a.outcome() == "committed"
+                                // No timings: --fold groups the hosts (JSON has duration_ms).
+                                ? fmt::format("{} {} -> {}: committed (snapshot {})", name, from,
+                                              r.to_version(), a.snapshot())
+                                : fmt::format("{} {} -> {}: {} ({}): {} runs", name, from,
+                                              r.to_version(), a.outcome(), a.reason(),
+                                              a.outcome() == "failed" ? "nothing healthy" : from),
+                            {{"name", name},
+                             {"from_version", r.from_version()},
+                             {"to_version", r.to_version()},
+                             {"duration_ms", r.duration_ms()},
+                             {"activation", ToJson(a)}});
         if (a.outcome() != "committed") {
           res.outcome = Outcome::kCommandFailed;
           res.error_code = a.outcome();
@@ -168,13 +168,9 @@ Result<Task> AppLogsTask(const std::string& name, uint32_t tail,
   Task t = UnaryTask<v1::AppLogsReply>(
       MakeOperation(app_method::kLogs, CallShape::kUnary, req, timeout),
       [](const v1::AppLogsReply& r, const CallEnd&) {
-        HostResult res = Ok(fmt::format("{} bytes of log", r.text().size()), {});
-        res.command = true;
-        res.stdout_data = r.text();
-        return res;
+        return Ok(fmt::format("({} bytes of log)", r.text().size()), {{"log", r.text()}});
       },
       [](const v1::AppLogsReply& r, const OutputFn& out) { out(false, r.text()); });
-  t.collect_output_bytes = 1 << 20;
   return t;
 }
 

@@ -42,10 +42,31 @@ first=$("$herd" -o json inventory node01 | sed -n 's/.*"metrics":"\([^"]*\)".*/\
 printf '\n\033[1m$ curl -s http://%s/metrics | grep -E "^herd_(build_info|grpc_requests_total|exec_total|agent_resident)"\033[0m\n' "$first"
 curl -s "http://$first/metrics" | grep -E '^herd_(build_info|grpc_requests_total|exec_total|agent_resident)'
 
+# Apps: the sample app (examples/notes), signed with the fleet's publisher
+# key, installed and activated everywhere, upgraded with its data, and a
+# broken version that reverts by itself. node01's notes listens on 18008
+# (scripts/fleet.sh: ports from 18000 + 8 per agent).
+notes_url=http://127.0.0.1:18008
+show bash examples/notes/build.sh .fleet/notes .fleet/publisher.key
+for v in 1.0 1.1 1.2; do
+  show herd --fold app install all ".fleet/notes/notes-$v.herd"
+done
+show herd --fold app activate all notes 1.0
+show curl -s -X POST --data 'water the plants' "$notes_url/notes"
+show herd --fold app activate all notes 1.1
+show curl -s "$notes_url/version"
+show curl -s "$notes_url/notes"
+show herd app activate node01 notes 1.2
+show herd apps node01
+show curl -s "$notes_url/notes"
+show herd logs node01 notes --tail 4
+
 cat <<MSG
 
 demo: the fleet of $n agents is still running. Try:
   export HERD_INVENTORY=$HERD_INVENTORY HERD_PKI_DIR=$HERD_PKI_DIR PATH=$repo/build/cmd:\$PATH
   herd run @db~node03 -- uptime        herd facts all -o json
-  herd targets all                     scripts/fleet.sh down   # stop every agent
+  herd targets all                     herd apps all --fold
+  herd app rollback node02 notes --restore-data
+  scripts/fleet.sh down   # stop every agent and its apps
 MSG

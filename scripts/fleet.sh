@@ -7,7 +7,8 @@
 #                              key and join token, a fleet CA in DIR/pki, identity admin),
 #                              which writes DIR/inventory.yaml; --plaintext: no TLS.
 #                              Every agent trusts the app publisher key DIR/publisher.pub
-#                              (sign bundles with DIR/publisher.key)
+#                              (sign bundles with DIR/publisher.key); agent N's apps get
+#                              uids 61000+8N.. and ports 18000+8N.. (DIR/nodeNN/agent.yaml)
 #   scripts/fleet.sh down      stop every agent of DIR and any 'herd mux' serving DIR/pki
 #                              (TERM, then KILL), verify none is left
 #   scripts/fleet.sh status    how many agents of DIR are alive
@@ -108,6 +109,17 @@ cmd_down() {
       exit 1
     fi
   fi
+  # Apps outlive their agent by design (docs/apps.md): the fleet's go with it.
+  local uids
+  uids=$( (cat "$dir"/*/state-apps/uids 2>/dev/null || true) | awk '{print $2}' | sort -u | paste -sd, -)
+  if [[ -n $uids ]]; then
+    pkill -KILL -U "$uids" 2>/dev/null || true
+    local j
+    for ((j = 0; j < 50; j++)); do   # up to 5 s
+      pgrep -U "$uids" >/dev/null || break
+      sleep 0.1
+    done
+  fi
   remove_fleet_dir
   echo "fleet: down (no agents left in $dir)"
 }
@@ -149,7 +161,10 @@ cmd_up() {
     mkdir -p "$dir/$name"
     # Without TLS files the agent starts in enrolment mode: it makes its own
     # key and join token in its state dir.
-    "$herdd" --config "$dir/agent.yaml" "${tls[@]}" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+    # Apps' uids and ports of its own: the agents share one machine here.
+    { cat "$dir/agent.yaml"; printf '  uid_base: %d\n  uid_count: 8\n  port_base: %d\n  port_count: 8\n' \
+      $((61000 + i * 8)) $((18000 + i * 8)); } >"$dir/$name/agent.yaml"
+    "$herdd" --config "$dir/$name/agent.yaml" "${tls[@]}" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
       --state-dir "$dir/$name/state" --ready-file "$dir/$name/ready" --name "$name" \
       --label "role=${roles[$(((i - 1) % 4))]}" --label "zone=${zones[$(((i - 1) % 2))]}" \
       >"$dir/$name/log" 2>&1 &

@@ -86,6 +86,16 @@ ProbeResult ProbeHttp(const std::string& host, int port, const std::string& path
   if (got < 12 || line.compare(0, 7, "HTTP/1.") != 0 || line[8] != ' ') {
     return {false, "bad-reply"};
   }
+  // The rest is read (bounded) so that the server sees the client finish
+  // instead of a reset.
+  for (size_t drained = 0; drained < (64 << 10);) {
+    pollfd p{fd.get(), POLLIN, 0};
+    if (::poll(&p, 1, MsLeft(deadline)) <= 0) break;
+    char rest[4096];
+    const ssize_t n = ::recv(fd.get(), rest, sizeof rest, 0);
+    if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR))) break;
+    if (n > 0) drained += static_cast<size_t>(n);
+  }
   const std::string code = line.substr(9, 3);
   if (code[0] == '2' || code[0] == '3') return {true, "ok"};
   return {false, "http-" + code};
