@@ -291,6 +291,7 @@ Status AgentServer::StartApps() {
       a.rss_bytes = i.rss_bytes;
       a.cpu_seconds = i.cpu_seconds;
       a.health_failures = i.failures_by_reason;
+      a.limits = i.limits;
       out.push_back(std::move(a));
     }
     return out;

@@ -119,6 +119,10 @@ cmd_down() {
       pgrep -U "$uids" >/dev/null || break
       sleep 0.1
     done
+    local u   # and their (now empty) cgroups, named APP.UID
+    for u in ${uids//,/ }; do
+      rmdir /sys/fs/cgroup/*/herd-apps/*."$u" /sys/fs/cgroup/herd-apps/*."$u" 2>/dev/null || true
+    done
   fi
   remove_fleet_dir
   echo "fleet: down (no agents left in $dir)"

@@ -55,7 +55,7 @@ void FillRuntime(AppsContext& s, v1::InstalledApp* app) {
     }
   }
   app->set_sandbox("bwrap");
-  app->set_limits("rlimit");
+  app->set_limits(s.supervisor.limits_mode());
   const auto last = s.db.Last(app->name());
   if (last) Fill(*last, app->mutable_last_activation());
   const auto info = s.supervisor.Info(app->name());
@@ -64,6 +64,7 @@ void FillRuntime(AppsContext& s, v1::InstalledApp* app) {
     return;
   }
   app->set_running_sequence(info->running);
+  app->set_limits(info->limits);
   app->set_state(last && last->outcome.empty()  ? "activating"
                  : info->running == 0           ? "stopped"
                  : info->health.state == "okay" ? "running"

@@ -77,6 +77,10 @@ void Supervisor::Open(const std::set<std::string>& held) {
       p->pid = static_cast<pid_t>(r.pid);
       p->child = static_cast<pid_t>(r.child_pid);
       p->pid_start = r.pid_start;
+      if (auto uid = store_.AppUid(r.name); uid.ok()) {
+        p->cgroup = r.name + "." + std::to_string(*uid);
+        p->limits = cgroups_.mode();
+      }
       p->pidfd = PidFd(p->pid);
       p->started_unix = r.started_unix;
       p->started =
@@ -150,6 +154,16 @@ Status Supervisor::StartLocked(const std::string& name, Proc& p, uint64_t seq) {
   Account account;
   auto launch = SandboxLaunch(s, &account);
   if (!launch.ok()) return launch.status();
+  // cgroups where the host has them; rlimits always.
+  // Named by app and uid: agents sharing a host (a local fleet) never share one.
+  p.cgroup = name + "." + std::to_string(s.uid);
+  auto groups = cgroups_.Prepare(p.cgroup, s.memory_bytes, s.pids);
+  p.limits = groups.ok() ? cgroups_.mode() : "rlimit";
+  if (!groups.ok()) {
+    spdlog::warn("apps: {}: no cgroup limits, rlimits only: {}", name, groups.status().message());
+  } else {
+    for (const auto& fd : *groups) launch->join_fds.push_back(fd.get());
+  }
   auto child = launcher_.Launch(*launch);
   if (!child.ok()) return child.status();
   p.pid = child->pid;
@@ -257,6 +271,7 @@ void Supervisor::Reap(const std::string& name, Proc& p) {
   p.last_exit = code >= 0 ? ExitReason(code) : "ended";
   p.pid = p.child = 0;
   p.pidfd.Close();
+  if (!p.cgroup.empty()) cgroups_.Remove(p.cgroup);
   AppRecord r;
   r.name = name;
   (void)db_.SetProcess(r);

@@ -35,6 +35,7 @@
 
 #include "agent/apps/app_db.h"
 #include "agent/apps/app_store.h"
+#include "agent/apps/cgroup.h"
 #include "agent/apps/probe.h"
 #include "agent/apps/restart_policy.h"
 #include "agent/apps/sandbox.h"
@@ -62,6 +63,7 @@ struct AppProcessInfo {
   uint64_t rss_bytes = 0;
   double cpu_seconds = 0;
   uint64_t health_failures = 0;  // probes failed, all reasons
+  std::string limits;            // cgroup-v2, cgroup-v1 or rlimit
   std::map<std::string, uint64_t> failures_by_reason;
 };
 
@@ -98,6 +100,8 @@ class Supervisor {
   ProbeResult Probe(const std::string& name, bool startup);
 
   std::vector<AppProcessInfo> List();
+  // How apps' memory and pids are limited here: cgroup-v2, cgroup-v1, rlimit.
+  const std::string& limits_mode() const { return cgroups_.mode(); }
   std::optional<AppProcessInfo> Info(const std::string& name);
   std::string LogPath(const std::string& name) const;
 
@@ -119,6 +123,8 @@ class Supervisor {
     std::string last_exit;
     uint64_t health_failures = 0;
     std::map<std::string, uint64_t> by_reason;
+    std::string limits = "rlimit";  // how this run is limited
+    std::string cgroup;             // its group's name, "" before the first start
 
     std::string run_dir(const std::string& apps, const std::string& name) const {
       return apps + "/" + name + "/run";
@@ -143,6 +149,7 @@ class Supervisor {
   AppStore& store_;
   AppDb& db_;
   ProcessLauncher& launcher_;
+  AppCgroups cgroups_;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<Proc>> procs_;
   UniqueFd wake_;  // eventfd

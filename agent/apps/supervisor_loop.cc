@@ -174,9 +174,12 @@ AppProcessInfo Supervisor::InfoLocked(const std::string& name, const Proc& p) co
   i.held = p.held;
   i.health = p.health;
   i.last_exit = p.last_exit;
+  i.limits = p.pid > 0 ? p.limits : cgroups_.mode();
   if (p.child > 0) {
     const ProcUsage u = UsageOf(p.child);
-    i.rss_bytes = u.rss_bytes;
+    // The whole group's memory where there is one, else the app's main process.
+    const uint64_t group = p.limits == "rlimit" ? 0 : cgroups_.MemoryBytes(p.cgroup);
+    i.rss_bytes = group ? group : u.rss_bytes;
     i.cpu_seconds = u.cpu_seconds;
   }
   i.health_failures = p.health_failures;

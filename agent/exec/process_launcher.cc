@@ -88,6 +88,9 @@ class ForkLauncher final : public ProcessLauncher {
         const struct rlimit r { value, value };
         if (::setrlimit(resource, &r) != 0) f = {3, errno};
       }
+      for (int fd : spec.join_fds) {
+        if (::write(fd, "0", 1) != 1) f = {3, errno};
+      }
       if (f.step == 3) {
         // reported below
       } else if (who && (::syscall(SYS_setgroups, who->groups.size(), who->groups.data()) != 0 ||
@@ -127,8 +130,9 @@ class ForkLauncher final : public ProcessLauncher {
                                                            ": " + std::strerror(f.error));
       }
       if (f.step == 3) {
-        return Status(StatusCode::kFailedPrecondition,
-                      std::string("cannot set a resource limit: ") + std::strerror(f.error));
+        return Status(
+            StatusCode::kFailedPrecondition,
+            std::string("cannot set a resource limit or join a cgroup: ") + std::strerror(f.error));
       }
       if (f.step == 2) {
         return Status(

@@ -40,6 +40,9 @@ struct LaunchSpec {
   // The child's stdout and stderr, when not pipes (-1: a pipe, the Child's
   // end set): an app's log file. stdin is then /dev/null.
   int stdout_fd = -1, stderr_fd = -1;
+  // cgroup.procs files (open for writing) the child joins before it
+  // switches account: it writes "0" to each.
+  std::vector<int> join_fds;
   // Resource limits set in the child before it switches account (soft and
   // hard alike): {RLIMIT_AS, bytes}, {RLIMIT_NPROC, n}, ...
   std::vector<std::pair<int, uint64_t>> rlimits;

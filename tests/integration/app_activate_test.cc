@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -56,6 +57,21 @@ struct Notes {
     std::string uids;
     for (int i = 0; i < 4; ++i) uids += (i ? "," : "") + std::to_string(uid_base + i);
     (void)RunProgram("pkill", {"-KILL", "-U", uids}, 10s);
+    // Their cgroups (empty once the processes are gone), where herd made them.
+    std::error_code ec;
+    for (const char* root : {"/sys/fs/cgroup/memory/herd-apps", "/sys/fs/cgroup/pids/herd-apps",
+                             "/sys/fs/cgroup/herd-apps"}) {
+      for (int i = 0; i < 4; ++i) {
+        const std::string group = std::string(root) + "/notes." + std::to_string(uid_base + i);
+        const std::string flaky = std::string(root) + "/flaky." + std::to_string(uid_base + i);
+        WaitFor(
+            [&] {
+              return (::rmdir(group.c_str()) == 0 || errno == ENOENT) &&
+                     (::rmdir(flaky.c_str()) == 0 || errno == ENOENT);
+            },
+            2s);
+      }
+    }
   }
   std::string apps() const { return dir / "apps"; }
   std::string Bundle(const std::string& v) const { return dir / ("notes-" + v + ".herd"); }
@@ -135,7 +151,18 @@ TEST_CASE("an app activates, upgrades keeping its data, and a broken version rev
   CHECK(app["state"] == "running");
   CHECK(app["health"] == "okay");
   CHECK(app["sandbox"] == "bwrap");
-  CHECK(app["limits"] == "rlimit");
+  // cgroups where the host has them (this one: v1), rlimits always.
+  const std::string limits = app["limits"];
+  INFO(limits);
+  CHECK((limits == "cgroup-v2" || limits == "cgroup-v1" || limits == "rlimit"));
+  if (limits == "cgroup-v1") {
+    const std::string group = "herd-apps/notes." + std::to_string(notes.uid_base);
+    CHECK(ReadFile("/sys/fs/cgroup/memory/" + group + "/memory.limit_in_bytes") ==
+          std::to_string(128 << 20) + "\n");
+    CHECK(ReadFile("/sys/fs/cgroup/pids/" + group + "/pids.max") == "16\n");
+    CHECK_THAT(ReadFile("/sys/fs/cgroup/pids/" + group + "/cgroup.procs"),
+               Catch::Contains(std::to_string(app["pid"].get<int64_t>())));
+  }
   CHECK(app["data_format"] == 1);
   // The data belongs to the app's own uid, nobody else may enter.
   const std::string data = notes.apps() + "/notes/data";
@@ -180,7 +207,7 @@ TEST_CASE("an app activates, upgrades keeping its data, and a broken version rev
           Catch::Contains("herd_app_info{app=\"notes\",version=\"1.1\",sequence=\"2\"} 1") &&
           Catch::Contains("herd_app_activations_total{app=\"notes\",outcome=\"committed\"} 2") &&
           Catch::Contains("herd_app_activations_total{app=\"notes\",outcome=\"rolled-back\"} 1") &&
-          Catch::Contains("herd_app_limits{app=\"notes\",mode=\"rlimit\"} 1") &&
+          Catch::Contains("herd_app_limits{app=\"notes\",mode=\"" + limits + "\"} 1") &&
           Catch::Contains("herd_app_health_failures_total{app=\"notes\",reason=\"http-503\"}"));
   CHECK(a.AuditHas("Activate", "committed: healthy"));
   CHECK(a.AuditHas("Activate", "rolled-back: http-503"));
