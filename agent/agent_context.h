@@ -13,6 +13,7 @@
 
 #include "agent/config.h"
 #include "agent/exec/exec_runner.h"
+#include "agent/host/host_info.h"
 #include "agent/host/metrics.h"
 #include "agent/security/account.h"
 #include "agent/security/audit_log.h"
@@ -33,6 +34,8 @@ struct AgentContext {
   const Account& agent;    // the agent's own identity: root requests run as it
   // Runs once the reply of a first enrolment is sent (herdd restarts in place).
   std::function<void()> on_enrolled;
+  // The apps' own checks for Health (one per app that should run).
+  std::function<std::vector<Check>()> app_checks;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::atomic<int> uploads{0};  // PutFile calls holding a temporary (config.files.max_concurrent)
 };

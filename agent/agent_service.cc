@@ -115,7 +115,12 @@ grpc::Status Facts(AgentContext& s, Call<v1::FactsRequest, v1::FactsReply>& call
 grpc::Status Health(AgentContext& s, Call<v1::HealthRequest, v1::HealthReply>& call) {
   return Authorized(s, call, [&](const Caller&) {
     bool ok = true;
-    for (const auto& c : RunHealthChecks(s.config.state_dir, s.config.health)) {
+    auto checks = RunHealthChecks(s.config.state_dir, s.config.health);
+    if (s.app_checks) {
+      auto apps = s.app_checks();
+      checks.insert(checks.end(), apps.begin(), apps.end());
+    }
+    for (const auto& c : checks) {
       auto* hc = call.reply.add_checks();
       hc->set_name(c.name);
       hc->set_ok(c.ok);

@@ -299,6 +299,25 @@ Status AgentServer::StartApps() {
   return Status::Ok();
 }
 
+// An app that should run is healthy, or the agent's health says why not.
+std::function<std::vector<Check>()> AgentServer::AppChecks() {
+  return [this] {
+    std::vector<Check> out;
+    for (const auto& r : impl_->app_db->Apps()) {
+      if (!r.enabled) continue;
+      const auto i = impl_->supervisor->Info(r.name);
+      Check c;
+      c.name = "app " + r.name;
+      c.ok = i && i->running != 0 && i->health.state == "okay";
+      c.detail = !i ? "not supervised"
+                    : i->version + " " + (i->running ? "running" : "not running") + ", " +
+                          i->health.state + " (" + i->health.reason + ")";
+      out.push_back(std::move(c));
+    }
+    return out;
+  };
+}
+
 // The gRPC server with the configured credentials on `listen` (port 0 picks one).
 Status AgentServer::BuildGrpc() {
   const AgentConfig& c = impl_->config;
@@ -306,10 +325,11 @@ Status AgentServer::BuildGrpc() {
   if (!creds.ok()) return creds.status();
   // Once a first enrolment's reply is sent, herdd restarts in place with the
   // fleet certificate (SIGHUP to its main thread, which owns the server).
-  impl_->context.reset(new AgentContext{c, impl_->runner, impl_->metrics, *impl_->authz,
-                                        impl_->audit, impl_->enrollment.get(), impl_->run_as,
-                                        impl_->agent_account, [] { ::kill(::getpid(), SIGHUP); }});
+  impl_->context.reset(new AgentContext{
+      c, impl_->runner, impl_->metrics, *impl_->authz, impl_->audit, impl_->enrollment.get(),
+      impl_->run_as, impl_->agent_account, [] { ::kill(::getpid(), SIGHUP); }, AppChecks()});
   impl_->server = std::make_unique<rpc::Server>(&impl_->rpc_metrics);
+
   // One line per service.
   impl_->server->Add(std::make_unique<AgentService>(*impl_->context));
   impl_->server->Add(std::make_unique<AppService>(*impl_->context, *impl_->apps, *impl_->app_db,

@@ -4,11 +4,14 @@
 // Start/Shutdown are called from main's thread only.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "agent/config.h"
 #include "agent/exec/guardian.h"
+#include "agent/host/host_info.h"
 #include "common/status.h"
 
 namespace herd::agent {
@@ -29,6 +32,7 @@ class AgentServer {
   Status BuildGrpc();
   Status ResolveAccounts();  // exec.run_as and the agent's own account
   Status StartApps();
+  std::function<std::vector<Check>()> AppChecks();
 
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -194,6 +194,13 @@ TEST_CASE("an app activates, upgrades keeping its data, and a broken version rev
   CHECK(app["last_activation"]["reason"] == "http-503");
   CHECK(HttpGet(notes.Url("/notes")) == "buy milk\n");
 
+  // The agent's own health includes its apps.
+  auto health = Herd(inv, {"-o", "json", "health", "all"});
+  INFO(health.out);
+  CHECK(health.exit_code == 0);
+  CHECK_THAT(health.out, Catch::Contains("\"name\":\"app notes\"") &&
+                             Catch::Contains("1.1 running, okay (ok)"));
+
   // The app's log, through the agent.
   auto logs = Herd(inv, {"logs", "all", "notes", "--tail", "50"});
   CHECK(logs.exit_code == 0);
