@@ -136,6 +136,10 @@ Result<Task> ActivateTask(const ActivateSpec& spec) {
                              {"from_version", r.from_version()},
                              {"to_version", r.to_version()},
                              {"duration_ms", r.duration_ms()},
+                             {"snapshot_ms", r.snapshot_ms()},
+                             {"stop_ms", r.stop_ms()},
+                             {"start_ms", r.start_ms()},
+                             {"first_healthy_ms", r.first_healthy_ms()},
                              {"activation", ToJson(a)}});
         if (a.outcome() != "committed") {
           res.outcome = Outcome::kCommandFailed;

@@ -15,6 +15,10 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 using ms = std::chrono::milliseconds;
 
+int64_t Ms(SteadyClock::time_point since) {
+  return std::chrono::duration_cast<ms>(SteadyClock::now() - since).count();
+}
+
 bool Contains(const std::vector<uint32_t>& v, uint32_t x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
@@ -55,8 +59,12 @@ std::set<std::string> Activator::Unfinished() {
 void Activator::Recover() {
   auto unfinished = db_.Unfinished();
   if (unfinished.empty()) return;
-  for (const auto& a : unfinished)
-    holders_[a.app] = "the recovery of activation " + std::to_string(a.id);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& a : unfinished) {
+      holders_[a.app] = "the recovery of activation " + std::to_string(a.id);
+    }
+  }
   Spawn([this, unfinished]() mutable {
     for (auto& a : unfinished) {
       spdlog::warn("apps: activation {} of {} ({} -> {}) was cut short at step {}: reverting", a.id,
@@ -82,14 +90,29 @@ void Activator::Shutdown() {
 }
 
 bool Activator::Spawn(std::function<void()> fn) {
-  std::lock_guard<std::mutex> l(mu_);
-  if (stop_ || running_ >= kMaxThreads) return false;
-  ++running_;
-  threads_.emplace_back([this, fn = std::move(fn)] {
-    fn();
+  std::vector<std::thread> done;
+  {
     std::lock_guard<std::mutex> l(mu_);
-    --running_;
-  });
+    if (stop_ || running_ >= kMaxThreads) return false;
+    // Threads that ended are joined here, so that none lingers.
+    for (auto it = threads_.begin(); it != threads_.end();) {
+      if (finished_.count(it->get_id())) {
+        finished_.erase(it->get_id());
+        done.push_back(std::move(*it));
+        it = threads_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    ++running_;
+    threads_.emplace_back([this, fn = std::move(fn)] {
+      fn();
+      std::lock_guard<std::mutex> l(mu_);
+      --running_;
+      finished_.insert(std::this_thread::get_id());
+    });
+  }
+  for (auto& t : done) t.join();
   return true;
 }
 
@@ -118,7 +141,7 @@ std::string Activator::SnapshotDir(const std::string& name, int64_t id) const {
 }
 
 std::string Activator::WaitHealthy(const std::string& name, const app::Probes& probes,
-                                   bool confirm_only) {
+                                   bool confirm_only, SteadyClock::time_point* first_healthy) {
   const auto start = SteadyClock::now();
   bool healthy = false;
   SteadyClock::time_point healthy_since{};
@@ -132,6 +155,9 @@ std::string Activator::WaitHealthy(const std::string& name, const app::Probes& p
     if (r.ok) {
       failures = 0;
       if (!healthy) healthy_since = now;
+      if (first_healthy && *first_healthy == SteadyClock::time_point{}) {
+        *first_healthy = SteadyClock::now();  // the probe's answer, not its start
+      }
       healthy = true;
       if (confirm_only || now - healthy_since >= probes.healthy_before_commit) return "";
     } else {
@@ -244,7 +270,9 @@ Result<ActivationOutcome> Activator::Activate(const ActivationRequest& req) {
     a.snapshot = "none";
   } else {
     ::mkdir((store_.dir() + "/" + req.name + "/snapshots").c_str(), 0700);
+    const auto t = SteadyClock::now();
     auto kind_used = SnapshotTree(*data, SnapshotDir(req.name, a.id), settings_.max_snapshot_copy);
+    out.snapshot_ms = Ms(t);
     if (!kind_used.ok()) {
       (void)db_.SetStep(a.id, a.step = "refused");
       a.outcome = "rolled-back";
@@ -261,7 +289,9 @@ Result<ActivationOutcome> Activator::Activate(const ActivationRequest& req) {
   if (reason.empty()) {
     (void)db_.SetStep(a.id, a.step = "stop-old");
     CrashPoint("activate:stop-old");
+    const auto t = SteadyClock::now();
     if (Status s = sup_.Stop(req.name); !s.ok()) reason = "stop-failed";
+    out.stop_ms = Ms(t);
   }
   if (reason.empty() && req.restore_data) {
     (void)db_.SetStep(a.id, a.step = "restore-data");
@@ -272,7 +302,10 @@ Result<ActivationOutcome> Activator::Activate(const ActivationRequest& req) {
   if (reason.empty()) {
     (void)db_.SetStep(a.id, a.step = "start-new");
     CrashPoint("activate:start-new");
-    if (Status s = sup_.Start(req.name, to); !s.ok()) {
+    const auto t = SteadyClock::now();
+    Status started = sup_.Start(req.name, to);
+    out.start_ms = Ms(t);
+    if (Status s = started; !s.ok()) {
       spdlog::warn("apps: {} {} did not start: {}", req.name, spec->version, s.message());
       reason = "start-failed";
     }
@@ -282,7 +315,12 @@ Result<ActivationOutcome> Activator::Activate(const ActivationRequest& req) {
   if (reason.empty()) {
     (void)db_.SetStep(a.id, a.step = "probe");
     CrashPoint("activate:probe");
-    reason = WaitHealthy(req.name, spec->probes, false);
+    const auto t = SteadyClock::now();
+    SteadyClock::time_point first{};
+    reason = WaitHealthy(req.name, spec->probes, false, &first);
+    if (first != SteadyClock::time_point{}) {
+      out.first_healthy_ms = std::chrono::duration_cast<ms>(first - t).count();
+    }
     if (reason == "interrupted") {
       // herdd is stopping: the next start reverts it (recorded unfinished).
       return Status(StatusCode::kUnavailable, "herdd is stopping: activation " +

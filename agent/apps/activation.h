@@ -55,6 +55,10 @@ struct ActivationOutcome {
   ActivationRecord record;
   std::string from_version, to_version;
   int64_t duration_ms = 0;
+  // Where the time went (ms): the snapshot, stopping the old version,
+  // starting the new one's sandbox (until its pid is known), and from then
+  // to its first healthy probe. 0 for steps not taken.
+  int64_t snapshot_ms = 0, stop_ms = 0, start_ms = 0, first_healthy_ms = 0;
 };
 
 class Activator {
@@ -90,7 +94,9 @@ class Activator {
   Status Take(const std::string& name, const std::string& what);
   void Release(const std::string& name);
   // "" once the app is healthy for long enough, else why not.
-  std::string WaitHealthy(const std::string& name, const app::Probes& probes, bool confirm_only);
+  // `first_healthy` (when given) is set to the time of the first healthy probe.
+  std::string WaitHealthy(const std::string& name, const app::Probes& probes, bool confirm_only,
+                          std::chrono::steady_clock::time_point* first_healthy = nullptr);
   void Revert(ActivationRecord& a, const std::string& reason);
   std::string SnapshotDir(const std::string& name, int64_t id) const;
   void Sleep(std::chrono::milliseconds d);
@@ -104,6 +110,7 @@ class Activator {
   std::condition_variable cv_;
   std::map<std::string, std::string> holders_;  // app -> what holds it
   std::vector<std::thread> threads_;
+  std::set<std::thread::id> finished_;  // threads_ whose work is done (joined at the next Spawn)
   int running_ = 0;
   std::atomic<bool> stop_{false};
 };

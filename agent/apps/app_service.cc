@@ -141,6 +141,10 @@ grpc::Status Activate(AppsContext& s, ActivateCall& call) {
     call.reply.set_from_version(out->from_version);
     call.reply.set_to_version(out->to_version);
     call.reply.set_duration_ms(out->duration_ms);
+    call.reply.set_snapshot_ms(out->snapshot_ms);
+    call.reply.set_stop_ms(out->stop_ms);
+    call.reply.set_start_ms(out->start_ms);
+    call.reply.set_first_healthy_ms(out->first_healthy_ms);
     entry.result = out->record.outcome + ": " + out->record.reason;
     (void)s.agent.audit.Append(entry);
     call.Complete(grpc::Status::OK);

@@ -402,3 +402,45 @@ TEST_CASE("an app that keeps failing is restarted with backoff and reported as a
   CHECK(app["restarts"].get<int>() >= 4);
   CHECK(app["last_exit"] == "exited-1");
 }
+
+TEST_CASE("exec probes run in the app's sandbox: its data, its uid; a failing one reverts",
+          "[integration][app][activate]") {
+  if (!CanRunApps()) return;
+  Notes notes;
+  // Ready once it wrote /data/ready; as pid 1 without a SIGTERM handler,
+  // `sleep` is stopped by SIGKILL after stop_timeout.
+  const auto make = [&](int seq, const std::string& probe) {
+    const std::string src = notes.dir / ("prober-" + std::to_string(seq));
+    fs::create_directories(src);
+    WriteFile(src + "/app.yaml",
+              "name: prober\nversion: \"" + std::to_string(seq) +
+                  "\"\nsequence: " + std::to_string(seq) +
+                  "\ncommand: [/bin/sh, -c, 'sleep 0.3; touch /data/ready; exec sleep 1000']\n"
+                  "stop_timeout: 1s\nprobes:\n  startup: {exec: " +
+                  probe +
+                  "}\n  start_grace: 100ms\n  interval_starting: 200ms\n"
+                  "  healthy_before_commit: 500ms\n");
+    const std::string bundle = src + ".herd";
+    REQUIRE(RunHerd({"app", "pack", src, "-o", bundle}).exit_code == 0);
+    REQUIRE(RunHerd({"app", "sign", bundle, "--key", notes.dir / "publisher.key"}).exit_code == 0);
+    return bundle;
+  };
+  const std::string good = make(1, "[/bin/sh, -c, 'test -f /data/ready && test $(id -u) != 0']");
+  const std::string bad = make(2, "[/bin/sh, -c, 'exit 3']");
+  AgentProcess a("node1", {"--config", notes.Config()});
+  REQUIRE(a.ready());
+  ScopedTempDir dir;
+  const std::string inv = WriteInventory(dir, {&a});
+  REQUIRE(Herd(inv, {"app", "install", "all", good}).exit_code == 0);
+  REQUIRE(Herd(inv, {"app", "install", "all", bad}).exit_code == 0);
+  auto ok = Herd(inv, {"app", "activate", "all", "prober", "1"});
+  INFO(ok.out << ok.err);
+  CHECK(ok.exit_code == 0);
+  auto reverted = Herd(inv, {"app", "activate", "all", "prober", "2"});
+  INFO(reverted.out << reverted.err);
+  CHECK(reverted.exit_code == 2);
+  CHECK_THAT(reverted.out + reverted.err, Catch::Contains("rolled-back (exit-3)"));
+  const json app = App(inv);
+  CHECK(app["running_sequence"] == 1);
+  CHECK(app["health"] == "okay");
+}
