@@ -42,12 +42,13 @@ Status CheckName(const std::string& name) {
   return Status::Ok();
 }
 
-// One app's line: "notes 1.1 running okay (ok), 2 restarts, up 3m, bwrap/rlimit".
+// One app's line: "notes 1.1 running okay (ok), 2 restarts, up 3m, bwrap/cgroup-v1
+// [1.2 (3), 1.1 (2)*, 1.0 (1)]": the installed versions (sequence), * the current one.
 std::string Line(const v1::InstalledApp& a) {
   std::string versions;
   for (const auto& v : a.versions()) {
-    versions += (versions.empty() ? "" : ", ") + v.version() +
-                (v.sequence() == a.current_sequence() ? "*" : "");
+    versions += fmt::format("{}{} ({}){}", versions.empty() ? "" : ", ", v.version(), v.sequence(),
+                            v.sequence() == a.current_sequence() ? "*" : "");
   }
   if (a.current_sequence() == 0) return fmt::format("{} not activated [{}]", a.name(), versions);
   std::string up = a.started_unix() > 0

@@ -403,7 +403,7 @@ TEST_CASE("an app that keeps failing is restarted with backoff and reported as a
   CHECK(app["last_exit"] == "exited-1");
 }
 
-TEST_CASE("exec probes run in the app's sandbox: its data, its uid; a failing one reverts",
+TEST_CASE("exec probes run in the app's sandbox with its data and uid, and a failing one reverts",
           "[integration][app][activate]") {
   if (!CanRunApps()) return;
   Notes notes;

@@ -120,7 +120,7 @@ TEST_CASE("herd app install puts a signed bundle on every device once, and herd 
   REQUIRE(RunHerd({"-i", inv, "app", "install", "all", pub.Bundle(2)}).exit_code == 0);
   auto list = RunHerd({"-i", inv, "--no-progress", "apps", "all"});
   CHECK(list.exit_code == 0);
-  CHECK_THAT(list.out, Catch::Contains("node1: notes 1.2 (2), 1.1 (1)"));
+  CHECK_THAT(list.out, Catch::Contains("node1: notes not activated [1.2 (2), 1.1 (1)]"));
   // A viewer may list but not install.
   auto viewer =
       RunHerd({"-i", inv, "--identity", "viewer", "app", "install", "node1", pub.Bundle(3)});
