@@ -15,6 +15,11 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 using ms = std::chrono::milliseconds;
 
+Status Busy(const std::string& name, const std::string& holder) {
+  return Status(StatusCode::kFailedPrecondition,
+                "app " + name + " is busy: " + holder + " is in progress");
+}
+
 int64_t Ms(SteadyClock::time_point since) {
   return std::chrono::duration_cast<ms>(SteadyClock::now() - since).count();
 }
@@ -123,10 +128,7 @@ void Activator::Sleep(ms d) {
 
 Status Activator::Take(const std::string& name, const std::string& what) {
   std::lock_guard<std::mutex> l(mu_);
-  if (auto it = holders_.find(name); it != holders_.end()) {
-    return Status(StatusCode::kFailedPrecondition,
-                  "app " + name + " is busy: " + it->second + " is in progress");
-  }
+  if (auto it = holders_.find(name); it != holders_.end()) return Busy(name, it->second);
   holders_[name] = what;
   return Status::Ok();
 }
@@ -174,6 +176,11 @@ std::string Activator::WaitHealthy(const std::string& name, const app::Probes& p
 
 Result<ActivationOutcome> Activator::Activate(const ActivationRequest& req) {
   const auto t0 = SteadyClock::now();
+  {
+    // Busy first: whatever else is wrong with the request, it waits its turn.
+    std::lock_guard<std::mutex> l(mu_);
+    if (auto it = holders_.find(req.name); it != holders_.end()) return Busy(req.name, it->second);
+  }
   AppRecord app = db_.App(req.name).value_or(AppRecord{});
   app.name = req.name;
   uint64_t to = req.sequence;
@@ -236,7 +243,12 @@ Result<ActivationOutcome> Activator::Activate(const ActivationRequest& req) {
     return same;
   }
   const std::string kind = req.rollback ? "rollback" : "activate";
-  if (Status s = Take(req.name, "a " + kind + " (by " + req.who + ")"); !s.ok()) return s;
+  if (Status s =
+          Take(req.name, (req.rollback ? "a rollback" : "an activation of " + spec->version) +
+                             " (by " + req.who + ")");
+      !s.ok()) {
+    return s;
+  }
   ActivationOutcome out;
   ActivationRecord& a = out.record;
   a.app = req.name;

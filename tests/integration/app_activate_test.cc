@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "tests/support/test_support.h"
 
@@ -181,7 +182,16 @@ TEST_CASE("an app activates, upgrades keeping its data, and a broken version rev
   CHECK(fs::exists(data + "/notes.json"));
 
   // 1.2 never becomes healthy: reverted to 1.1, data as it was; exit 2.
-  auto broken = Herd(inv, {"app", "activate", "all", "notes", "1.2"});
+  // Meanwhile a second activation of the app is refused, naming the first.
+  CliResult broken, second;
+  std::thread first([&] { broken = Herd(inv, {"app", "activate", "all", "notes", "1.2"}); });
+  REQUIRE(WaitFor([&] { return App(inv).value("state", "") == "activating"; }, 10s));
+  second = Herd(inv, {"app", "activate", "all", "notes", "1.0"});
+  first.join();
+  CHECK(second.exit_code == 2);
+  CHECK_THAT(second.out + second.err,
+             Catch::Contains("app notes is busy: an activation of 1.2 (by ") &&
+                 Catch::Contains("is in progress"));
   INFO(broken.out << broken.err);
   CHECK(broken.exit_code == 2);
   CHECK_THAT(broken.out + broken.err, Catch::Contains("notes 1.1 -> 1.2: rolled-back (http-503)") &&
