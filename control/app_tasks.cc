@@ -4,6 +4,10 @@
 #include <fmt/ranges.h>
 
 #include <ctime>
+#include <map>
+#include <memory>
+#include <set>
+#include <thread>
 
 #include "common/app/manifest.h"
 #include "common/duration.h"
@@ -177,6 +181,78 @@ Result<Task> AppLogsTask(const std::string& name, uint32_t tail,
       },
       [](const v1::AppLogsReply& r, const OutputFn& out) { out(false, r.text()); });
   return t;
+}
+
+namespace {
+
+// Passes a follow round's output on; a host's failure only the first time.
+class FollowReporter final : public Reporter {
+ public:
+  explicit FollowReporter(Reporter& out) : out_(out) {}
+  void OnOutput(const Host& host, bool is_stderr, std::string_view data) override {
+    out_.OnOutput(host, is_stderr, data);
+  }
+  void OnResult(const HostResult& r) override {
+    if (r.outcome != Outcome::kOk && !r.error_code.empty() && failed_.insert(r.host).second) {
+      out_.OnResult(r);
+    }
+  }
+  void OnFinish(const std::vector<HostResult>&, std::chrono::milliseconds) override {}
+
+ private:
+  Reporter& out_;
+  std::set<std::string> failed_;
+};
+
+}  // namespace
+
+std::vector<HostResult> FollowAppLogs(Executor& executor, const std::vector<const Host*>& hosts,
+                                      const std::string& name, uint32_t tail,
+                                      std::chrono::milliseconds timeout, Reporter& reporter,
+                                      const std::atomic<bool>& stop,
+                                      std::chrono::milliseconds every) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto first = AppLogsTask(name, tail, timeout);
+  std::vector<HostResult> last;
+  if (!first.ok()) return last;
+  auto offsets = std::make_shared<std::map<std::string, uint64_t>>();
+  FollowReporter forward(reporter);
+  reporter.OnStart(hosts.size());
+  Task task = std::move(*first);
+  for (bool initial = true; !stop.load(); initial = false) {
+    if (!initial) {
+      // Each host from where its log ended last time.
+      for (const Host* h : hosts) {
+        v1::AppLogsRequest req;
+        req.set_name(name);
+        req.set_from_offset(true);
+        req.set_offset((*offsets)[h->name]);
+        task.op.request_for[h->name] = std::make_shared<const std::string>(req.SerializeAsString());
+      }
+    }
+    task.make_reader = [offsets](const Host& host) {
+      const std::string who = host.name;
+      return std::make_unique<UnaryReader<v1::AppLogsReply>>(
+          [offsets, who](const v1::AppLogsReply& r, const CallEnd&) {
+            (*offsets)[who] = r.end_offset();
+            return Ok("", {});
+          },
+          [](const v1::AppLogsReply& r, const OutputFn& out) {
+            if (!r.text().empty()) out(false, r.text());
+          });
+    };
+    auto round = RunTask(executor, hosts, task, forward);
+    if (stop.load() && !last.empty()) break;  // cut short: the last whole round counts
+    last = std::move(round);
+    // Until the next look, or Ctrl-C.
+    for (auto waited = std::chrono::milliseconds(0); waited < every && !stop.load();
+         waited += std::chrono::milliseconds(50)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  reporter.OnFinish(last, std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::steady_clock::now() - t0));
+  return last;
 }
 
 }  // namespace herd::control

@@ -4,6 +4,7 @@
 // Certificate renewal, which takes two calls per host, is control/renew.h.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -92,5 +93,15 @@ Result<Task> RemoveAppTask(const std::string& name, bool purge, std::chrono::mil
 
 // `herd logs`: the last `tail` lines of an app's log on every host.
 Result<Task> AppLogsTask(const std::string& name, uint32_t tail, std::chrono::milliseconds timeout);
+
+// `herd logs --follow`: the last `tail` lines, then what each host's log
+// gains, every `every`, until `stop` holds (Ctrl-C). The lines go to
+// reporter.OnOutput as they come; a host's error is reported once; the
+// reporter's OnFinish gets the last complete round's results.
+std::vector<HostResult> FollowAppLogs(Executor& executor, const std::vector<const Host*>& hosts,
+                                      const std::string& name, uint32_t tail,
+                                      std::chrono::milliseconds timeout, Reporter& reporter,
+                                      const std::atomic<bool>& stop,
+                                      std::chrono::milliseconds every = std::chrono::seconds(1));
 
 }  // namespace herd::control

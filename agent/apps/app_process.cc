@@ -156,4 +156,17 @@ std::string TailLog(const std::string& path, size_t lines, size_t max_bytes) {
   return out;
 }
 
+std::string ReadLogFrom(const std::string& path, uint64_t* offset, size_t max_bytes) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  struct stat st {};
+  if (!fd.valid() || ::fstat(fd.get(), &st) != 0) return "";
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (*offset > size) *offset = 0;  // rotated: the new file from its start
+  std::string out(static_cast<size_t>(std::min<uint64_t>(size - *offset, max_bytes)), '\0');
+  const ssize_t n = ::pread(fd.get(), out.data(), out.size(), static_cast<off_t>(*offset));
+  out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  *offset += out.size();
+  return out;
+}
+
 }  // namespace herd::agent

@@ -49,5 +49,8 @@ void RotateLog(const std::string& path, uint64_t max_bytes);
 // The last `lines` lines of `path` and of PATH.1 before it, at most
 // `max_bytes` bytes.
 std::string TailLog(const std::string& path, size_t lines, size_t max_bytes);
+// The bytes of `path` from `*offset` on (from 0 when the file is shorter:
+// rotated), at most `max_bytes`; `*offset` becomes where they end.
+std::string ReadLogFrom(const std::string& path, uint64_t* offset, size_t max_bytes);
 
 }  // namespace herd::agent

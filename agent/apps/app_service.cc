@@ -1,6 +1,7 @@
 #include "agent/apps/app_service.h"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -194,8 +195,16 @@ grpc::Status Logs(AppsContext& s, Call<v1::AppLogsRequest, v1::AppLogsReply>& ca
   if (::access(path.c_str(), F_OK) != 0) {
     return rpc::ToGrpc(Status::NotFound("app " + call.req.name() + " has no log on this device"));
   }
+  if (call.req.from_offset()) {
+    uint64_t offset = call.req.offset();
+    call.reply.set_text(ReadLogFrom(path, &offset, 1 << 20));
+    call.reply.set_end_offset(offset);
+    return grpc::Status::OK;
+  }
   const uint32_t tail = call.req.tail() ? std::min<uint32_t>(call.req.tail(), 100'000) : 100;
   call.reply.set_text(TailLog(path, tail, 1 << 20));
+  struct stat st {};
+  call.reply.set_end_offset(::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0);
   return grpc::Status::OK;
 }
 

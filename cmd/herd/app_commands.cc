@@ -77,6 +77,8 @@ class Apps final : public CommandGroup {
     logs_->add_option("app", activate_spec_.name, "The app")->required();
     logs_->add_option("--tail", tail_, "Lines from the end (default 100)")
         ->check(CLI::Range(1, 100000));
+    logs_->add_flag("-f,--follow", follow_,
+                    "Then keep printing what the logs gain (every second) until Ctrl-C");
   }
 
   std::vector<CLI::App*> TargetCommands() const override {
@@ -88,6 +90,20 @@ class Apps final : public CommandGroup {
       return RunTaskOnTargets(g_, target_, kDefaultHostTimeout, [](std::chrono::milliseconds t) {
         return Result<control::Task>(control::ListAppsTask(t));
       });
+    }
+    if (*logs_ && follow_) {
+      return RunOnTargets(
+          g_, target_, kDefaultHostTimeout, [this](std::chrono::milliseconds t) -> Result<Operate> {
+            if (Status s = control::AppLogsTask(activate_spec_.name, tail_, t).status(); !s.ok()) {
+              return s;
+            }
+            return Operate([this, t](control::Executor& executor,
+                                     const std::vector<const control::Host*>& hosts,
+                                     control::Reporter& reporter) {
+              return control::FollowAppLogs(executor, hosts, activate_spec_.name, tail_, t,
+                                            reporter, Interrupted());
+            });
+          });
     }
     if (*logs_) {
       return RunTaskOnTargets(g_, target_, kDefaultHostTimeout,
@@ -145,7 +161,7 @@ class Apps final : public CommandGroup {
   std::string target_;
   control::InstallSpec install_spec_;
   control::ActivateSpec activate_spec_;
-  bool purge_ = false;
+  bool purge_ = false, follow_ = false;
   uint32_t tail_ = 100;
   std::string name_, dir_, out_, bundle_, key_, minisig_, manifest_out_, signatures_out_;
   std::vector<std::string> keys_;

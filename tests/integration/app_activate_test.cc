@@ -216,6 +216,20 @@ TEST_CASE("an app activates, upgrades keeping its data, and a broken version rev
   CHECK(logs.exit_code == 0);
   CHECK_THAT(logs.out, Catch::Contains("notes 1.1 (data format 2) serving 1 note(s)"));
 
+  // --follow: then what the log gains (herd stopped by the test after 7 s).
+  // Notes written while it runs (twice: one lands after herd's start
+  // however slow that is) show up as the app logs them.
+  CliResult follow;
+  std::thread follower([&] {
+    follow = RunHerd({"-i", inv, "logs", "all", "notes", "--tail", "1", "--follow"}, 7s);
+  });
+  for (int i = 0; i < 2; ++i) {
+    std::this_thread::sleep_for(2s);  // spacing the writes; nothing waits on it
+    notes.AddNote("while following");
+  }
+  follower.join();
+  CHECK_THAT(follow.out, Catch::Contains("node1: notes: \"POST /notes HTTP/1.1\" 201"));
+
   // Per-app metrics and the activations' outcomes.
   const std::string metrics = HttpGet("http://" + a.metrics_address() + "/metrics");
   CHECK_THAT(
