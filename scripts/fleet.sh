@@ -8,7 +8,9 @@
 #                              which writes DIR/inventory.yaml; --plaintext: no TLS.
 #                              Every agent trusts the app publisher key DIR/publisher.pub
 #                              (sign bundles with DIR/publisher.key); agent N's apps get
-#                              uids 61000+8N.. and ports 18000+8N.. (DIR/nodeNN/agent.yaml)
+#                              uids 61000+8N.. and ports 18000+8N.. (DIR/nodeNN/agent.yaml),
+#                              their folders in DIR/nodeNN/state-apps, or below /var/tmp
+#                              when DIR is out of the apps' reach (in /root, say)
 #   scripts/fleet.sh down      stop every agent of DIR and any 'herd mux' serving DIR/pki
 #                              (TERM, then KILL), verify none is left
 #   scripts/fleet.sh status    how many agents of DIR are alive
@@ -25,7 +27,7 @@ herdd=${HERDD:-$repo/build/cmd/herdd}
 herd=${HERD:-$repo/build/cmd/herd}
 
 usage() {
-  sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -42,6 +44,34 @@ alive_pids() {
 }
 
 # Only a folder this script made (it holds .herd-fleet) is ever removed.
+# The first folder of PATH's ancestors (itself included) that other users
+# may not pass (no o+x), or nothing.
+closed_ancestor() {
+  local cur="" part
+  local -a parts
+  IFS=/ read -r -a parts <<<"$1"
+  for part in "${parts[@]}"; do
+    [[ -z $part ]] && continue
+    cur+="/$part"
+    [[ -d $cur ]] || return 0
+    if (((8#$(stat -c %a "$cur") & 1) == 0)); then
+      echo "$cur"
+      return 0
+    fi
+  done
+}
+
+# Where the agents' apps folders go: beside their state (DIR/nodeNN/state-apps)
+# when apps' uids can reach DIR, else below /var/tmp (DIR in /root, say),
+# recorded in DIR/apps-dir.
+apps_base() {
+  if [[ -f $dir/apps-dir ]]; then
+    cat "$dir/apps-dir"
+  elif [[ -n $(closed_ancestor "$dir") ]]; then
+    echo "/var/tmp/herd-fleet-apps-$(printf '%s' "$dir" | md5sum | cut -c1-12)"
+  fi
+}
+
 remove_fleet_dir() {
   [[ -e $dir ]] || return 0
   if [[ -d $dir && -z $(ls -A "$dir") ]]; then
@@ -111,7 +141,10 @@ cmd_down() {
   fi
   # Apps outlive their agent by design (docs/apps.md): the fleet's go with it.
   local uids
-  uids=$( (cat "$dir"/*/state-apps/uids 2>/dev/null || true) | awk '{print $2}' | sort -u | paste -sd, -)
+  local base
+  base=$(apps_base)
+  uids=$( (cat "$dir"/*/state-apps/uids ${base:+"$base"/*/uids} 2>/dev/null || true) |
+    awk '{print $2}' | sort -u | paste -sd, -)
   if [[ -n $uids ]]; then
     pkill -KILL -U "$uids" 2>/dev/null || true
     local j
@@ -124,6 +157,7 @@ cmd_down() {
       rmdir /sys/fs/cgroup/*/herd-apps/*."$u" /sys/fs/cgroup/herd-apps/*."$u" 2>/dev/null || true
     done
   fi
+  [[ -n $base && $base == /var/tmp/herd-fleet-apps-* ]] && rm -rf "$base"
   remove_fleet_dir
   echo "fleet: down (no agents left in $dir)"
 }
@@ -158,6 +192,13 @@ cmd_up() {
   # The fleet's app publisher: every agent trusts DIR/publisher.pub, so
   # bundles signed with DIR/publisher.key install (docs/apps.md).
   "$herd" app keygen publisher --dir "$dir" >/dev/null
+  local base
+  base=$(apps_base)
+  if [[ -n $base ]]; then
+    echo "$base" >"$dir/apps-dir"
+    mkdir -p "$base"
+    chmod 0711 "$base"
+  fi
   printf '# Written by scripts/fleet.sh: what every agent of the local fleet shares.\napps:\n  publishers: [%s]\n' \
     "$dir/publisher.pub" >"$dir/agent.yaml"
   for ((i = 1; i <= n; i++)); do
@@ -167,7 +208,8 @@ cmd_up() {
     # key and join token in its state dir.
     # Apps' uids and ports of its own: the agents share one machine here.
     { cat "$dir/agent.yaml"; printf '  uid_base: %d\n  uid_count: 8\n  port_base: %d\n  port_count: 8\n' \
-      $((61000 + i * 8)) $((18000 + i * 8)); } >"$dir/$name/agent.yaml"
+      $((61000 + i * 8)) $((18000 + i * 8)); [[ -z $base ]] || echo "  dir: $base/$name"; } \
+      >"$dir/$name/agent.yaml"
     "$herdd" --config "$dir/$name/agent.yaml" "${tls[@]}" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
       --state-dir "$dir/$name/state" --ready-file "$dir/$name/ready" --name "$name" \
       --label "role=${roles[$(((i - 1) % 4))]}" --label "zone=${zones[$(((i - 1) % 2))]}" \
