@@ -468,3 +468,37 @@ TEST_CASE("exec probes run in the app's sandbox with its data and uid, and a fai
   CHECK(app["running_sequence"] == 1);
   CHECK(app["health"] == "okay");
 }
+
+TEST_CASE("an app not healthy by its startup deadline is reverted, even when its probes wait",
+          "[integration][app][activate]") {
+  if (!CanRunApps()) return;
+  Notes notes;
+  // It never serves on its socket: probes time out, but within start_grace
+  // failures do not count, so only the deadline ends the wait.
+  const std::string src = notes.dir / "sleeper";
+  fs::create_directories(src);
+  WriteFile(src + "/app.yaml",
+            "name: sleeper\nversion: \"1\"\nsequence: 1\ncommand: [/bin/sleep, \"1000\"]\n"
+            "stop_timeout: 1s\npermissions: {listen: [http]}\nprobes:\n"
+            "  startup: {http: {listen: http}}\n  start_grace: 30s\n  startup_deadline: 2s\n"
+            "  interval_starting: 200ms\n  timeout: 300ms\n");
+  const std::string bundle = notes.dir / "sleeper.herd";
+  REQUIRE(RunHerd({"app", "pack", src, "-o", bundle}).exit_code == 0);
+  REQUIRE(RunHerd({"app", "sign", bundle, "--key", notes.dir / "publisher.key"}).exit_code == 0);
+  AgentProcess a("node1", {"--config", notes.Config()});
+  REQUIRE(a.ready());
+  ScopedTempDir dir;
+  const std::string inv = WriteInventory(dir, {&a});
+  REQUIRE(Herd(inv, {"app", "install", "all", bundle}).exit_code == 0);
+  auto r = Herd(inv, {"-o", "json", "app", "activate", "all", "sleeper", "1"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 2);
+  const json j = json::parse(Lines(r.out).at(0));
+  CHECK(j["data"]["activation"]["outcome"] == "rolled-back");
+  CHECK(j["data"]["activation"]["reason"] == "startup-deadline");
+  CHECK(j["data"]["duration_ms"].get<int64_t>() >= 2000);
+  // Nothing ran before, so nothing runs after.
+  const json app = App(inv);
+  CHECK(app["current_sequence"] == 0);
+  CHECK(app["running_sequence"] == 0);
+}
