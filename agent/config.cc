@@ -24,7 +24,9 @@ Status At(const std::string& source, const YAML::Mark& m, const std::string& msg
 Status CheckKeys(const std::string& source, const YAML::Node& node,
                  const std::set<std::string>& known, const std::string& where) {
   for (auto it = node.begin(); it != node.end(); ++it) {
-    auto key = it->first.as<std::string>();
+    if (!it->first.IsScalar())
+      return At(source, it->first.Mark(), "keys must be plain names" + where);
+    auto key = it->first.Scalar();
     if (!known.count(key)) return At(source, it->first.Mark(), "unknown key '" + key + "'" + where);
   }
   return Status::Ok();

@@ -68,7 +68,11 @@ class YamlReader {
   Status Keys(const YAML::Node& map, const std::string& field, std::set<std::string> known) const {
     if (!map.IsMap()) return Error(map, field.empty() ? "app.yaml" : field, "must be a mapping");
     for (const auto& kv : map) {
-      const std::string k = kv.first.as<std::string>();
+      // A complex key ("? {a: b}: c") is no field name: refused, not converted.
+      if (!kv.first.IsScalar()) {
+        return Error(kv.first, field.empty() ? "app.yaml" : field, "keys must be plain names");
+      }
+      const std::string k = kv.first.Scalar();
       if (!known.count(k)) {
         std::string list;
         for (const auto& x : known) list += (list.empty() ? "" : ", ") + x;

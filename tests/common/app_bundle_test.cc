@@ -63,6 +63,12 @@ TEST_CASE("app.yaml is read strictly, errors name the line and the field", "[app
 
   CHECK_THAT(Error(std::string(kAppYaml) + "colour: blue\n"),
              Catch::Contains("app.yaml:14:1: colour: unknown field"));
+  // A complex key (a fuzz finding): refused with its place, never thrown.
+  CHECK_THAT(Error("name: x\n? startup: 1\n  liveness: 2\n"),
+             Catch::Contains("app.yaml:2:") && Catch::Contains("keys must be plain names"));
+  CHECK_THAT(Error("name: x\nversion: \"1\"\nsequence: 1\ncommand: [x]\nprobes:\n  ? [a]\n  : 2\n"),
+             Catch::Contains("app.yaml:6:") && Catch::Contains("probes: keys must be plain names"));
+  CHECK_THAT(Error("? [a, b]: 1\nname: x\n"), Catch::Contains("keys must be plain names"));
   CHECK_THAT(Error("name: Notes\nversion: 1\nsequence: 1\ncommand: [x]\n"),
              Catch::Contains("app.yaml:1:7: name: may hold only a-z"));
   CHECK_THAT(Error("name: n\nversion: 1\nsequence: -3\ncommand: [x]\n"),
