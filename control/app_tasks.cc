@@ -20,14 +20,6 @@ namespace {
 
 namespace app_method = rpc::app_method;
 
-HostResult Ok(std::string summary, nlohmann::json data) {
-  HostResult r;
-  r.outcome = Outcome::kOk;
-  r.summary = std::move(summary);
-  r.data = std::move(data);
-  return r;
-}
-
 nlohmann::json ToJson(const v1::Activation& a) {
   return {{"id", a.id()},
           {"kind", a.kind()},
@@ -106,9 +98,9 @@ Task ListAppsTask(std::chrono::milliseconds timeout) {
           apps.push_back(std::move(j));
           parts.push_back(Line(a));
         }
-        return Ok(parts.empty() ? std::string("no apps installed")
-                                : fmt::format("{}", fmt::join(parts, "; ")),
-                  {{"apps", apps}});
+        return OkResult(parts.empty() ? std::string("no apps installed")
+                                      : fmt::format("{}", fmt::join(parts, "; ")),
+                        {{"apps", apps}});
       });
 }
 
@@ -128,24 +120,25 @@ Result<Task> ActivateTask(const ActivateSpec& spec) {
       [name = spec.name](const v1::ActivateReply& r, const CallEnd&) {
         const auto& a = r.activation();
         const std::string from = r.from_version().empty() ? "nothing" : r.from_version();
-        HostResult res = Ok(a.reason() == "already-active"
-                                ? fmt::format("{} {} is active already", name, r.to_version())
-                            : a.outcome() == "committed"
-                                // No timings: --fold groups the hosts (JSON has duration_ms).
-                                ? fmt::format("{} {} -> {}: committed (snapshot {})", name, from,
-                                              r.to_version(), a.snapshot())
-                                : fmt::format("{} {} -> {}: {} ({}): {} runs", name, from,
-                                              r.to_version(), a.outcome(), a.reason(),
-                                              a.outcome() == "failed" ? "nothing healthy" : from),
-                            {{"name", name},
-                             {"from_version", r.from_version()},
-                             {"to_version", r.to_version()},
-                             {"duration_ms", r.duration_ms()},
-                             {"snapshot_ms", r.snapshot_ms()},
-                             {"stop_ms", r.stop_ms()},
-                             {"start_ms", r.start_ms()},
-                             {"first_healthy_ms", r.first_healthy_ms()},
-                             {"activation", ToJson(a)}});
+        HostResult res =
+            OkResult(a.reason() == "already-active"
+                         ? fmt::format("{} {} is active already", name, r.to_version())
+                     : a.outcome() == "committed"
+                         // No timings: --fold groups the hosts (JSON has duration_ms).
+                         ? fmt::format("{} {} -> {}: committed (snapshot {})", name, from,
+                                       r.to_version(), a.snapshot())
+                         : fmt::format("{} {} -> {}: {} ({}): {} runs", name, from, r.to_version(),
+                                       a.outcome(), a.reason(),
+                                       a.outcome() == "failed" ? "nothing healthy" : from),
+                     {{"name", name},
+                      {"from_version", r.from_version()},
+                      {"to_version", r.to_version()},
+                      {"duration_ms", r.duration_ms()},
+                      {"snapshot_ms", r.snapshot_ms()},
+                      {"stop_ms", r.stop_ms()},
+                      {"start_ms", r.start_ms()},
+                      {"first_healthy_ms", r.first_healthy_ms()},
+                      {"activation", ToJson(a)}});
         if (a.outcome() != "committed") {
           res.outcome = Outcome::kCommandFailed;
           res.error_code = a.outcome();
@@ -163,8 +156,8 @@ Result<Task> RemoveAppTask(const std::string& name, bool purge, std::chrono::mil
   return UnaryTask<v1::RemoveAppReply>(
       MakeOperation(app_method::kRemove, CallShape::kUnary, req, timeout),
       [name, purge](const v1::RemoveAppReply&, const CallEnd&) {
-        return Ok(fmt::format("{} removed{}", name, purge ? " with its data" : ", data kept"),
-                  {{"name", name}, {"purged", purge}});
+        return OkResult(fmt::format("{} removed{}", name, purge ? " with its data" : ", data kept"),
+                        {{"name", name}, {"purged", purge}});
       });
 }
 
@@ -177,7 +170,7 @@ Result<Task> AppLogsTask(const std::string& name, uint32_t tail,
   Task t = UnaryTask<v1::AppLogsReply>(
       MakeOperation(app_method::kLogs, CallShape::kUnary, req, timeout),
       [](const v1::AppLogsReply& r, const CallEnd&) {
-        return Ok(fmt::format("({} bytes of log)", r.text().size()), {{"log", r.text()}});
+        return OkResult(fmt::format("({} bytes of log)", r.text().size()), {{"log", r.text()}});
       },
       [](const v1::AppLogsReply& r, const OutputFn& out) { out(false, r.text()); });
   return t;
@@ -235,7 +228,7 @@ std::vector<HostResult> FollowAppLogs(Executor& executor, const std::vector<cons
       return std::make_unique<UnaryReader<v1::AppLogsReply>>(
           [offsets, who](const v1::AppLogsReply& r, const CallEnd&) {
             (*offsets)[who] = r.end_offset();
-            return Ok("", {});
+            return OkResult("", {});
           },
           [](const v1::AppLogsReply& r, const OutputFn& out) {
             if (!r.text().empty()) out(false, r.text());

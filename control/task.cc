@@ -130,6 +130,14 @@ Outcome OutcomeFor(const CallEnd& end) {
   }
 }
 
+HostResult OkResult(std::string summary, nlohmann::json data) {
+  HostResult r;
+  r.outcome = Outcome::kOk;
+  r.summary = std::move(summary);
+  r.data = std::move(data);
+  return r;
+}
+
 HostResult ErrorResult(const CallEnd& end) {
   HostResult r;
   r.outcome = OutcomeFor(end);

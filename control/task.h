@@ -60,6 +60,8 @@ Outcome OutcomeFor(const CallEnd& end);
 // The result of a call that ended with an error: outcome, message and
 // error_code ("unavailable", "permission_denied", ...).
 HostResult ErrorResult(const CallEnd& end);
+// The result of a call that succeeded: its line for people, its JSON data.
+HostResult OkResult(std::string summary, nlohmann::json data);
 // The result of a call whose reply could not be parsed (an agent that is
 // not herdd, or a broken one): rejected, "internal".
 HostResult UnreadableResult(const CallEnd& end);

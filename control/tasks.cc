@@ -24,14 +24,6 @@ namespace {
 
 namespace method = rpc::agent_method;
 
-HostResult Ok(std::string summary, nlohmann::json data) {
-  HostResult r;
-  r.outcome = Outcome::kOk;
-  r.summary = std::move(summary);
-  r.data = std::move(data);
-  return r;
-}
-
 std::string Bytes(uint64_t b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = static_cast<double>(b);
@@ -152,14 +144,14 @@ Task PingTask(std::chrono::milliseconds timeout) {
       MakeOperation(method::kInfo, CallShape::kUnary, v1::InfoRequest(), timeout),
       [](const v1::InfoReply& res, const CallEnd& end) {
         const double rtt_ms = end.elapsed.count() / 1000.0;
-        return Ok(fmt::format("pong {:.1f} ms (herdd {}, up {})", rtt_ms, res.agent_version(),
-                              Uptime(res.uptime_seconds())),
-                  {{"hostname", res.hostname()},
-                   {"agent_version", res.agent_version()},
-                   {"uptime_seconds", res.uptime_seconds()},
-                   {"rtt_ms", rtt_ms},
-                   {"labels", Labels(res.labels())},
-                   {"revocation_version", res.revocation_version()}});
+        return OkResult(fmt::format("pong {:.1f} ms (herdd {}, up {})", rtt_ms, res.agent_version(),
+                                    Uptime(res.uptime_seconds())),
+                        {{"hostname", res.hostname()},
+                         {"agent_version", res.agent_version()},
+                         {"uptime_seconds", res.uptime_seconds()},
+                         {"rtt_ms", rtt_ms},
+                         {"labels", Labels(res.labels())},
+                         {"revocation_version", res.revocation_version()}});
       });
 }
 
@@ -174,19 +166,19 @@ Task FactsTask(std::chrono::milliseconds timeout) {
                         Bytes(f.disk_total_bytes()), Uptime(f.uptime_seconds()));
         std::map<std::string, std::string> labels(f.labels().begin(), f.labels().end());
         for (const auto& [k, v] : labels) summary += fmt::format(", {}={}", k, v);
-        return Ok(std::move(summary), {{"hostname", f.hostname()},
-                                       {"os", f.os()},
-                                       {"kernel", f.kernel()},
-                                       {"arch", f.arch()},
-                                       {"cpus", f.cpus()},
-                                       {"memory_total_bytes", f.memory_total_bytes()},
-                                       {"memory_available_bytes", f.memory_available_bytes()},
-                                       {"disk_total_bytes", f.disk_total_bytes()},
-                                       {"disk_available_bytes", f.disk_available_bytes()},
-                                       {"uptime_seconds", f.uptime_seconds()},
-                                       {"load1", f.load1()},
-                                       {"agent_version", f.agent_version()},
-                                       {"labels", Labels(f.labels())}});
+        return OkResult(std::move(summary), {{"hostname", f.hostname()},
+                                             {"os", f.os()},
+                                             {"kernel", f.kernel()},
+                                             {"arch", f.arch()},
+                                             {"cpus", f.cpus()},
+                                             {"memory_total_bytes", f.memory_total_bytes()},
+                                             {"memory_available_bytes", f.memory_available_bytes()},
+                                             {"disk_total_bytes", f.disk_total_bytes()},
+                                             {"disk_available_bytes", f.disk_available_bytes()},
+                                             {"uptime_seconds", f.uptime_seconds()},
+                                             {"load1", f.load1()},
+                                             {"agent_version", f.agent_version()},
+                                             {"labels", Labels(f.labels())}});
       });
 }
 
@@ -305,14 +297,14 @@ Result<Task> CopyTask(const CopySpec& spec) {
   op.call.stream = std::make_shared<ChunkSource>(std::move(*source));
   return UnaryTask<v1::PutFileReply>(
       std::move(op), [header](const v1::PutFileReply& res, const CallEnd&) {
-        return Ok(fmt::format("wrote {} ({} bytes, sha256 {}…)", header.path(), res.bytes_written(),
-                              res.sha256().substr(0, 12)),
-                  {{"path", header.path()},
-                   {"bytes", res.bytes_written()},
-                   {"sha256", res.sha256()},
-                   {"mode", fmt::format("{:04o}", res.mode())},
-                   {"uid", res.uid()},
-                   {"gid", res.gid()}});
+        return OkResult(fmt::format("wrote {} ({} bytes, sha256 {}…)", header.path(),
+                                    res.bytes_written(), res.sha256().substr(0, 12)),
+                        {{"path", header.path()},
+                         {"bytes", res.bytes_written()},
+                         {"sha256", res.sha256()},
+                         {"mode", fmt::format("{:04o}", res.mode())},
+                         {"uid", res.uid()},
+                         {"gid", res.gid()}});
       });
 }
 
@@ -329,7 +321,7 @@ Result<Task> InstallTask(const InstallSpec& spec) {
   op.call.stream = std::make_shared<ChunkSource>(std::move(*source));
   return UnaryTask<v1::InstallReply>(std::move(op), [](const v1::InstallReply& r, const CallEnd&) {
     std::vector<std::string> signers(r.signers().begin(), r.signers().end());
-    return Ok(
+    return OkResult(
         fmt::format("{} {} {} (sequence {}, {} files, {}, signed by {})", r.name(), r.version(),
                     r.already_installed() ? "was installed already" : "installed", r.sequence(),
                     r.files(), Bytes(r.bytes()), fmt::join(signers, ", ")),

@@ -34,11 +34,16 @@ bool WaitGone(int pidfd, ms timeout) {
   return ::poll(&p, 1, static_cast<int>(timeout.count())) > 0;
 }
 
-RestartPolicy::Settings Backoff(const AppsSettings& s) {
+// The restart policy of an app whose app.yaml says `mode`, with the
+// device's backoff; none for a mode RestartPolicy refuses (app.yaml checked it).
+std::optional<RestartPolicy> PolicyFor(const AppsSettings& s, const std::string& mode) {
   RestartPolicy::Settings rs;
+  rs.mode = mode;
   rs.first_delay = s.restart_backoff;
   rs.max_delay = s.restart_backoff_max;
-  return rs;
+  auto policy = RestartPolicy::Make(rs);
+  if (!policy.ok()) return std::nullopt;
+  return std::move(*policy);
 }
 
 std::string ExitReason(int code) {
@@ -70,9 +75,7 @@ void Supervisor::Open(const std::set<std::string>& held) {
     p->enabled = r.enabled;
     p->seq = r.running ? r.running : r.current;
     if (auto spec = InstalledSpec(store_.dir(), r.name, p->seq); spec.ok()) p->spec = *spec;
-    RestartPolicy::Settings rs = Backoff(settings_);
-    rs.mode = p->spec.restart;
-    if (auto policy = RestartPolicy::Make(rs); policy.ok()) p->policy = std::move(*policy);
+    p->policy = PolicyFor(settings_, p->spec.restart);
     if (r.pid > 0 && ProcStartTime(static_cast<pid_t>(r.pid)) == r.pid_start) {
       p->pid = static_cast<pid_t>(r.pid);
       p->child = static_cast<pid_t>(r.child_pid);
@@ -186,11 +189,7 @@ Status Supervisor::StartLocked(const std::string& name, Proc& p, uint64_t seq) {
   p.restart_at.reset();
   p.stopping = false;
   p.health = {"waiting", "starting"};
-  RestartPolicy::Settings rs = Backoff(settings_);
-  rs.mode = p.spec.restart;
-  if (!p.policy) {
-    if (auto policy = RestartPolicy::Make(rs); policy.ok()) p.policy = std::move(*policy);
-  }
+  if (!p.policy) p.policy = PolicyFor(settings_, p.spec.restart);
   if (p.policy) p.policy->Started(p.started);
   AppRecord r;
   r.name = name;
@@ -346,12 +345,8 @@ void Supervisor::Committed(const std::string& name) {
   p.held = false;
   p.failures = 0;
   // The committed version's restart mode, from a clean slate.
-  RestartPolicy::Settings rs = Backoff(settings_);
-  rs.mode = p.spec.restart;
-  if (auto policy = RestartPolicy::Make(rs); policy.ok()) {
-    p.policy = std::move(*policy);
-    p.policy->Started(p.started);
-  }
+  p.policy = PolicyFor(settings_, p.spec.restart);
+  if (p.policy) p.policy->Started(p.started);
   p.health = {"okay", "ok"};
   p.next_probe = SteadyClock::now() + p.spec.probes.interval_healthy;
   Wake();

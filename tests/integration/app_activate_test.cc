@@ -2,133 +2,18 @@
 // sample app (examples/notes) packed and signed by its own script, and the
 // real bubblewrap: activation, an upgrade that keeps the data, a broken
 // version that reverts by itself, rollback, removal, logs, metrics, herdd
-// restarts that leave the app running, SIGKILL of herdd at every step of an
-// activation and of its revert, and a crash loop reported.
+// restarts that leave the app running, and a crash loop reported. SIGKILL
+// of herdd during activations: app_crash_test.cc.
 #include <signal.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
-#include <cerrno>
-#include <filesystem>
-#include <nlohmann/json.hpp>
 #include <thread>
 
-#include "tests/support/test_support.h"
+#include "tests/integration/app_test_support.h"
 
 using namespace herd::testing;
-using namespace std::chrono_literals;
-using nlohmann::json;
-namespace fs = std::filesystem;
-
-namespace {
-
-bool CanRunApps() {
-  if (::geteuid() != 0) {
-    WARN("skipped: apps run as uids of their own, which needs root");
-    return false;
-  }
-  if (::access("/usr/bin/bwrap", X_OK) != 0 || ::access("/usr/bin/python3", X_OK) != 0) {
-    WARN("skipped: no bwrap or python3 (scripts/install-deps.sh installs both)");
-    return false;
-  }
-  return true;
-}
-
-// The sample app's three bundles, signed with a fresh key, and an agent
-// config trusting it, with uids and ports of this test process alone
-// (tests run in parallel); the apps' processes are killed at the end (they
-// outlive their herdd by design).
-struct Notes {
-  ScopedTempDir dir;
-  int uid_base = 0, port = 0;
-  Notes() {
-    // herdd's apps folder must be reachable by the apps' uids (as /var/lib is).
-    REQUIRE(::chmod(dir.path().c_str(), 0711) == 0);
-    const int slot = static_cast<int>(::getpid() % 2000);
-    uid_base = 63000 + slot * 4;
-    port = 21000 + slot * 4;
-    auto b = RunProgram("bash", {SourceDir() + "/examples/notes/build.sh", dir.path()}, 60s,
-                        {{"HERD", HerdBinary()}});
-    INFO(b.out << b.err);
-    REQUIRE(b.exit_code == 0);
-  }
-  ~Notes() {
-    std::string uids;
-    for (int i = 0; i < 4; ++i) uids += (i ? "," : "") + std::to_string(uid_base + i);
-    (void)RunProgram("pkill", {"-KILL", "-U", uids}, 10s);
-    // Their cgroups (empty once the processes are gone), where herd made them.
-    std::error_code ec;
-    for (const char* root : {"/sys/fs/cgroup/memory/herd-apps", "/sys/fs/cgroup/pids/herd-apps",
-                             "/sys/fs/cgroup/herd-apps"}) {
-      for (int i = 0; i < 4; ++i) {
-        const std::string group = std::string(root) + "/notes." + std::to_string(uid_base + i);
-        const std::string flaky = std::string(root) + "/flaky." + std::to_string(uid_base + i);
-        WaitFor(
-            [&] {
-              return (::rmdir(group.c_str()) == 0 || errno == ENOENT) &&
-                     (::rmdir(flaky.c_str()) == 0 || errno == ENOENT);
-            },
-            2s);
-      }
-    }
-  }
-  std::string apps() const { return dir / "apps"; }
-  std::string Bundle(const std::string& v) const { return dir / ("notes-" + v + ".herd"); }
-  std::string Config(const std::string& extra = "") const {
-    const std::string path = dir / "agent.yaml";
-    WriteFile(path, "exec: {run_as: root}\napps:\n  dir: " + apps() + "\n  publishers: [" +
-                        dir / "publisher.pub" + "]\n  uid_base: " + std::to_string(uid_base) +
-                        "\n  uid_count: 4\n  port_base: " + std::to_string(port) +
-                        "\n  port_count: 4\n" + extra);
-    return path;
-  }
-  std::string Url(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(port) + path;
-  }
-  void AddNote(const std::string& text) const {
-    auto r = RunProgram("curl", {"-sf", "-X", "POST", "--data", text, Url("/notes")}, 10s);
-    INFO(r.err);
-    REQUIRE(r.exit_code == 0);
-  }
-};
-
-// The one app on the one agent of `inv`, as herd apps -o json shows it.
-json App(const std::string& inv) {
-  auto r = RunHerd({"-i", inv, "-o", "json", "apps", "all"});
-  INFO(r.out << r.err);
-  REQUIRE(r.exit_code == 0);
-  const json host = json::parse(Lines(r.out).at(0));
-  const json apps = host["data"]["apps"];
-  return apps.empty() ? json::object() : apps.at(0);
-}
-
-// Waits (bounded) until no activation of the app is in progress.
-json Settled(const std::string& inv) {
-  json app;
-  WaitFor(
-      [&] {
-        app = App(inv);
-        return app.value("state", "") != "activating" && app.value("health", "") == "okay";
-      },
-      30s);
-  return app;
-}
-
-// The process has ended (a zombie nobody reaped counts: herdd is not its parent).
-bool Gone(pid_t pid) {
-  const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  const auto close = stat.rfind(')');
-  return close == std::string::npos || stat.compare(close + 2, 1, "Z") == 0;
-}
-
-CliResult Herd(const std::string& inv, std::vector<std::string> args) {
-  args.insert(args.begin(), {"-i", inv, "--no-progress"});
-  return RunHerd(args, 120s);
-}
-
-}  // namespace
+using namespace herd::testing::apps;
 
 TEST_CASE("an app activates, upgrades keeping its data, and a broken version reverts by itself",
           "[integration][app][activate]") {
@@ -305,108 +190,15 @@ TEST_CASE("apps keep running through herdd restarts and kills, and are taken ove
   CHECK(Gone(static_cast<pid_t>(pid)));
 }
 
-TEST_CASE("SIGKILL of herdd at every step of an activation leaves the old or the new version",
-          "[integration][app][activate][crash]") {
-  if (!CanRunApps()) return;
-  // Activating 1.1 over 1.0: before the commit the old version comes back
-  // (with the data from before: 1.1 had migrated it); after it, the new stays.
-  const std::vector<std::pair<std::string, int>> steps = {
-      {"activate:verified", 1},  {"activate:snapshot", 1}, {"activate:stop-old", 1},
-      {"activate:start-new", 1}, {"activate:started", 1},  {"activate:probe", 1},
-      {"activate:commit", 1},    {"activate:committed", 2}};
-  for (const auto& [step, expect] : steps) {
-    DYNAMIC_SECTION(step) {
-      Notes notes;
-      ScopedTempDir dir;
-      const std::string state = dir / "state";
-      {
-        AgentProcess a("node1", {"--config", notes.Config(), "--state-dir", state});
-        REQUIRE(a.ready());
-        const std::string inv = WriteInventory(dir, {&a});
-        REQUIRE(Herd(inv, {"app", "install", "all", notes.Bundle("1.0")}).exit_code == 0);
-        REQUIRE(Herd(inv, {"app", "install", "all", notes.Bundle("1.1")}).exit_code == 0);
-        REQUIRE(Herd(inv, {"app", "activate", "all", "notes", "1.0"}).exit_code == 0);
-        notes.AddNote("survives");
-      }
-      {
-        ::setenv("HERD_TEST_CRASH_AT", step.c_str(), 1);
-        AgentProcess a("node1", {"--config", notes.Config(), "--state-dir", state});
-        ::unsetenv("HERD_TEST_CRASH_AT");
-        REQUIRE(a.ready());
-        auto r = Herd(WriteInventory(dir, {&a}), {"app", "activate", "all", "notes", "1.1"});
-        CHECK(r.exit_code != 0);
-        const int status = a.Stop();
-        CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
-      }
-      AgentProcess a("node1", {"--config", notes.Config(), "--state-dir", state});
-      REQUIRE(a.ready());
-      const json app = Settled(WriteInventory(dir, {&a}));
-      INFO(app.dump());
-      CHECK(app["running_sequence"] == expect);
-      CHECK(app["current_sequence"] == expect);
-      CHECK(app["health"] == "okay");
-      CHECK(app["last_activation"]["outcome"] == (expect == 2 ? "committed" : "rolled-back"));
-      CHECK(HttpGet(notes.Url("/version")) == (expect == 2 ? "1.1 format 2\n" : "1.0 format 1\n"));
-      CHECK(HttpGet(notes.Url("/notes")) == "survives\n");
-    }
-  }
-}
-
-TEST_CASE("SIGKILL of herdd at every step of a revert still ends at the old version",
-          "[integration][app][activate][crash]") {
-  if (!CanRunApps()) return;
-  for (const std::string step : {"revert:stop-new", "revert:restore", "revert:start-old"}) {
-    DYNAMIC_SECTION(step) {
-      Notes notes;
-      ScopedTempDir dir;
-      const std::string state = dir / "state";
-      {
-        AgentProcess a("node1", {"--config", notes.Config(), "--state-dir", state});
-        REQUIRE(a.ready());
-        const std::string inv = WriteInventory(dir, {&a});
-        for (const char* v : {"1.0", "1.2"}) {
-          REQUIRE(Herd(inv, {"app", "install", "all", notes.Bundle(v)}).exit_code == 0);
-        }
-        REQUIRE(Herd(inv, {"app", "activate", "all", "notes", "1.0"}).exit_code == 0);
-        notes.AddNote("survives");
-      }
-      {
-        ::setenv("HERD_TEST_CRASH_AT", step.c_str(), 1);
-        AgentProcess a("node1", {"--config", notes.Config(), "--state-dir", state});
-        ::unsetenv("HERD_TEST_CRASH_AT");
-        REQUIRE(a.ready());
-        CHECK(
-            Herd(WriteInventory(dir, {&a}), {"app", "activate", "all", "notes", "1.2"}).exit_code !=
-            0);
-        const int status = a.Stop();
-        CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
-      }
-      AgentProcess a("node1", {"--config", notes.Config(), "--state-dir", state});
-      REQUIRE(a.ready());
-      const json app = Settled(WriteInventory(dir, {&a}));
-      INFO(app.dump());
-      CHECK(app["running_sequence"] == 1);
-      CHECK(app["last_activation"]["outcome"] == "rolled-back");
-      CHECK(HttpGet(notes.Url("/version")) == "1.0 format 1\n");
-      CHECK(HttpGet(notes.Url("/notes")) == "survives\n");
-    }
-  }
-}
-
 TEST_CASE("an app that keeps failing is restarted with backoff and reported as a crash loop",
           "[integration][app][activate]") {
   if (!CanRunApps()) return;
   Notes notes;
   // Healthy long enough to commit, then it exits 1 (a few seconds after start).
-  const std::string src = notes.dir / "flaky";
-  fs::create_directories(src);
-  WriteFile(src + "/app.yaml",
-            "name: flaky\nversion: \"1\"\nsequence: 1\ncommand: [/bin/sh, -c, 'sleep 1.5; exit "
-            "1']\nprobes: {start_grace: 100ms, interval_starting: 100ms, healthy_before_commit: "
-            "500ms}\n");
-  const std::string bundle = notes.dir / "flaky.herd";
-  REQUIRE(RunHerd({"app", "pack", src, "-o", bundle}).exit_code == 0);
-  REQUIRE(RunHerd({"app", "sign", bundle, "--key", notes.dir / "publisher.key"}).exit_code == 0);
+  const std::string bundle = notes.Pack(
+      "flaky",
+      "name: flaky\nversion: \"1\"\nsequence: 1\ncommand: [/bin/sh, -c, 'sleep 1.5; exit 1']\n"
+      "probes: {start_grace: 100ms, interval_starting: 100ms, healthy_before_commit: 500ms}\n");
   AgentProcess a("node1", {"--config", notes.Config("  restart_backoff: 100ms\n"
                                                     "  restart_backoff_max: 200ms\n")});
   REQUIRE(a.ready());
@@ -434,20 +226,14 @@ TEST_CASE("exec probes run in the app's sandbox with its data and uid, and a fai
   // Ready once it wrote /data/ready; as pid 1 without a SIGTERM handler,
   // `sleep` is stopped by SIGKILL after stop_timeout.
   const auto make = [&](int seq, const std::string& probe) {
-    const std::string src = notes.dir / ("prober-" + std::to_string(seq));
-    fs::create_directories(src);
-    WriteFile(src + "/app.yaml",
-              "name: prober\nversion: \"" + std::to_string(seq) +
-                  "\"\nsequence: " + std::to_string(seq) +
-                  "\ncommand: [/bin/sh, -c, 'sleep 0.3; touch /data/ready; exec sleep 1000']\n"
-                  "stop_timeout: 1s\nprobes:\n  startup: {exec: " +
-                  probe +
-                  "}\n  start_grace: 100ms\n  interval_starting: 200ms\n"
-                  "  healthy_before_commit: 500ms\n");
-    const std::string bundle = src + ".herd";
-    REQUIRE(RunHerd({"app", "pack", src, "-o", bundle}).exit_code == 0);
-    REQUIRE(RunHerd({"app", "sign", bundle, "--key", notes.dir / "publisher.key"}).exit_code == 0);
-    return bundle;
+    return notes.Pack("prober-" + std::to_string(seq),
+                      "name: prober\nversion: \"" + std::to_string(seq) +
+                          "\"\nsequence: " + std::to_string(seq) +
+                          "\ncommand: [/bin/sh, -c, 'sleep 0.3; touch /data/ready; exec sleep "
+                          "1000']\nstop_timeout: 1s\nprobes:\n  startup: {exec: " +
+                          probe +
+                          "}\n  start_grace: 100ms\n  interval_starting: 200ms\n"
+                          "  healthy_before_commit: 500ms\n");
   };
   const std::string good = make(1, "[/bin/sh, -c, 'test -f /data/ready && test $(id -u) != 0']");
   const std::string bad = make(2, "[/bin/sh, -c, 'exit 3']");
@@ -475,16 +261,12 @@ TEST_CASE("an app not healthy by its startup deadline is reverted, even when its
   Notes notes;
   // It never serves on its socket: probes time out, but within start_grace
   // failures do not count, so only the deadline ends the wait.
-  const std::string src = notes.dir / "sleeper";
-  fs::create_directories(src);
-  WriteFile(src + "/app.yaml",
-            "name: sleeper\nversion: \"1\"\nsequence: 1\ncommand: [/bin/sleep, \"1000\"]\n"
-            "stop_timeout: 1s\npermissions: {listen: [http]}\nprobes:\n"
-            "  startup: {http: {listen: http}}\n  start_grace: 30s\n  startup_deadline: 2s\n"
-            "  interval_starting: 200ms\n  timeout: 300ms\n");
-  const std::string bundle = notes.dir / "sleeper.herd";
-  REQUIRE(RunHerd({"app", "pack", src, "-o", bundle}).exit_code == 0);
-  REQUIRE(RunHerd({"app", "sign", bundle, "--key", notes.dir / "publisher.key"}).exit_code == 0);
+  const std::string bundle =
+      notes.Pack("sleeper",
+                 "name: sleeper\nversion: \"1\"\nsequence: 1\ncommand: [/bin/sleep, \"1000\"]\n"
+                 "stop_timeout: 1s\npermissions: {listen: [http]}\nprobes:\n"
+                 "  startup: {http: {listen: http}}\n  start_grace: 30s\n  startup_deadline: 2s\n"
+                 "  interval_starting: 200ms\n  timeout: 300ms\n");
   AgentProcess a("node1", {"--config", notes.Config()});
   REQUIRE(a.ready());
   ScopedTempDir dir;

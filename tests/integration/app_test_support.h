@@ -1,0 +1,136 @@
+// What the app tests share (app_activate_test.cc, app_crash_test.cc): the
+// sample app's bundles and an agent config for them, and readers of what
+// `herd apps` says. Header-only, for the integration tests alone.
+#pragma once
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cerrno>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/test_support.h"
+
+namespace herd::testing::apps {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+inline bool CanRunApps() {
+  if (::geteuid() != 0) {
+    WARN("skipped: apps run as uids of their own, which needs root");
+    return false;
+  }
+  if (::access("/usr/bin/bwrap", X_OK) != 0 || ::access("/usr/bin/python3", X_OK) != 0) {
+    WARN("skipped: no bwrap or python3 (scripts/install-deps.sh installs both)");
+    return false;
+  }
+  return true;
+}
+
+// The sample app's three bundles, signed with a fresh key, and an agent
+// config trusting it, with uids and ports of this test process alone
+// (tests run in parallel); the apps' processes are killed at the end (they
+// outlive their herdd by design).
+struct Notes {
+  ScopedTempDir dir;
+  int uid_base = 0, port = 0;
+  Notes() {
+    // herdd's apps folder must be reachable by the apps' uids (as /var/lib is).
+    REQUIRE(::chmod(dir.path().c_str(), 0711) == 0);
+    const int slot = static_cast<int>(::getpid() % 2000);
+    uid_base = 63000 + slot * 4;
+    port = 21000 + slot * 4;
+    auto b = RunProgram("bash", {SourceDir() + "/examples/notes/build.sh", dir.path()}, 60s,
+                        {{"HERD", HerdBinary()}});
+    INFO(b.out << b.err);
+    REQUIRE(b.exit_code == 0);
+  }
+  ~Notes() {
+    std::string uids;
+    for (int i = 0; i < 4; ++i) uids += (i ? "," : "") + std::to_string(uid_base + i);
+    (void)RunProgram("pkill", {"-KILL", "-U", uids}, 10s);
+    // Their cgroups (empty once the processes are gone), where herd made them.
+    std::error_code ec;
+    for (const char* root : {"/sys/fs/cgroup/memory/herd-apps", "/sys/fs/cgroup/pids/herd-apps",
+                             "/sys/fs/cgroup/herd-apps"}) {
+      for (int i = 0; i < 4; ++i) {
+        const std::string group = std::string(root) + "/notes." + std::to_string(uid_base + i);
+        const std::string flaky = std::string(root) + "/flaky." + std::to_string(uid_base + i);
+        WaitFor(
+            [&] {
+              return (::rmdir(group.c_str()) == 0 || errno == ENOENT) &&
+                     (::rmdir(flaky.c_str()) == 0 || errno == ENOENT);
+            },
+            2s);
+      }
+    }
+  }
+  std::string apps() const { return dir / "apps"; }
+  std::string Bundle(const std::string& v) const { return dir / ("notes-" + v + ".herd"); }
+  std::string Config(const std::string& extra = "") const {
+    const std::string path = dir / "agent.yaml";
+    WriteFile(path, "exec: {run_as: root}\napps:\n  dir: " + apps() + "\n  publishers: [" +
+                        dir / "publisher.pub" + "]\n  uid_base: " + std::to_string(uid_base) +
+                        "\n  uid_count: 4\n  port_base: " + std::to_string(port) +
+                        "\n  port_count: 4\n" + extra);
+    return path;
+  }
+  // An app of the test's own: `yaml` as its app.yaml in folder `name`,
+  // packed and signed with the same key. Its bundle's path.
+  std::string Pack(const std::string& name, const std::string& yaml) const {
+    const std::string src = dir / name, bundle = src + ".herd";
+    fs::create_directories(src);
+    WriteFile(src + "/app.yaml", yaml);
+    REQUIRE(RunHerd({"app", "pack", src, "-o", bundle}).exit_code == 0);
+    REQUIRE(RunHerd({"app", "sign", bundle, "--key", dir / "publisher.key"}).exit_code == 0);
+    return bundle;
+  }
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port) + path;
+  }
+  void AddNote(const std::string& text) const {
+    auto r = RunProgram("curl", {"-sf", "-X", "POST", "--data", text, Url("/notes")}, 10s);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+  }
+};
+
+// The one app on the one agent of `inv`, as herd apps -o json shows it.
+inline json App(const std::string& inv) {
+  auto r = RunHerd({"-i", inv, "-o", "json", "apps", "all"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const json host = json::parse(Lines(r.out).at(0));
+  const json apps = host["data"]["apps"];
+  return apps.empty() ? json::object() : apps.at(0);
+}
+
+// Waits (bounded) until no activation of the app is in progress.
+inline json Settled(const std::string& inv) {
+  json app;
+  WaitFor(
+      [&] {
+        app = App(inv);
+        return app.value("state", "") != "activating" && app.value("health", "") == "okay";
+      },
+      30s);
+  return app;
+}
+
+// The process has ended (a zombie nobody reaped counts: herdd is not its parent).
+inline bool Gone(pid_t pid) {
+  const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = stat.rfind(')');
+  return close == std::string::npos || stat.compare(close + 2, 1, "Z") == 0;
+}
+
+inline CliResult Herd(const std::string& inv, std::vector<std::string> args) {
+  args.insert(args.begin(), {"-i", inv, "--no-progress"});
+  return RunHerd(args, 120s);
+}
+
+}  // namespace herd::testing::apps
