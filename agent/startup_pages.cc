@@ -2,6 +2,8 @@
 
 #include <elf.h>
 #include <link.h>
+#include <malloc.h>
+#include <spdlog/spdlog.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -93,6 +95,13 @@ Result<uint64_t> ReleaseStartupPages() {
     return Status::Internal(std::string("madvise: ") + std::strerror(w.last_errno));
   }
   return w.released;
+}
+
+void ReleaseAfterWork(const char* what) {
+  auto released = ReleaseStartupPages();
+  const int trimmed = ::malloc_trim(0);
+  spdlog::debug("after {}: released {} KB of code pages{}", what,
+                released.ok() ? *released / 1024 : 0, trimmed ? ", heap trimmed" : "");
 }
 
 }  // namespace herd::agent

@@ -24,4 +24,10 @@ namespace herd::agent {
 // Returns how many bytes of address space it released (resident or not).
 Result<uint64_t> ReleaseStartupPages();
 
+// The same after one-off work (an install, an activation, a removal): the
+// code it ran does not run again until the next one, and the heap it used
+// is free. Releases those pages and returns the free heap pages to the
+// system (malloc_trim). `what` names the work in the debug log.
+void ReleaseAfterWork(const char* what);
+
 }  // namespace herd::agent

@@ -88,11 +88,18 @@ sleep "$idle"
 t1=$(ticks)
 hz=$(getconf CLK_TCK)
 rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+anon=$(awk '/^Anonymous/ {print $2}' "/proc/$pid/smaps_rollup")
 threads=$(awk '/^Threads/ {print $2}' "/proc/$pid/status")
 apps=$("$herd" -q -o json apps node01 | grep -o '"rss_bytes":[0-9]*' | awk -F: '{s += $2} END {print s}')
 running=$("$herd" -q -o json apps node01 | grep -o '"state":"running"' | wc -l)
+# The same right after those two commands: each is a new mTLS connection,
+# whose handshake and gRPC code stay resident until the next install or
+# activation releases them (docs/apps.md, "Supervision").
+after=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 printf '  apps running                    %d\n' "$running"
-printf '  herdd resident memory           %.1f MB\n' "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')"
+printf '  herdd resident memory           %s MB   (of which anonymous %s MB)\n' "$(mb "$rss")" "$(mb "$anon")"
+printf '    right after a herd command    %s MB\n' "$(mb "$after")"
 printf '  herdd threads                   %d\n' "$threads"
 printf '  herdd CPU over %ds              %.3f %% of a core (%d ticks)\n' "$idle" \
   "$(awk -v t=$((t1 - t0)) -v hz="$hz" -v s="$idle" 'BEGIN { print 100 * t / hz / s }')" $((t1 - t0))

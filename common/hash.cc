@@ -60,4 +60,8 @@ std::optional<std::string> Base64Decode(std::string_view text) {
   return out;
 }
 
+bool IsSha256Hex(std::string_view s) {
+  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
 }  // namespace herd

@@ -27,6 +27,8 @@ class Sha256 {
 };
 
 std::string Sha256Hex(std::string_view data);
+// Whether `s` is a SHA-256 digest as herd writes them: 64 lower-case hex digits.
+bool IsSha256Hex(std::string_view s);
 
 // Standard base64 (RFC 4648, with padding), and back: nullopt for text that
 // is not base64.

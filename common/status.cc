@@ -24,6 +24,8 @@ const char* StatusCodeName(StatusCode code) {
       return "unavailable";
     case StatusCode::kDeadlineExceeded:
       return "deadline_exceeded";
+    case StatusCode::kUnimplemented:
+      return "unimplemented";
     case StatusCode::kInternal:
       return "internal";
   }

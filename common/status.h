@@ -21,6 +21,7 @@ enum class StatusCode {
   kUnavailable,
   kDeadlineExceeded,
   kInternal,
+  kUnimplemented,  // the peer does not know the method (an older agent)
 };
 
 // "invalid_argument", "unavailable", ...: stable names for machine output.

@@ -45,6 +45,9 @@ struct Operation {
   // Hosts (by name) that get a request of their own instead of call.request
   // (certificate renewal: each host its own certificate).
   std::map<std::string, std::shared_ptr<const std::string>> request_for;
+  // Hosts whose client stream is a stream of their own instead of
+  // call.stream (an upload resumed where that host's ended).
+  std::map<std::string, std::shared_ptr<const StreamSource>> stream_for;
 };
 
 // Receives what the hosts answer. `host` is the index into the host list

@@ -168,6 +168,9 @@ void LocalExecutor::Run(const std::vector<const Host*>& hosts, const Operation& 
       if (auto it = op.request_for.find(hosts[i]->name); it != op.request_for.end()) {
         call.request = it->second;
       }
+      if (auto it = op.stream_for.find(hosts[i]->name); it != op.stream_for.end()) {
+        call.stream = it->second;
+      }
       s.client->Start(
           call,
           [collector, i](std::string m) {

@@ -20,9 +20,6 @@
 #include "proto/rpc/agent_methods.h"
 
 namespace herd::control {
-namespace {
-
-namespace method = rpc::agent_method;
 
 std::string Bytes(uint64_t b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -34,6 +31,10 @@ std::string Bytes(uint64_t b) {
   }
   return fmt::format("{:.1f} {}", v, units[u]);
 }
+
+namespace {
+
+namespace method = rpc::agent_method;
 
 std::string Uptime(int64_t s) { return FormatDuration(std::chrono::seconds(s)); }
 
@@ -103,14 +104,14 @@ class ExecReader final : public ReplyReader {
   bool have_result_ = false, unreadable_ = false;
 };
 
-// An upload's chunks, read from the file as each write is due: field 2,
-// `chunk`, of PutFileMessage and of InstallMessage alike.
+// An upload's chunks from byte `from` on, read from the file as each write
+// is due.
 class ChunkSource final : public StreamSource {
  public:
   static constexpr size_t kChunk = 256 * 1024;
-  explicit ChunkSource(CopySource source) : source_(std::move(source)) {}
+  ChunkSource(CopySource source, uint64_t from) : source_(std::move(source)), from_(from) {}
   bool Message(size_t index, std::string* out) const override {
-    const uint64_t offset = static_cast<uint64_t>(index) * kChunk;
+    const uint64_t offset = from_ + static_cast<uint64_t>(index) * kChunk;
     if (offset >= source_.size) return false;
     const size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, source_.size - offset));
     v1::PutFileMessage msg;
@@ -129,9 +130,14 @@ class ChunkSource final : public StreamSource {
 
  private:
   CopySource source_;
+  uint64_t from_;
 };
 
 }  // namespace
+
+std::shared_ptr<const StreamSource> FileChunks(CopySource source, uint64_t from) {
+  return std::make_shared<ChunkSource>(std::move(source), from);
+}
 
 uint32_t AgentTimeoutMs(std::chrono::milliseconds host_timeout) {
   auto ms = host_timeout.count();
@@ -294,7 +300,7 @@ Result<Task> CopyTask(const CopySpec& spec) {
   header.set_root(spec.root);
   header.set_allow_setid(spec.allow_setid);
   Operation op = MakeOperation(method::kPutFile, CallShape::kClientStream, first, spec.timeout);
-  op.call.stream = std::make_shared<ChunkSource>(std::move(*source));
+  op.call.stream = FileChunks(std::move(*source));
   return UnaryTask<v1::PutFileReply>(
       std::move(op), [header](const v1::PutFileReply& res, const CallEnd&) {
         return OkResult(fmt::format("wrote {} ({} bytes, sha256 {}…)", header.path(),
@@ -306,34 +312,6 @@ Result<Task> CopyTask(const CopySpec& spec) {
                          {"uid", res.uid()},
                          {"gid", res.gid()}});
       });
-}
-
-Result<Task> InstallTask(const InstallSpec& spec) {
-  auto source = ReadCopySource(spec.bundle);
-  if (!source.ok()) return source.status();
-  v1::InstallMessage first;
-  v1::InstallHeader& header = *first.mutable_header();
-  header.set_size(source->size);
-  header.set_sha256(source->sha256);
-  header.set_allow_downgrade(spec.allow_downgrade);
-  Operation op =
-      MakeOperation(rpc::app_method::kInstall, CallShape::kClientStream, first, spec.timeout);
-  op.call.stream = std::make_shared<ChunkSource>(std::move(*source));
-  return UnaryTask<v1::InstallReply>(std::move(op), [](const v1::InstallReply& r, const CallEnd&) {
-    std::vector<std::string> signers(r.signers().begin(), r.signers().end());
-    return OkResult(
-        fmt::format("{} {} {} (sequence {}, {} files, {}, signed by {})", r.name(), r.version(),
-                    r.already_installed() ? "was installed already" : "installed", r.sequence(),
-                    r.files(), Bytes(r.bytes()), fmt::join(signers, ", ")),
-        {{"name", r.name()},
-         {"version", r.version()},
-         {"sequence", r.sequence()},
-         {"bundle_sha256", r.bundle_sha256()},
-         {"files", r.files()},
-         {"bytes", r.bytes()},
-         {"signers", signers},
-         {"already_installed", r.already_installed()}});
-  });
 }
 
 }  // namespace herd::control

@@ -42,6 +42,9 @@ Result<Task> ExecTask(const CommandSpec& spec);
 // "unreachable".
 uint32_t AgentTimeoutMs(std::chrono::milliseconds host_timeout);
 
+// A byte count for people: "1.5 MiB".
+std::string Bytes(uint64_t b);
+
 // `herd copy`: a local file to a path on every host. The file is read twice
 // in chunks (once for its SHA-256, then by each host's upload as it sends):
 // memory stays bounded whatever its size.
@@ -53,6 +56,9 @@ struct CopySource {
 };
 // Opens and hashes a local file for `herd copy`; the mode is the file's own.
 Result<CopySource> ReadCopySource(const std::string& path);
+// The file's chunks from byte `from` on, as an upload's messages (field 2,
+// `chunk`, of PutFileMessage and of InstallMessage alike).
+std::shared_ptr<const StreamSource> FileChunks(CopySource source, uint64_t from = 0);
 
 struct CopySpec {
   std::string src, dest;     // dest absolute
@@ -67,13 +73,20 @@ Result<Task> CopyTask(const CopySpec& spec);
 
 // `herd app install`: a signed bundle (.herd) to every host, which checks
 // it against its own trust and policy and installs it (docs/apps.md). Read
-// in chunks like `herd copy`'s file.
+// in chunks like `herd copy`'s file (control/app_install.cc).
 struct InstallSpec {
   std::string bundle;
   bool allow_downgrade = false;
   std::chrono::milliseconds timeout = kDefaultCommandTimeout;
 };
-Result<Task> InstallTask(const InstallSpec& spec);
+// Each host is first asked how much of the bundle it holds (InstallStatus):
+// an upload cut short resumes where it ended, and a host that has the
+// bundle installed receives none of it. A host that cannot be asked (not
+// reachable, refused) ends with that answer; an agent without
+// InstallStatus gets the whole bundle.
+std::vector<HostResult> InstallApp(Executor& executor, const std::vector<const Host*>& hosts,
+                                   const InstallSpec& spec, const CopySource& bundle,
+                                   Reporter& reporter);
 
 // `herd apps`: the apps installed on every host, their versions and what
 // runs (control/app_tasks.cc, as the tasks below).

@@ -8,6 +8,7 @@
 
 #include "agent/apps/app_process.h"
 #include "agent/apps/snapshot.h"
+#include "agent/startup_pages.h"
 
 namespace herd::agent {
 namespace {
@@ -107,9 +108,13 @@ bool Activator::Spawn(std::function<void()> fn) {
     ++running_;
     threads_.emplace_back([this, fn = std::move(fn)] {
       fn();
-      std::lock_guard<std::mutex> l(mu_);
-      --running_;
-      finished_.insert(std::this_thread::get_id());
+      bool last = false;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        last = --running_ == 0;
+        finished_.insert(std::this_thread::get_id());
+      }
+      if (last) ReleaseAfterWork("an activation");
     });
   }
   for (auto& t : done) t.join();

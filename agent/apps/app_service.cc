@@ -8,6 +8,7 @@
 
 #include "agent/apps/app_process.h"
 #include "agent/apps/install_call.h"
+#include "common/hash.h"
 #include "proto/rpc/status_map.h"
 #include "proto/rpc/unary_call.h"
 
@@ -93,6 +94,20 @@ grpc::Status List(AppsContext& s, Call<v1::ListAppsRequest, v1::ListAppsReply>& 
     Fill(v, app->add_versions());
   }
   if (app) FillRuntime(s, app);
+  return grpc::Status::OK;
+}
+
+grpc::Status InstallStatus(AppsContext& s,
+                           Call<v1::InstallStatusRequest, v1::InstallStatusReply>& call) {
+  auto who = Authorize(s.agent, call.ctx(), call.method());
+  if (!who.ok()) return rpc::ToGrpc(who.status());
+  const std::string& sha = call.req.sha256();
+  if (!IsSha256Hex(sha)) {
+    return rpc::ToGrpc(Status::Invalid("sha256 must be 64 lower-case hex digits"));
+  }
+  InstalledVersionInfo v;
+  call.reply.set_installed(s.store.Installed(sha, &v));
+  if (!call.reply.installed()) call.reply.set_have_bytes(PartialBytes(s.store.PartialPath(sha)));
   return grpc::Status::OK;
 }
 
@@ -210,6 +225,8 @@ grpc::Status Logs(AppsContext& s, Call<v1::AppLogsRequest, v1::AppLogsReply>& ca
 
 const Method<v1::ListAppsRequest, v1::ListAppsReply> kList{app_method::kList, &A::RequestList,
                                                            &List, false};
+const Method<v1::InstallStatusRequest, v1::InstallStatusReply> kInstallStatus{
+    app_method::kInstallStatus, &A::RequestInstallStatus, &InstallStatus, false};
 const Method<v1::ActivateRequest, v1::ActivateReply> kActivate{
     app_method::kActivate, &A::RequestActivate, &Activate, false};
 const Method<v1::RemoveAppRequest, v1::RemoveAppReply> kRemove{app_method::kRemove,
@@ -224,6 +241,7 @@ const std::vector<MethodPolicy>& AppService::Policies() {
   static const std::vector<MethodPolicy> kPolicies = {
       {app_method::kList, Role::kViewer},
       {app_method::kInstall, Role::kOperator},
+      {app_method::kInstallStatus, Role::kOperator},
       {app_method::kActivate, Role::kOperator},
       {app_method::kRemove, Role::kOperator},  // purge: admin, checked by the handler
       {app_method::kLogs, Role::kViewer},
@@ -241,6 +259,7 @@ void AppService::Register(grpc::ServerBuilder& builder) { builder.RegisterServic
 
 void AppService::Arm(rpc::CallQueue& q) {
   Call<v1::ListAppsRequest, v1::ListAppsReply>::Arm(q, async_, c_, kList);
+  Call<v1::InstallStatusRequest, v1::InstallStatusReply>::Arm(q, async_, c_, kInstallStatus);
   ActivateCall::Arm(q, async_, c_, kActivate);
   RemoveCall::Arm(q, async_, c_, kRemove);
   Call<v1::AppLogsRequest, v1::AppLogsReply>::Arm(q, async_, c_, kLogs);

@@ -168,10 +168,12 @@ Status AppStore::Open() {
   for (const auto& v : List()) used.push_back(v.bundle_sha256 + ".herd");
   for (const auto& e : fs::directory_iterator(dir_ + "/bundles", ec)) {
     const std::string n = e.path().filename().string();
+    if (e.path().extension() == ".part") continue;  // resumable: TrimPartials decides
     if (std::find(used.begin(), used.end(), n) == used.end() && ::unlink(e.path().c_str()) == 0) {
       ++removed;
     }
   }
+  removed += TrimPartials(dir_ + "/bundles", kKeepPartials, kPartialMaxAge);
   if (removed > 0) {
     spdlog::info("apps: removed {} folder(s) and bundle(s) an interrupted install left", removed);
   }

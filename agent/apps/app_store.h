@@ -1,6 +1,7 @@
 // AppStore: the apps installed on this device, on disk (docs/apps.md).
 //
 //   <dir>/bundles/<sha256>.herd      bundles, kept by digest
+//   <dir>/bundles/<sha256>.part      uploads cut short, kept to resume them
 //   <dir>/<name>/<sequence>/files/   a version's files, as its payload lists them
 //   <dir>/<name>/<sequence>/manifest.json, install.json
 //   <dir>/<name>/data/               the app's data (one folder, never per version)
@@ -28,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/apps/partial_upload.h"
 #include "agent/config.h"
 #include "common/status.h"
 
@@ -55,6 +57,12 @@ class AppStore {
   const std::string& dir() const { return dir_; }
   // Where the bundle with this digest is (or goes once uploaded).
   std::string BundlePath(const std::string& sha256) const;
+  // Where an upload of it cut short is kept (agent/apps/partial_upload.h).
+  std::string PartialPath(const std::string& sha256) const {
+    return dir_ + "/bundles/" + sha256 + ".part";
+  }
+  // One upload per digest at a time.
+  UploadClaims& uploads() { return uploads_; }
   // The installed version that came from this bundle, if any.
   bool Installed(const std::string& sha256, InstalledVersionInfo* out) const;
 
@@ -93,6 +101,7 @@ class AppStore {
   const AppsSettings& settings_;
   const std::string dir_;
   mutable std::mutex mu_;  // Install and Prune
+  UploadClaims uploads_;
   std::function<std::set<uint64_t>(const std::string&)> protected_;
 };
 

@@ -6,7 +6,10 @@
 #include <chrono>
 #include <memory>
 
-#include "agent/files/file_writer.h"
+#include "agent/apps/partial_upload.h"
+#include "agent/startup_pages.h"
+#include "common/file.h"
+#include "common/hash.h"
 #include "proto/rpc/cq_tag.h"
 #include "proto/rpc/status_map.h"
 
@@ -15,10 +18,6 @@ namespace {
 
 using rpc::OpTag;
 constexpr const char* kMethod = rpc::app_method::kInstall;
-
-bool IsSha256Hex(const std::string& s) {
-  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
-}
 
 void FillReply(const InstalledVersionInfo& v, v1::InstallReply* r) {
   r->set_name(v.name);
@@ -65,7 +64,16 @@ class InstallCall final : public rpc::LiveCall {
   }
 
   ~InstallCall() override {
+    Release();
     if (counted_) --s_.agent.uploads;
+  }
+
+  // Lets go of the partial (kept), then of the digest: another upload of it
+  // may go on from here.
+  void Release() {
+    writer_.reset();
+    if (claimed_) s_.store.uploads().Release(sha256_);
+    claimed_ = false;
   }
 
   void OnRead(bool ok) {
@@ -94,7 +102,8 @@ class InstallCall final : public rpc::LiveCall {
     }
     sha256_ = h.sha256();
     allow_downgrade_ = h.allow_downgrade();
-    entry_.args = fmt::format("bundle sha256={} size={}{}", sha256_, h.size(),
+    entry_.args = fmt::format("bundle sha256={} size={}{}{}", sha256_, h.size(),
+                              h.offset() ? fmt::format(" offset={}", h.offset()) : "",
                               allow_downgrade_ ? " allow_downgrade" : "");
     if (h.size() == 0) return Status::Invalid("an empty bundle");
     if (h.size() > apps.max_bundle_bytes) {
@@ -120,10 +129,21 @@ class InstallCall final : public rpc::LiveCall {
       Finish(grpc::Status::OK);
       return Status::Ok();
     }
-    auto w = AtomicFileWriter::Open(s_.store.BundlePath(sha256_), 0644, h.size(), sha256_,
-                                    UploadNotesDir(s_.agent.config));
+    if (!s_.store.uploads().Claim(sha256_)) {
+      return Status(StatusCode::kFailedPrecondition,
+                    "this bundle is being uploaded to the device by another call; install it "
+                    "again once that one has ended");
+    }
+    claimed_ = true;
+    const std::string part = s_.store.PartialPath(sha256_);
+    if (h.offset() == 0 && PartialBytes(part) == 0) {
+      // A new partial: room for it among the ones kept.
+      (void)TrimPartials(ParentDir(part), kKeepPartials - 1, kPartialMaxAge);
+    }
+    auto w = PartialUpload::Open(part, s_.store.BundlePath(sha256_), h.size(), sha256_, h.offset());
     if (!w.ok()) return w.status();
     writer_ = std::move(*w);
+    reply_.set_resumed_from(h.offset());
     // On record before a byte is written: an agent killed mid-upload leaves
     // the trace.
     AuditEntry started = entry_;
@@ -134,7 +154,10 @@ class InstallCall final : public rpc::LiveCall {
 
   void OnProbed(bool ok) {
     if (!ok) return Fail(Status(StatusCode::kUnavailable, "cancelled by the caller"));
-    if (!queue_.PostSlow([this] { Complete(); })) {
+    if (!queue_.PostSlow([this] {
+          Complete();  // `this` may be gone once it returns
+          ReleaseAfterWork("an install");
+        })) {
       Fail(Status(StatusCode::kResourceExhausted, "the agent is busy: too many slow calls"));
     }
   }
@@ -147,7 +170,7 @@ class InstallCall final : public rpc::LiveCall {
   void Complete() {
     if (!writer_) return Fail(Status::Invalid("no header received"));
     if (Status s = writer_->Commit(); !s.ok()) return Fail(s);
-    writer_.reset();
+    Release();
     CrashPoint("install:stored");
     const auto t0 = std::chrono::steady_clock::now();
     auto v = s_.store.Install(sha256_, allow_downgrade_);
@@ -163,8 +186,11 @@ class InstallCall final : public rpc::LiveCall {
   }
 
   void Fail(const Status& s) {
-    spdlog::warn("app install {}… refused: {}", sha256_.substr(0, 12), s.message());
-    writer_.reset();  // removes the temporary
+    spdlog::warn("app install {}… refused: {}{}", sha256_.substr(0, 12), s.message(),
+                 writer_ && writer_->written() > 0
+                     ? fmt::format(" ({} bytes kept to resume)", writer_->written())
+                     : "");
+    Release();  // keeps what was received, for the next install of this digest
     entry_.result = "failed: " + s.message();
     (void)s_.agent.audit.Append(entry_);
     s_.agent.metrics.RecordInstall("refused", 0);
@@ -194,10 +220,11 @@ class InstallCall final : public rpc::LiveCall {
   AuditEntry entry_;
   v1::InstallMessage msg_;
   v1::InstallReply reply_;
-  std::unique_ptr<AtomicFileWriter> writer_;
+  std::unique_ptr<PartialUpload> writer_;
   std::string sha256_;
   bool allow_downgrade_ = false, have_header_ = false, done_ = false;
   bool counted_ = false;  // holds one of the agent's uploads
+  bool claimed_ = false;  // holds the digest (AppStore::uploads)
 };
 
 }  // namespace

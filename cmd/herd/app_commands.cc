@@ -39,7 +39,9 @@ class Apps final : public CommandGroup {
     inspect_->add_option("--signatures-out", signatures_out_,
                          "Write the signatures here (minisign -V -x FILE -m MANIFEST)");
     install_ = app_->add_subcommand(
-        "install", "Install a signed bundle on hosts (each checks it against its own trust)");
+        "install",
+        "Install a signed bundle on hosts (each checks it against its own trust); a host that "
+        "has it receives nothing, an upload cut short resumes where it ended");
     install_->add_option("target", target_, "Hosts")->required();
     install_->add_option("bundle", install_spec_.bundle, "The .herd file")->required();
     install_->add_flag("--allow-downgrade", install_spec_.allow_downgrade,
@@ -129,11 +131,18 @@ class Apps final : public CommandGroup {
                               });
     }
     if (*install_) {
-      return RunTaskOnTargets(g_, target_, kDefaultCommandTimeout,
-                              [this](std::chrono::milliseconds t) {
-                                install_spec_.timeout = t;
-                                return control::InstallTask(install_spec_);
-                              });
+      return RunOnTargets(
+          g_, target_, kDefaultCommandTimeout,
+          [this](std::chrono::milliseconds t) -> Result<Operate> {
+            install_spec_.timeout = t;
+            auto bundle = control::ReadCopySource(install_spec_.bundle);
+            if (!bundle.ok()) return bundle.status();
+            return Operate([this, source = *bundle](control::Executor& executor,
+                                                    const std::vector<const control::Host*>& hosts,
+                                                    control::Reporter& reporter) {
+              return control::InstallApp(executor, hosts, install_spec_, source, reporter);
+            });
+          });
     }
     Result<control::Record> r = Status::Internal("no app command");
     if (*keygen_) r = control::KeygenApp(dir_.empty() ? "." : dir_, name_);

@@ -18,6 +18,7 @@ constexpr std::pair<StatusCode, grpc::StatusCode> kCodes[] = {
     {StatusCode::kResourceExhausted, grpc::StatusCode::RESOURCE_EXHAUSTED},
     {StatusCode::kUnavailable, grpc::StatusCode::UNAVAILABLE},
     {StatusCode::kDeadlineExceeded, grpc::StatusCode::DEADLINE_EXCEEDED},
+    {StatusCode::kUnimplemented, grpc::StatusCode::UNIMPLEMENTED},
 };
 
 }  // namespace

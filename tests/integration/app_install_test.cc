@@ -12,46 +12,18 @@
 #include <nlohmann/json.hpp>
 
 #include "common/hash.h"
+#include "tests/integration/app_test_support.h"
 #include "tests/support/agent_stub.h"
 #include "tests/support/test_support.h"
 
 using namespace herd::testing;
+using herd::testing::apps::OneDevice;
+using herd::testing::apps::Publisher;
 using namespace std::chrono_literals;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A publisher key, sample bundles signed with it, and agent configs that
-// trust it.
-struct Publisher {
-  ScopedTempDir dir;
-  Publisher() {
-    auto k = RunHerd({"app", "keygen", "acme", "--dir", dir.path()});
-    REQUIRE(k.exit_code == 0);
-  }
-  // notes at `sequence`, packed and (unless `sign` is false) signed.
-  std::string Bundle(int sequence, bool sign = true, const std::string& extra = "") {
-    const std::string src = dir / ("notes-" + std::to_string(sequence));
-    fs::create_directories(src);
-    WriteFile(src + "/app.yaml", "name: notes\nversion: \"1." + std::to_string(sequence) +
-                                     "\"\nsequence: " + std::to_string(sequence) +
-                                     "\ncommand: [/bin/sh, run.sh]\n" + extra);
-    WriteFile(src + "/run.sh", "echo version " + std::to_string(sequence) + "\n");
-    const std::string out = src + ".herd";
-    auto pack = RunHerd({"app", "pack", src, "-o", out});
-    INFO(pack.err);
-    REQUIRE(pack.exit_code == 0);
-    if (sign) REQUIRE(RunHerd({"app", "sign", out, "--key", dir / "acme.key"}).exit_code == 0);
-    return out;
-  }
-  std::string Config(const std::string& extra = "") {
-    const std::string path = dir / "agent.yaml";
-    WriteFile(path,
-              "exec: {run_as: root}\napps:\n  publishers: [" + dir / "acme.pub" + "]\n" + extra);
-    return path;
-  }
-};
 
 // The sequences `herd apps` lists for the one agent in `inv`.
 std::vector<uint64_t> Listed(const std::string& inv) {
@@ -125,17 +97,16 @@ TEST_CASE("herd app install puts a signed bundle on every device once, and herd 
   auto viewer =
       RunHerd({"-i", inv, "--identity", "viewer", "app", "install", "node1", pub.Bundle(3)});
   CHECK(viewer.exit_code != 0);
-  CHECK_THAT(viewer.err, Catch::Contains("Install needs role operator"));
+  CHECK_THAT(viewer.err, Catch::Contains("InstallStatus needs role operator"));
   CHECK(RunHerd({"-i", inv, "--identity", "viewer", "apps", "node1"}).exit_code == 0);
 }
 
 TEST_CASE("a device refuses unsigned, untrusted, tampered, downgraded and over-policy bundles",
           "[integration][app]") {
   Publisher pub;
-  AgentProcess a("node1", {"--config", pub.Config()});
-  REQUIRE(a.ready());
-  ScopedTempDir dir;
-  const std::string inv = WriteInventory(dir, {&a});
+  OneDevice device(pub.Config());
+  const AgentProcess& a = device.agent;
+  const std::string& inv = device.inv;
   REQUIRE(RunHerd({"-i", inv, "app", "install", "all", pub.Bundle(5)}).exit_code == 0);
 
   const auto refused = [&](const std::string& bundle, const std::string& why,
@@ -233,6 +204,7 @@ TEST_CASE("hostile Install streams get client errors and leave nothing in the st
     bool header;
     uint64_t size;
     std::string sha_or_data;
+    uint64_t offset = 0;
   };
   const auto send = [&](const std::vector<Msg>& messages) {
     auto ctx = CallContext();
@@ -243,6 +215,7 @@ TEST_CASE("hostile Install streams get client errors and leave nothing in the st
       if (m.header) {
         msg.mutable_header()->set_size(m.size);
         msg.mutable_header()->set_sha256(m.sha_or_data);
+        msg.mutable_header()->set_offset(m.offset);
       } else {
         msg.set_chunk(m.sha_or_data);
       }
@@ -269,6 +242,13 @@ TEST_CASE("hostile Install streams get client errors and leave nothing in the st
   refused({{true, 2 << 20, sha}}, StatusCode::RESOURCE_EXHAUSTED, "apps.max_bundle_size");
   refused({{true, n, sha}, {false, 0, real.substr(0, n / 2)}}, StatusCode::INVALID_ARGUMENT,
           "received " + std::to_string(n / 2) + " of");
+  // What was received is kept for a resume, and only that can be resumed.
+  const std::string part = a.state_dir() + "-apps/bundles/" + sha + ".part";
+  CHECK(fs::file_size(part) == n / 2);
+  refused({{true, n, sha, n / 2 + 1}}, StatusCode::FAILED_PRECONDITION,
+          "holds " + std::to_string(n / 2) + " bytes of this bundle");
+  refused({{true, n, sha, n + 1}}, StatusCode::INVALID_ARGUMENT, "is not inside the bundle");
+  CHECK(fs::file_size(part) == n / 2);
   refused({{true, n, sha}, {false, 0, real + "x"}}, StatusCode::INVALID_ARGUMENT,
           "more data than the announced");
   std::string flipped = real;

@@ -1,6 +1,7 @@
-// What the app tests share (app_activate_test.cc, app_crash_test.cc): the
-// sample app's bundles and an agent config for them, and readers of what
-// `herd apps` says. Header-only, for the integration tests alone.
+// What the app tests share (app_install_test.cc, app_resume_test.cc,
+// app_activate_test.cc, app_crash_test.cc): a publisher with small bundles,
+// the sample app's bundles and an agent config for them, and readers of
+// what `herd apps` says. Header-only, for the integration tests alone.
 #pragma once
 
 #include <sys/stat.h>
@@ -30,6 +31,48 @@ inline bool CanRunApps() {
   }
   return true;
 }
+
+// A publisher key, sample bundles signed with it, and agent configs that
+// trust it.
+struct Publisher {
+  ScopedTempDir dir;
+  Publisher() {
+    auto k = RunHerd({"app", "keygen", "acme", "--dir", dir.path()});
+    REQUIRE(k.exit_code == 0);
+  }
+  // notes at `sequence`, packed and (unless `sign` is false) signed.
+  std::string Bundle(int sequence, bool sign = true, const std::string& extra = "") {
+    const std::string src = dir / ("notes-" + std::to_string(sequence));
+    fs::create_directories(src);
+    WriteFile(src + "/app.yaml", "name: notes\nversion: \"1." + std::to_string(sequence) +
+                                     "\"\nsequence: " + std::to_string(sequence) +
+                                     "\ncommand: [/bin/sh, run.sh]\n" + extra);
+    WriteFile(src + "/run.sh", "echo version " + std::to_string(sequence) + "\n");
+    const std::string out = src + ".herd";
+    auto pack = RunHerd({"app", "pack", src, "-o", out});
+    INFO(pack.err);
+    REQUIRE(pack.exit_code == 0);
+    if (sign) REQUIRE(RunHerd({"app", "sign", out, "--key", dir / "acme.key"}).exit_code == 0);
+    return out;
+  }
+  std::string Config(const std::string& extra = "") {
+    const std::string path = dir / "agent.yaml";
+    WriteFile(path,
+              "exec: {run_as: root}\napps:\n  publishers: [" + dir / "acme.pub" + "]\n" + extra);
+    return path;
+  }
+};
+
+// One agent on `config` (node1) and an inventory naming it.
+struct OneDevice {
+  AgentProcess agent;
+  ScopedTempDir dir;
+  std::string inv;
+  explicit OneDevice(const std::string& config) : agent("node1", {"--config", config}) {
+    REQUIRE(agent.ready());
+    inv = WriteInventory(dir, {&agent});
+  }
+};
 
 // The sample app's three bundles, signed with a fresh key, and an agent
 // config trusting it, with uids and ports of this test process alone

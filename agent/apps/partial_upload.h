@@ -1,0 +1,80 @@
+// PartialUpload: a bundle upload that survives being cut short. The bytes go
+// to <bundles>/<sha256>.part and stay there when the connection breaks or
+// herdd is killed, so that the next Install of the same digest sends only
+// what is missing (InstallStatus says how much is held). Commit checks the
+// size and the SHA-256 of the whole file, then renames it to the bundle's
+// path; a digest that does not match removes the partial, so the next
+// attempt starts afresh. AppStore::Open and TrimPartials bound how many
+// partials stay, and for how long (docs/apps.md). One instance per upload;
+// not thread-safe. Two uploads of one digest at once are refused by
+// AppStore::ClaimUpload, not here.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "common/hash.h"
+#include "common/status.h"
+
+namespace herd::agent {
+
+class PartialUpload {
+ public:
+  // Continues the partial at `part` from `offset` (0: starts afresh). An
+  // offset beyond what the partial holds is refused (kFailedPrecondition);
+  // bytes after it are dropped.
+  static Result<std::unique_ptr<PartialUpload>> Open(const std::string& part,
+                                                     const std::string& dest, uint64_t size,
+                                                     const std::string& sha256, uint64_t offset);
+  // Keeps what was written (an empty partial is removed).
+  ~PartialUpload();
+  PartialUpload(const PartialUpload&) = delete;
+  PartialUpload& operator=(const PartialUpload&) = delete;
+
+  Status Write(const std::string& chunk);
+  // Verifies size and digest (reading the resumed part again), then fsyncs
+  // and renames the partial to `dest`.
+  Status Commit();
+  uint64_t offset() const { return offset_; }
+  uint64_t written() const { return written_; }  // of the whole bundle, offset included
+
+ private:
+  PartialUpload() = default;
+  Result<std::string> Digest();
+
+  std::string part_, dest_, sha256_;
+  uint64_t size_ = 0, offset_ = 0, written_ = 0;
+  int fd_ = -1;
+  bool committed_ = false;
+  Sha256 hash_;  // of the bytes this upload wrote; used when offset_ is 0
+};
+
+// The bytes of the partial at `part` (0 when there is none).
+uint64_t PartialBytes(const std::string& part);
+
+// How many partials a device keeps, and for how long: a partial older than
+// a day is from an install nobody is coming back for.
+inline constexpr size_t kKeepPartials = 4;
+inline constexpr std::chrono::hours kPartialMaxAge{24};
+
+// Keeps the `keep` newest partials (*.part) in `bundles_dir` that are no
+// older than `max_age` and removes the others. Returns how many it removed.
+int TrimPartials(const std::string& bundles_dir, size_t keep, std::chrono::seconds max_age);
+
+// The digests being uploaded right now: one upload per digest at a time, so
+// that two never write one partial. Thread-safe.
+class UploadClaims {
+ public:
+  bool Claim(const std::string& sha256);  // false: another upload holds it
+  void Release(const std::string& sha256);
+
+ private:
+  std::mutex mu_;
+  std::set<std::string> held_;
+};
+
+}  // namespace herd::agent
