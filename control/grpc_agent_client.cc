@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <condition_variable>
+#include <list>
 #include <mutex>
 #include <set>
 
@@ -276,21 +277,42 @@ class GrpcAgentClient final : public AgentClient {
   std::shared_ptr<ContextRegistry> registry_;
 };
 
+// A command that calls the same hosts again (herd app install asks, then
+// sends; herd logs --follow every second; certificate renewal) reuses each
+// host's connection: the last kKeep channels stay open for the factory's
+// life, newest first, so a second round pays no second TLS handshake. A
+// fan-out wider than that keeps at most kKeep idle connections.
 class GrpcClientFactory final : public AgentClientFactory {
  public:
+  static constexpr size_t kKeep = 128;
   explicit GrpcClientFactory(const rpc::TransportOptions& opts)
       : creds_(rpc::MakeCredentials(opts)), tls_(!opts.plaintext) {}
   std::unique_ptr<AgentClient> Connect(const std::string& address,
                                        const std::string& name) override {
-    rpc::ChannelSpec spec;
-    spec.address = address;
-    if (tls_) spec.tls_name = name;
-    return std::make_unique<GrpcAgentClient>(rpc::MakeChannel(spec, creds_));
+    return std::make_unique<GrpcAgentClient>(ChannelFor(address, name));
   }
 
  private:
+  std::shared_ptr<grpc::Channel> ChannelFor(const std::string& address, const std::string& name) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const std::string key = address + '\n' + name;
+    for (auto it = kept_.begin(); it != kept_.end(); ++it) {
+      if (it->first != key) continue;
+      kept_.splice(kept_.begin(), kept_, it);
+      return kept_.front().second;
+    }
+    rpc::ChannelSpec spec;
+    spec.address = address;
+    if (tls_) spec.tls_name = name;
+    kept_.emplace_front(key, rpc::MakeChannel(spec, creds_));
+    if (kept_.size() > kKeep) kept_.pop_back();
+    return kept_.front().second;
+  }
+
   std::shared_ptr<grpc::ChannelCredentials> creds_;
   bool tls_;
+  std::mutex mu_;
+  std::list<std::pair<std::string, std::shared_ptr<grpc::Channel>>> kept_;  // newest first
 };
 
 // Every host's calls go over one local connection to the mux, which forwards
