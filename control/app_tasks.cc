@@ -30,7 +30,8 @@ nlohmann::json ToJson(const v1::Activation& a) {
           {"outcome", a.outcome()},
           {"reason", a.reason()},
           {"started_unix", a.started_unix()},
-          {"ended_unix", a.ended_unix()}};
+          {"ended_unix", a.ended_unix()},
+          {"rollout_id", a.rollout_id()}};
 }
 
 Status CheckName(const std::string& name) {
@@ -111,6 +112,7 @@ Result<Task> ActivateTask(const ActivateSpec& spec) {
   req.set_rollback(spec.rollback);
   req.set_restore_data(spec.restore_data);
   req.set_no_snapshot(spec.no_snapshot);
+  req.set_rollout_id(spec.rollout_id);
   if (!spec.rollback) {
     if (spec.version.empty()) return Status::Invalid("VERSION is required");
     req.set_version(spec.version);

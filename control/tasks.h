@@ -97,6 +97,7 @@ Task ListAppsTask(std::chrono::milliseconds timeout);
 struct ActivateSpec {
   std::string name, version;
   bool rollback = false, restore_data = false, no_snapshot = false;
+  std::string rollout_id;  // herd rollout's: recorded with the activation on the device
   std::chrono::milliseconds timeout{600'000};
 };
 Result<Task> ActivateTask(const ActivateSpec& spec);

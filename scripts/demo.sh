@@ -43,20 +43,19 @@ printf '\n\033[1m$ curl -s http://%s/metrics | grep -E "^herd_(build_info|grpc_r
 curl -s "http://$first/metrics" | grep -E '^herd_(build_info|grpc_requests_total|exec_total|agent_resident)'
 
 # Apps: the sample app (examples/notes), signed with the fleet's publisher
-# key, installed and activated everywhere, upgraded with its data, and a
-# broken version that reverts by itself. node01's notes listens on 18008
-# (scripts/fleet.sh: ports from 18000 + 8 per agent).
+# key, installed and activated everywhere, rolled out to 1.1 with its data
+# (a canary, then batches), and a broken 1.2 whose canary reverts by itself:
+# the rollout halts and no other host is touched. node01 is the canary; its
+# notes listens on 18008 (scripts/fleet.sh: ports from 18000 + 8 per agent).
 notes_url=http://127.0.0.1:18008
 show bash examples/notes/build.sh .fleet/notes .fleet/publisher.key
-for v in 1.0 1.1 1.2; do
-  show herd --fold app install all ".fleet/notes/notes-$v.herd"
-done
+show herd --fold app install all .fleet/notes/notes-1.0.herd
 show herd --fold app activate all notes 1.0
 show curl -s -X POST --data 'water the plants' "$notes_url/notes"
-show herd --fold app activate all notes 1.1
+show herd rollout .fleet/notes/notes-1.1.herd all --canary 1 --batch 50% --yes
 show curl -s "$notes_url/version"
 show curl -s "$notes_url/notes"
-show herd app activate node01 notes 1.2
+show herd rollout .fleet/notes/notes-1.2.herd all --yes
 show herd apps node01
 show curl -s "$notes_url/notes"
 show herd logs node01 notes --tail 4

@@ -245,7 +245,8 @@ Result<ActivationOutcome> Activator::Activate(const ActivationRequest& req) {
   const std::string kind = req.rollback ? "rollback" : "activate";
   if (Status s =
           Take(req.name, (req.rollback ? "a rollback" : "an activation of " + spec->version) +
-                             " (by " + req.who + ")");
+                             " (by " + req.who +
+                             (req.rollout_id.empty() ? "" : ", rollout " + req.rollout_id) + ")");
       !s.ok()) {
     return s;
   }
@@ -257,6 +258,7 @@ Result<ActivationOutcome> Activator::Activate(const ActivationRequest& req) {
   a.to = to;
   a.step = "verified";
   a.restore_data = req.restore_data;
+  a.rollout = req.rollout_id;
   if (Status s = db_.Begin(&a); !s.ok()) {
     Release(req.name);
     return s;

@@ -49,6 +49,7 @@ struct ActivationRequest {
   bool rollback = false;      // to the previous version
   bool restore_data = false;  // rollback: the data from before the last activation
   std::string who;            // the caller, for the logs
+  std::string rollout_id;     // the rollout it is a step of ("" for none)
 };
 
 struct ActivationOutcome {

@@ -16,7 +16,8 @@ CREATE TABLE IF NOT EXISTS activations (
   id INTEGER PRIMARY KEY AUTOINCREMENT, app TEXT NOT NULL, kind TEXT NOT NULL,
   from_seq INTEGER NOT NULL, to_seq INTEGER NOT NULL, step TEXT NOT NULL,
   snapshot TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL,
-  started_unix INTEGER NOT NULL, ended_unix INTEGER NOT NULL, restore_data INTEGER NOT NULL);
+  started_unix INTEGER NOT NULL, ended_unix INTEGER NOT NULL, restore_data INTEGER NOT NULL,
+  rollout TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS activations_app ON activations(app, id);
 )";
 
@@ -72,6 +73,19 @@ Result<std::unique_ptr<AppDb>> AppDb::Open(const std::string& path) {
   sqlite3_busy_timeout(db, 5'000);
   for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", kSchema}) {
     if (Status s = out->Exec(sql); !s.ok()) return s;
+  }
+  // A database from before activations recorded their rollout gains the
+  // column (SQLite adds it in place; old rows read "").
+  bool has_rollout = false;
+  {
+    Stmt q(db, "SELECT 1 FROM pragma_table_info('activations') WHERE name = 'rollout'");
+    has_rollout = q.Step() == SQLITE_ROW;
+  }
+  if (!has_rollout) {
+    if (Status s = out->Exec("ALTER TABLE activations ADD COLUMN rollout TEXT NOT NULL DEFAULT ''");
+        !s.ok()) {
+      return s;
+    }
   }
   return out;
 }
@@ -154,15 +168,16 @@ Status AppDb::Begin(ActivationRecord* a) {
   a->started_unix = Now();
   Stmt q(db_,
          "INSERT INTO activations (app, kind, from_seq, to_seq, step, snapshot, outcome, reason, "
-         "started_unix, ended_unix, restore_data) VALUES (?1, ?2, ?3, ?4, ?5, '', '', '', ?6, 0, "
-         "?7)");
+         "started_unix, ended_unix, restore_data, rollout) VALUES (?1, ?2, ?3, ?4, ?5, '', '', '', "
+         "?6, 0, ?7, ?8)");
   q.Bind(1, a->app)
       .Bind(2, a->kind)
       .Bind(3, static_cast<int64_t>(a->from))
       .Bind(4, static_cast<int64_t>(a->to))
       .Bind(5, a->step)
       .Bind(6, a->started_unix)
-      .Bind(7, a->restore_data ? 1 : 0);
+      .Bind(7, a->restore_data ? 1 : 0)
+      .Bind(8, a->rollout);
   if (q.Step() != SQLITE_DONE) return DbError(db_, "cannot record an activation of " + a->app);
   a->id = sqlite3_last_insert_rowid(db_);
   return Status::Ok();
@@ -216,7 +231,7 @@ std::vector<ActivationRecord> AppDb::Activations(const std::string& where, const
   std::vector<ActivationRecord> out;
   Stmt q(db_,
          "SELECT id, app, kind, from_seq, to_seq, step, snapshot, outcome, reason, started_unix, "
-         "ended_unix, restore_data FROM activations " +
+         "ended_unix, restore_data, rollout FROM activations " +
              where);
   if (!arg.empty()) q.Bind(1, arg);
   while (q.Step() == SQLITE_ROW) {
@@ -233,6 +248,7 @@ std::vector<ActivationRecord> AppDb::Activations(const std::string& where, const
     a.started_unix = q.Int(9);
     a.ended_unix = q.Int(10);
     a.restore_data = q.Int(11) != 0;
+    a.rollout = q.Text(12);
     out.push_back(std::move(a));
   }
   return out;

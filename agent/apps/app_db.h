@@ -49,6 +49,7 @@ struct ActivationRecord {
   std::string reason;    // a short code: startup-deadline, exited-1, interrupted, ...
   int64_t started_unix = 0, ended_unix = 0;
   bool restore_data = false;  // rollback: data from the snapshot
+  std::string rollout;        // the rollout it was a step of ("" for none)
 };
 
 class AppDb {

@@ -43,6 +43,7 @@ void Fill(const ActivationRecord& a, v1::Activation* out) {
   out->set_reason(a.reason);
   out->set_started_unix(a.started_unix);
   out->set_ended_unix(a.ended_unix);
+  out->set_rollout_id(a.rollout);
 }
 
 // What runs of `app`, from the database and the supervisor.
@@ -131,6 +132,11 @@ grpc::Status Activate(AppsContext& s, ActivateCall& call) {
   if (r.restore_data() && !r.rollback()) {
     return rpc::ToGrpc(Status::Invalid("restore_data goes with rollback only"));
   }
+  if (r.rollout_id().size() > 64 ||
+      r.rollout_id().find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                       "0123456789._-") != std::string::npos) {
+    return rpc::ToGrpc(Status::Invalid("rollout_id must be at most 64 of A-Z a-z 0-9 . _ -"));
+  }
   ActivationRequest req;
   req.name = r.name();
   req.version = r.version();
@@ -139,13 +145,15 @@ grpc::Status Activate(AppsContext& s, ActivateCall& call) {
   req.rollback = r.rollback();
   req.restore_data = r.restore_data();
   req.who = who->name;
+  req.rollout_id = r.rollout_id();
   AuditEntry entry = EntryFor(*who, call.method());
-  entry.args = fmt::format("{} {}{}{}{}", req.name,
-                           req.rollback          ? "rollback"
-                           : req.version.empty() ? "sequence " + std::to_string(req.sequence)
-                                                 : req.version,
-                           req.no_snapshot ? " no_snapshot" : "",
-                           req.restore_data ? " restore_data" : "", "");
+  entry.args =
+      fmt::format("{} {}{}{}{}", req.name,
+                  req.rollback          ? "rollback"
+                  : req.version.empty() ? "sequence " + std::to_string(req.sequence)
+                                        : req.version,
+                  req.no_snapshot ? " no_snapshot" : "", req.restore_data ? " restore_data" : "",
+                  req.rollout_id.empty() ? "" : " rollout=" + req.rollout_id);
   const bool spawned = s.activator.Spawn([&s, &call, req, entry]() mutable {
     auto out = s.activator.Activate(req);
     if (!out.ok()) {

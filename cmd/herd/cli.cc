@@ -87,7 +87,7 @@ control::OutputOptions Output(const Globals& g) {
 
 int RunOnTargets(const Globals& g, const std::string& target,
                  std::chrono::milliseconds default_timeout, const Prepare& prepare,
-                 bool catch_up_revocations) {
+                 bool catch_up_revocations, bool cancel_on_interrupt) {
   auto targets = control::SelectTargets(g.inventory, target, true, false, g.allow_empty);
   if (!targets.ok()) return Fail(targets.status().message());
   auto timeout = control::ResolveTimeout(g.timeout, default_timeout);
@@ -101,7 +101,7 @@ int RunOnTargets(const Globals& g, const std::string& target,
   if (!factory.ok()) return Fail(factory.status().message());
   control::ExecutorOptions eo;
   eo.forks = g.forks;
-  eo.interrupted = &g_interrupted;
+  eo.interrupted = cancel_on_interrupt ? &g_interrupted : nullptr;
   control::LocalExecutor executor(**factory, eo);
   auto reporter = control::MakeReporter(Output(g));
   const auto results = (*run)(executor, targets->hosts, *reporter);

@@ -1,8 +1,8 @@
 // The herd CLI's shared parts: the global flags, error reporting, and running
 // a fan-out on a TARGET. Each command group is one file (fanout_commands.cc,
 // inventory_commands.cc, pki_commands.cc, audit_command.cc,
-// mux_commands.cc): it adds its subcommands and flags to the app, and runs
-// the one the user chose by calling control/. Main thread only.
+// mux_commands.cc, app_commands.cc, rollout_command.cc): it adds its subcommands and flags to the
+// app, and runs the one the user chose by calling control/. Main thread only.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -61,9 +61,11 @@ using Operate = std::function<std::vector<control::HostResult>(
 using Prepare = std::function<Result<Operate>(std::chrono::milliseconds timeout)>;
 // Afterwards, unless `catch_up_revocations` is false, hosts whose replies
 // showed an older revocation list than the PKI folder's get the folder's.
+// `cancel_on_interrupt` false: Ctrl-C does not cancel calls in flight
+// (the operation looks at Interrupted() itself, between steps).
 int RunOnTargets(const Globals& g, const std::string& target,
                  std::chrono::milliseconds default_timeout, const Prepare& prepare,
-                 bool catch_up_revocations = true);
+                 bool catch_up_revocations = true, bool cancel_on_interrupt = true);
 // The same for a task made once the timeout is known.
 int RunTaskOnTargets(const Globals& g, const std::string& target,
                      std::chrono::milliseconds default_timeout,
@@ -88,5 +90,6 @@ std::unique_ptr<CommandGroup> AuditCommand(Globals& g);       // audit
 std::unique_ptr<CommandGroup> MuxCommands(Globals& g);        // mux start|stop|status
 std::unique_ptr<CommandGroup> AppCommands(
     Globals& g);  // app keygen|pack|sign|inspect|install, apps
+std::unique_ptr<CommandGroup> RolloutCommand(Globals& g);  // rollout
 
 }  // namespace herd::cli

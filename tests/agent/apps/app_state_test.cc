@@ -3,6 +3,7 @@
 // sockets, and the log tail.
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sqlite3.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,6 +23,47 @@ using namespace herd;
 using namespace herd::testing;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
+
+TEST_CASE("AppDb records each activation's rollout, also in a database from before rollouts",
+          "[agent][apps]") {
+  ScopedTempDir dir;
+  const std::string path = dir / "state.db";
+  {
+    // The activations table as it was made before it had a rollout column.
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &raw) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(raw,
+                         "CREATE TABLE activations (id INTEGER PRIMARY KEY AUTOINCREMENT, app TEXT "
+                         "NOT NULL, kind TEXT NOT NULL, from_seq INTEGER NOT NULL, to_seq INTEGER "
+                         "NOT NULL, step TEXT NOT NULL, snapshot TEXT NOT NULL, outcome TEXT NOT "
+                         "NULL, reason TEXT NOT NULL, started_unix INTEGER NOT NULL, ended_unix "
+                         "INTEGER NOT NULL, restore_data INTEGER NOT NULL);"
+                         "INSERT INTO activations VALUES (1, 'notes', 'activate', 0, 1, 'probe', "
+                         "'', '', '', 1, 0, 0);",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(raw);
+  }
+  auto db = agent::AppDb::Open(path);
+  REQUIRE(db.ok());
+  auto old = (*db)->Unfinished();
+  REQUIRE(old.size() == 1);
+  CHECK(old[0].rollout.empty());
+  agent::ActivationRecord a;
+  a.app = "web";
+  a.kind = "activate";
+  a.to = 1;
+  a.step = "verified";
+  a.rollout = "r20261204-180000-beef";
+  REQUIRE((*db)->Begin(&a).ok());
+  auto both = (*db)->Unfinished();
+  REQUIRE(both.size() == 2);
+  CHECK(both[1].rollout == "r20261204-180000-beef");
+  // Opened again: the column is there, nothing is added twice.
+  db->reset();
+  auto again = agent::AppDb::Open(path);
+  REQUIRE(again.ok());
+  CHECK((*again)->Unfinished().size() == 2);
+}
 
 TEST_CASE("AppDb keeps activations and apps across reopening, and End leaves the process alone",
           "[agent][apps]") {

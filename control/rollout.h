@@ -1,0 +1,87 @@
+// herd rollout: a signed bundle across the fleet in waves, a canary first,
+// then batches. Each wave is installed and activated (health-gated on every
+// device, which reverts by itself) before the next starts; once failures
+// spend the budget the rollout halts, touches no other host and rolls back
+// every host it updated (docs/rollouts.md). What happens is told as events
+// (rollout_started, wave_started, host_updated, host_failed, host_reverted,
+// halted, finished, ...), for people as lines and for machines as JSON.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/app/manifest.h"
+#include "common/defaults.h"
+#include "control/executor.h"
+#include "control/host_result.h"
+#include "control/tasks.h"
+
+namespace herd::control {
+
+struct RolloutSpec {
+  std::string bundle;  // the .herd file
+  size_t canary = 1;
+  std::string batch = "25%";  // hosts per batch: "N", or "P%" of all hosts (at least 1)
+  std::optional<size_t> max_failures;
+  std::optional<double> max_failure_ratio;  // of all hosts
+  // How long each host's activation may take to commit (its startup and
+  // healthy time included); longer counts as a failure.
+  std::chrono::milliseconds health_timeout{std::chrono::minutes(10)};
+  // Soak between waves: the updated hosts must still be healthy after it.
+  std::chrono::milliseconds pause{0};
+  std::chrono::milliseconds timeout = kDefaultCommandTimeout;  // each host's install
+  // Recorded with every activation the rollout makes, on each device; ""
+  // makes one ("r" + time + random).
+  std::string id;
+};
+
+// `herd rollout status NAME TARGET`: where `name` stands on each host, from
+// the host alone: its version, health, and last activation (kind, versions,
+// outcome or the step it is at, rollout id). Hosts in the same state read
+// the same line, so --fold groups them.
+Task RolloutStatusTask(const std::string& name, std::chrono::milliseconds timeout);
+
+// Host indices per wave: the first `canary` hosts, then batches. Errors name
+// the flag.
+Result<std::vector<std::vector<size_t>>> PlanWaves(size_t hosts, size_t canary,
+                                                   const std::string& batch);
+
+// Spent once failures exceed max_failures or max_ratio × hosts; with
+// neither set, the first failure spends it.
+struct FailureBudget {
+  std::optional<size_t> max_failures;
+  std::optional<double> max_ratio;
+  size_t hosts = 0;
+  bool Spent(size_t failures) const;
+  std::string Describe() const;  // "2 failures", "10% of 40 hosts (4)", "no failure"
+};
+
+using EventSink = std::function<void(const nlohmann::json& event)>;
+
+// One event as a line for people.
+std::string EventLine(const nlohmann::json& event);
+
+// What each host would change, as "plan" events (a List of every host).
+// Returns the hosts' answers (unreachable ones included).
+std::vector<HostResult> PlanRollout(Executor& executor, const std::vector<const Host*>& hosts,
+                                    const std::vector<std::vector<size_t>>& waves,
+                                    const app::AppSpec& app, std::chrono::milliseconds timeout,
+                                    const EventSink& emit);
+
+// Runs the rollout of `bundle` (whose manifest is `app`) on `hosts`; `stop`
+// is looked at between waves and during a soak, never inside a wave, so
+// no host is left mid-activation. Returns each host's account: updated
+// (ok), failed, refused by its device (rejected), not reached (unreachable),
+// rolled back after a halt (failed, error_code "rolled-back-by-rollout"),
+// not touched after a halt (rejected, "halted") or an interrupt (skipped).
+std::vector<HostResult> RunRollout(Executor& executor, const std::vector<const Host*>& hosts,
+                                   const RolloutSpec& spec, const CopySource& bundle,
+                                   const app::AppSpec& app, const EventSink& emit,
+                                   const std::atomic<bool>& stop);
+
+}  // namespace herd::control

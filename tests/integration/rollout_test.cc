@@ -1,0 +1,218 @@
+// herd rollout with real agents, the real CLI, real signed bundles and the
+// real bubblewrap: a rollout wave by wave, a broken version halting at its
+// canary with no other host touched, a failure budget spent exactly at the
+// failure after it, and the hosts the rollout updated rolled back.
+#include <catch2/catch.hpp>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "tests/integration/app_test_support.h"
+#include "tests/support/test_support.h"
+
+using namespace herd::testing;
+using namespace herd::testing::apps;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+// `n` (at most 4) agents trusting the sample app's publisher: each its own
+// apps folder, and one uid and one port of the Notes slot.
+struct Fleet {
+  Notes notes;
+  ScopedTempDir dir;
+  std::vector<std::unique_ptr<AgentProcess>> agents;
+  std::string inv;
+
+  explicit Fleet(int n) {
+    std::vector<const AgentProcess*> all;
+    for (int k = 0; k < n; ++k) {
+      const std::string config = dir / ("agent" + std::to_string(k) + ".yaml");
+      WriteFile(config, "exec: {run_as: root}\napps:\n  dir: " + AppsDir(k) + "\n  publishers: [" +
+                            notes.dir / "publisher.pub" +
+                            "]\n  uid_base: " + std::to_string(notes.uid_base + k) +
+                            "\n  uid_count: 1\n  port_base: " + std::to_string(notes.port + k) +
+                            "\n  port_count: 1\n  restart_backoff: 100ms\n");
+      agents.push_back(std::make_unique<AgentProcess>(
+          "node" + std::to_string(k + 1), std::vector<std::string>{"--config", config}));
+      REQUIRE(agents.back()->ready());
+      all.push_back(agents.back().get());
+    }
+    inv = WriteInventory(dir, all);
+  }
+  std::string AppsDir(int k) const { return notes.dir / ("apps-" + std::to_string(k)); }
+
+  // The current version of `app` on each host ("" when none).
+  std::map<std::string, std::string> Versions(const std::string& app) const {
+    auto r = RunHerd({"-i", inv, "-o", "json", "apps", "all"});
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    std::map<std::string, std::string> out;
+    for (const auto& line : Lines(r.out)) {
+      const json host = json::parse(line);
+      if (host.value("type", "") != "host") continue;  // the summary
+      std::string v;
+      for (const auto& a : host["data"]["apps"]) {
+        if (a["name"] == app) v = a["current_version"];
+      }
+      out[host["host"]] = v;
+    }
+    return out;
+  }
+  // Whether a version of sequence `seq` of `app` is installed on `host`.
+  bool Installed(const std::string& host, const std::string& app, uint64_t seq) const {
+    auto r = RunHerd({"-i", inv, "-o", "json", "apps", host});
+    REQUIRE(r.exit_code == 0);
+    for (const auto& a : json::parse(Lines(r.out).at(0))["data"]["apps"]) {
+      if (a["name"] != app) continue;
+      for (const auto& v : a["versions"]) {
+        if (v["sequence"] == seq) return true;
+      }
+    }
+    return false;
+  }
+};
+
+struct Rollout {
+  int exit_code;
+  std::vector<json> events;
+  std::vector<json> Of(const std::string& kind) const {
+    std::vector<json> out;
+    for (const auto& e : events) {
+      if (e["event"] == kind) out.push_back(e);
+    }
+    return out;
+  }
+};
+
+Rollout RunRollout(const Fleet& f, std::vector<std::string> args) {
+  args.insert(args.begin(), {"-i", f.inv, "-o", "json", "rollout"});
+  auto r = RunHerd(args, 180s);
+  INFO(r.out << r.err);
+  Rollout out{r.exit_code, {}};
+  for (const auto& line : Lines(r.out)) out.events.push_back(json::parse(line));
+  REQUIRE_FALSE(out.events.empty());
+  return out;
+}
+
+std::map<std::string, std::string> All(int n, const std::string& v) {
+  std::map<std::string, std::string> m;
+  for (int k = 1; k <= n; ++k) m["node" + std::to_string(k)] = v;
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("a rollout goes wave by wave, and a broken version halts at its canary",
+          "[integration][app][rollout]") {
+  if (!CanRunApps()) return;
+  Fleet f(4);
+  const Notes& notes = f.notes;
+  REQUIRE(Herd(f.inv, {"app", "install", "all", notes.Bundle("1.0")}).exit_code == 0);
+  REQUIRE(Herd(f.inv, {"app", "activate", "all", "notes", "1.0"}).exit_code == 0);
+  notes.AddNote("kept");  // on node1, the canary
+
+  // Without --yes and without a terminal, nothing is done.
+  auto unasked = RunHerd({"-i", f.inv, "rollout", notes.Bundle("1.1"), "all"});
+  CHECK(unasked.exit_code == 1);
+  CHECK_THAT(unasked.err, Catch::Contains("--yes"));
+
+  auto good =
+      RunRollout(f, {notes.Bundle("1.1"), "all", "--canary", "1", "--batch", "50%", "--yes"});
+  CHECK(good.exit_code == 0);
+  REQUIRE(good.Of("rollout_started").size() == 1);
+  CHECK(good.Of("rollout_started")[0]["waves"] == json::array({1, 2, 1}));
+  const auto waves = good.Of("wave_started");
+  REQUIRE(waves.size() == 3);
+  CHECK(waves[0]["kind"] == "canary");
+  CHECK(waves[0]["hosts"] == json::array({"node1"}));
+  CHECK(waves[1]["hosts"] == json::array({"node2", "node3"}));
+  CHECK(good.Of("host_updated").size() == 4);
+  CHECK(good.Of("host_updated")[0]["from_version"] == "1.0");
+  const json done = good.Of("finished").at(0);
+  CHECK(done["outcome"] == "completed");
+  CHECK(done["updated"] == 4);
+  CHECK(f.Versions("notes") == All(4, "1.1"));
+  CHECK(HttpGet(notes.Url("/notes")) == "kept\n");
+  // Each device recorded the rollout with its activation: a fresh CLI reads
+  // where it stands from the devices alone.
+  const std::string id = good.Of("rollout_started")[0]["rollout_id"];
+  CHECK(id == done["rollout_id"]);
+  auto status =
+      RunHerd({"-i", f.inv, "--no-progress", "--fold", "rollout", "status", "notes", "all"});
+  INFO(status.out << status.err);
+  CHECK(status.exit_code == 0);
+  CHECK_THAT(status.out, Catch::Contains("node[1-4]") &&
+                             Catch::Contains("notes 1.1, okay; last activate 1.0 -> 1.1: "
+                                             "committed (healthy), rollout " +
+                                             id));
+
+  // The plan changes nothing.
+  auto plan = RunHerd({"-i", f.inv, "rollout", notes.Bundle("1.2"), "all", "--dry-run"});
+  INFO(plan.out << plan.err);
+  CHECK(plan.exit_code == 0);
+  CHECK_THAT(plan.out, Catch::Contains("wave 1: node1: install and activate 1.2 (now 1.1)") &&
+                           Catch::Contains("wave 4: node4:"));
+  CHECK_FALSE(f.Installed("node1", "notes", 3));
+
+  // 1.2 never becomes healthy: the canary reverts itself, the rollout halts
+  // and no other host receives it.
+  auto bad = RunRollout(f, {notes.Bundle("1.2"), "all", "--yes"});
+  CHECK(bad.exit_code == 2);
+  REQUIRE(bad.Of("host_failed").size() == 1);
+  CHECK(bad.Of("host_failed")[0]["host"] == "node1");
+  CHECK(bad.Of("host_failed")[0]["reason"] == "reverted");
+  CHECK(bad.Of("halted").size() == 1);
+  CHECK(bad.Of("wave_started").size() == 1);
+  const json halted = bad.Of("finished").at(0);
+  CHECK(halted["outcome"] == "halted");
+  CHECK(halted["failed"] == 1);
+  CHECK(halted["not_touched"] == 3);
+  CHECK(f.Versions("notes") == All(4, "1.1"));
+  for (const char* h : {"node2", "node3", "node4"}) CHECK_FALSE(f.Installed(h, "notes", 3));
+  CHECK(HttpGet(notes.Url("/notes")) == "kept\n");
+  auto after = RunHerd({"-i", f.inv, "-o", "json", "rollout", "status", "notes", "node1"});
+  REQUIRE(after.exit_code == 0);
+  const json node1 = json::parse(Lines(after.out).at(0))["data"];
+  CHECK(node1["rollout_id"] == bad.Of("rollout_started")[0]["rollout_id"]);
+  CHECK(node1["outcome"] == "rolled-back");
+  CHECK(node1["current_version"] == "1.1");
+}
+
+TEST_CASE("a failure budget of 2 halts exactly at the third failure and rolls back the updated",
+          "[integration][app][rollout]") {
+  if (!CanRunApps()) return;
+  Fleet f(4);
+  const Notes& notes = f.notes;
+  // Version 2 fails on every host whose data holds `fail` (node2 to node4).
+  const auto make = [&](int seq, const std::string& gate) {
+    return notes.Pack("flaky-" + std::to_string(seq),
+                      "name: flaky\nversion: \"" + std::to_string(seq) + "\"\nsequence: " +
+                          std::to_string(seq) + "\ncommand: [/bin/sh, -c, '" + gate +
+                          "exec sleep 600']\nstop_timeout: 200ms\n"
+                          "probes: {start_grace: 300ms, interval_starting: 100ms, "
+                          "healthy_before_commit: 500ms}\n");
+  };
+  const std::string v1 = make(1, ""), v2 = make(2, "test -e /data/fail && exit 3; ");
+  REQUIRE(Herd(f.inv, {"app", "install", "all", v1}).exit_code == 0);
+  REQUIRE(Herd(f.inv, {"app", "activate", "all", "flaky", "1"}).exit_code == 0);
+  for (int k = 1; k < 4; ++k) WriteFile(f.AppsDir(k) + "/flaky/data/fail", "");
+
+  auto r =
+      RunRollout(f, {v2, "all", "--canary", "1", "--batch", "1", "--max-failures", "2", "--yes"});
+  CHECK(r.exit_code == 2);
+  const auto failed = r.Of("host_failed");
+  REQUIRE(failed.size() == 3);
+  CHECK(failed[0]["host"] == "node2");
+  CHECK(failed[1]["failures"] == 2);
+  CHECK(failed[2]["host"] == "node4");
+  CHECK(failed[2]["failures"] == 3);
+  CHECK(r.Of("wave_started").size() == 4);  // it went on after the second
+  REQUIRE(r.Of("host_reverted").size() == 1);
+  CHECK(r.Of("host_reverted")[0]["host"] == "node1");
+  const json end = r.Of("finished").at(0);
+  CHECK(end["outcome"] == "halted");
+  CHECK(end["rolled_back"] == 1);
+  CHECK(f.Versions("flaky") == All(4, "1"));
+}
