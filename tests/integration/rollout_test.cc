@@ -25,15 +25,18 @@ struct Fleet {
   std::vector<std::unique_ptr<AgentProcess>> agents;
   std::string inv;
 
-  explicit Fleet(int n) {
+  // `extra`: more of agent k's `apps:` settings, by k.
+  explicit Fleet(int n, const std::map<int, std::string>& extra = {}) {
     std::vector<const AgentProcess*> all;
     for (int k = 0; k < n; ++k) {
+      const auto more = extra.find(k);
       const std::string config = dir / ("agent" + std::to_string(k) + ".yaml");
       WriteFile(config, "exec: {run_as: root}\napps:\n  dir: " + AppsDir(k) + "\n  publishers: [" +
                             notes.dir / "publisher.pub" +
                             "]\n  uid_base: " + std::to_string(notes.uid_base + k) +
                             "\n  uid_count: 1\n  port_base: " + std::to_string(notes.port + k) +
-                            "\n  port_count: 1\n  restart_backoff: 100ms\n");
+                            "\n  port_count: 1\n  restart_backoff: 100ms\n" +
+                            (more == extra.end() ? "" : more->second));
       agents.push_back(std::make_unique<AgentProcess>(
           "node" + std::to_string(k + 1), std::vector<std::string>{"--config", config}));
       REQUIRE(agents.back()->ready());
@@ -215,4 +218,89 @@ TEST_CASE("a failure budget of 2 halts exactly at the third failure and rolls ba
   CHECK(end["outcome"] == "halted");
   CHECK(end["rolled_back"] == 1);
   CHECK(f.Versions("flaky") == All(4, "1"));
+}
+
+TEST_CASE("offline hosts and hosts whose owner refuses the app are counted apart, not as failures",
+          "[integration][app][rollout]") {
+  if (!CanRunApps()) return;
+  Fleet f(3, {{1, "  max_memory: 16M\n"}});  // node2's owner allows less than notes asks
+  REQUIRE(f.agents[2]->Stop() == 0);         // node3 is offline
+  auto r = RunRollout(f, {f.notes.Bundle("1.0"), "all", "--batch", "1", "--yes"});
+  CHECK(r.exit_code == 6);  // refused (2) and not reached (4)
+  REQUIRE(r.Of("host_updated").size() == 1);
+  REQUIRE(r.Of("host_refused").size() == 1);
+  CHECK(r.Of("host_refused")[0]["host"] == "node2");
+  CHECK_THAT(r.Of("host_refused")[0]["message"].get<std::string>(), Catch::Contains("memory"));
+  REQUIRE(r.Of("host_not_reached").size() == 1);
+  CHECK(r.Of("host_not_reached")[0]["host"] == "node3");
+  CHECK(r.Of("host_failed").empty());
+  const json end = r.Of("finished").at(0);
+  CHECK(end["outcome"] == "completed");
+  CHECK(end["refused"] == 1);
+  CHECK(end["not_reached"] == 1);
+  CHECK(end["failed"] == 0);
+}
+
+TEST_CASE("Ctrl-C lets the wave in flight finish, stops before the next, and a rerun goes on",
+          "[integration][app][rollout]") {
+  if (!CanRunApps()) return;
+  Fleet f(4);
+  REQUIRE(Herd(f.inv, {"app", "install", "all", f.notes.Bundle("1.0")}).exit_code == 0);
+  REQUIRE(Herd(f.inv, {"app", "activate", "all", "notes", "1.0"}).exit_code == 0);
+  const std::string events = f.dir / "events.jsonl";
+  // SIGINT as a terminal would deliver it, once the second wave started
+  // (polled, at most 60 s); the shell's exit code is herd's.
+  const std::string script =
+      "\"$0\" -i \"$1\" -o json rollout \"$2\" all --batch 1 --yes > \"$3\" & p=$!; i=0; "
+      "while [ $i -lt 600 ] && ! grep -q '\"wave\":2,' \"$3\" 2>/dev/null; do sleep 0.1; "
+      "i=$((i+1)); done; kill -INT $p; wait $p";
+  auto run =
+      RunProgram("sh", {"-c", script, HerdBinary(), f.inv, f.notes.Bundle("1.1"), events}, 180s);
+  INFO(run.out << run.err << ReadFile(events));
+  CHECK(run.exit_code == 130);
+  Rollout r{run.exit_code, {}};
+  for (const auto& line : Lines(ReadFile(events))) r.events.push_back(json::parse(line));
+  CHECK(r.Of("wave_started").size() == 2);
+  CHECK(r.Of("host_updated").size() == 2);  // the wave in flight finished
+  const json end = r.Of("finished").at(0);
+  CHECK(end["outcome"] == "interrupted");
+  CHECK(end["not_touched"] == 2);
+  CHECK_THAT(end["resume"].get<std::string>(), Catch::Contains("same herd rollout again"));
+  CHECK(f.Versions("notes") ==
+        (std::map<std::string, std::string>{
+            {"node1", "1.1"}, {"node2", "1.1"}, {"node3", "1.0"}, {"node4", "1.0"}}));
+  // Run again: it goes on where it stopped.
+  auto again = RunRollout(f, {f.notes.Bundle("1.1"), "all", "--batch", "1", "--yes"});
+  CHECK(again.exit_code == 0);
+  CHECK(again.Of("finished").at(0)["updated"] == 4);
+  CHECK(f.Versions("notes") == All(4, "1.1"));
+}
+
+TEST_CASE("two rollouts of one app at once: the second is refused on the host, naming the first",
+          "[integration][app][rollout]") {
+  if (!CanRunApps()) return;
+  Fleet f(2);
+  REQUIRE(Herd(f.inv, {"app", "install", "all", f.notes.Bundle("1.0")}).exit_code == 0);
+  REQUIRE(Herd(f.inv, {"app", "activate", "all", "notes", "1.0"}).exit_code == 0);
+  const std::string events = f.dir / "first.jsonl";
+  // The first rollout in the background; the second once node1 reports the
+  // first's canary activation in progress (it lasts at least the 2 s notes
+  // waits healthy), polled at most 60 s.
+  const std::string script =
+      "\"$0\" -i \"$1\" -o json rollout \"$2\" all --yes > \"$4\" & p=$!; i=0; "
+      "while [ $i -lt 600 ] && ! \"$0\" -i \"$1\" -o json rollout status notes node1 | "
+      "grep -q '\"outcome\":\"\"'; do sleep 0.1; i=$((i+1)); done; "
+      "\"$0\" -i \"$1\" -o json rollout \"$3\" all --yes; echo \"second $?\"; "
+      "wait $p; echo \"first $?\"";
+  auto run = RunProgram(
+      "sh",
+      {"-c", script, HerdBinary(), f.inv, f.notes.Bundle("1.1"), f.notes.Bundle("1.2"), events},
+      180s);
+  INFO(run.out << run.err << ReadFile(events));
+  CHECK_THAT(run.out, Catch::Contains("first 0") && Catch::Contains("second 2"));
+  const json first = json::parse(Lines(ReadFile(events)).at(0));
+  const std::string id = first["rollout_id"];
+  CHECK_THAT(run.out, Catch::Contains("is busy: an activation of 1.1 (by admin, rollout " + id +
+                                      ") is in progress"));
+  CHECK(f.Versions("notes") == All(2, "1.1"));
 }
