@@ -304,3 +304,55 @@ TEST_CASE("two rollouts of one app at once: the second is refused on the host, n
                                       ") is in progress"));
   CHECK(f.Versions("notes") == All(2, "1.1"));
 }
+
+TEST_CASE(
+    "an agent killed during its activation is a failure: the rollout halts, and the device "
+    "puts the old version back when it restarts",
+    "[integration][app][rollout]") {
+  if (!CanRunApps()) return;
+  Fleet f(2);
+  REQUIRE(Herd(f.inv, {"app", "install", "all", f.notes.Bundle("1.0")}).exit_code == 0);
+  REQUIRE(Herd(f.inv, {"app", "activate", "all", "notes", "1.0"}).exit_code == 0);
+  const std::string events = f.dir / "events.jsonl";
+  // node1's herdd is killed once it reports the canary's activation in
+  // progress (polled, at most 60 s).
+  const std::string script =
+      "\"$0\" -i \"$1\" -o json rollout \"$2\" all --yes > \"$3\" & p=$!; i=0; "
+      "while [ $i -lt 600 ] && ! \"$0\" -i \"$1\" -o json rollout status notes node1 | "
+      "grep -q '\"outcome\":\"\"'; do sleep 0.1; i=$((i+1)); done; kill -KILL $4; wait $p";
+  auto run = RunProgram("sh",
+                        {"-c", script, HerdBinary(), f.inv, f.notes.Bundle("1.1"), events,
+                         std::to_string(f.agents[0]->pid())},
+                        180s);
+  INFO(run.out << run.err << ReadFile(events));
+  CHECK(run.exit_code == 6);  // node1 unreachable, node2 not touched
+  Rollout r{run.exit_code, {}};
+  for (const auto& line : Lines(ReadFile(events))) r.events.push_back(json::parse(line));
+  REQUIRE(r.Of("host_failed").size() == 1);
+  CHECK(r.Of("host_failed")[0]["host"] == "node1");
+  CHECK(r.Of("host_failed")[0]["reason"] == "unreachable");
+  CHECK(r.Of("finished").at(0)["outcome"] == "halted");
+  CHECK(r.Of("wave_started").size() == 1);
+  const std::string id = r.Of("rollout_started").at(0)["rollout_id"];
+  // Restarted on the same state, node1 finishes the cut activation by
+  // putting 1.0 back.
+  AgentProcess again("node1",
+                     {"--config", f.dir / "agent0.yaml", "--state-dir", f.agents[0]->state_dir()});
+  REQUIRE(again.ready());
+  ScopedTempDir dir;
+  const std::string inv = WriteInventory(dir, {&again, f.agents[1].get()});
+  json status;
+  CHECK(WaitFor(
+      [&] {
+        auto s = RunHerd({"-i", inv, "-o", "json", "rollout", "status", "notes", "node1"});
+        if (s.exit_code != 0) return false;
+        status = json::parse(Lines(s.out).at(0))["data"];
+        return status["outcome"] != "" && status["health"] == "okay";
+      },
+      60s));
+  INFO(status.dump());
+  CHECK(status["current_version"] == "1.0");
+  CHECK(status["rollout_id"] == id);
+  CHECK(status["outcome"] == "rolled-back");
+  CHECK_FALSE(f.Installed("node2", "notes", 2));
+}
