@@ -25,7 +25,6 @@ class Quiet final : public Reporter {
   void OnFinish(const std::vector<HostResult>&, ms) override {}
 };
 
-json Event(const char* name) { return {{"event", name}}; }
 
 std::string NewRolloutId() {
   const std::time_t now = std::time(nullptr);
@@ -95,7 +94,6 @@ class Rollout {
   }
 
   std::vector<HostResult> Run(const std::vector<std::vector<size_t>>& waves) {
-    const auto t0 = std::chrono::steady_clock::now();
     std::vector<size_t> sizes;
     for (const auto& w : waves) sizes.push_back(w.size());
     json start = Event("rollout_started");
@@ -164,7 +162,7 @@ class Rollout {
                 {"not_touched", counts[4]},
                 {"rolled_back", rolled_back_},
                 {"duration_ms",
-                 std::chrono::duration_cast<ms>(std::chrono::steady_clock::now() - t0).count()}});
+                 std::chrono::duration_cast<ms>(std::chrono::steady_clock::now() - t0_).count()}});
     if (outcome == "interrupted") {
       end["resume"] = "run the same herd rollout again: hosts on the version already are skipped";
     }
@@ -179,6 +177,13 @@ class Rollout {
   }
 
  private:
+  // Every event says when it happened: milliseconds since the rollout began.
+  json Event(const char* name) const {
+    return {{"event", name},
+            {"elapsed_ms", std::chrono::duration_cast<ms>(std::chrono::steady_clock::now() - t0_)
+                               .count()}};
+  }
+
   void HostEvent(const char* name, size_t i, json extra) {
     json e = Event(name);
     e["host"] = hosts_[i]->name;
@@ -328,6 +333,7 @@ class Rollout {
   }
 
   const std::string id_;
+  const std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
   Executor& executor_;
   const std::vector<const Host*>& hosts_;
   const RolloutSpec& spec_;
@@ -471,7 +477,7 @@ std::vector<HostResult> PlanRollout(Executor& executor, const std::vector<const 
         change = fmt::format("install and activate {} (now {})", app.version,
                              from.empty() ? "not active" : from);
       }
-      json e = Event("plan");
+      json e = {{"event", "plan"}};
       e.update({{"wave", w + 1}, {"host", hosts[i]->name}, {"change", change}});
       emit(e);
     }

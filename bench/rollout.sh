@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Rollout benchmark: a 50 MB bundle (the sample app with 50 MB of random
+# bytes beside it) rolled to N local agents (scripts/fleet.sh, mTLS; default
+# 100), a canary then batches of 25%: wall time, bytes over loopback, the
+# CLI's peak RSS, each wave's time to healthy; then the same
+# rollout again once every agent holds the digest (rolled back first, so
+# each activates again but receives nothing); and `herd copy` of the same
+# bytes to every agent, the transfer's floor. The baseline for peer-to-peer
+# distribution between agents. A benchmark, not a test: it prints figures
+# and asserts nothing about them. Needs root (apps run as their own uids).
+#
+#   bench/rollout.sh [N] [MB]      agents (default 100, 1-500), payload MB (default 50)
+#
+# Environment: HERD, HERDD (binaries).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+herd=${HERD:-$repo/build/cmd/herd}
+export HERDD=${HERDD:-$repo/build/cmd/herdd}
+n=${1:-100}
+mb=${2:-50}
+[[ $n =~ ^[0-9]+$ && $n -ge 1 && $n -le 500 && $mb =~ ^[0-9]+$ && $mb -ge 1 && $mb -le 2048 ]] || {
+  echo "usage: bench/rollout.sh [N 1-500] [MB 1-2048]" >&2
+  exit 1
+}
+work=$(mktemp -d)
+chmod 0711 "$work"
+# herd copy writes as the agents' exec.run_as account: a folder it may write.
+dest=$(mktemp -d /tmp/herd-bench-copy.XXXXXX)
+chmod 0777 "$dest"
+export HERD_FLEET_DIR=$work/fleet
+cleanup() {
+  bash "$repo/scripts/fleet.sh" down >/dev/null 2>&1 || true
+  rm -rf "$work" "$dest"
+}
+trap cleanup EXIT
+echo "== $n agents (scripts/fleet.sh up $n)"
+bash "$repo/scripts/fleet.sh" up "$n" >/dev/null
+export HERD_INVENTORY=$HERD_FLEET_DIR/inventory.yaml HERD_PKI_DIR=$HERD_FLEET_DIR/pki
+
+HERD=$herd bash "$repo/examples/notes/build.sh" "$work/notes" "$HERD_FLEET_DIR/publisher.key" >/dev/null
+big=$work/big
+mkdir -p "$big"
+cp "$repo/examples/notes/1.1/app.yaml" "$repo/examples/notes/server.py" "$big/"
+head -c "$((mb * 1024 * 1024))" /dev/urandom >"$big/blob.bin"
+"$herd" app pack "$big" -o "$work/notes-big.herd" >/dev/null
+"$herd" app sign "$work/notes-big.herd" --key "$HERD_FLEET_DIR/publisher.key" >/dev/null
+size=$(stat -c %s "$work/notes-big.herd")
+"$herd" -q app install all "$work/notes/notes-1.0.herd" >/dev/null
+"$herd" -q app activate all notes 1.0 >/dev/null
+
+# Runs herd ARGS in the background; prints "SECONDS LOOPBACK_BYTES PEAK_RSS_KB":
+# the bytes are what crossed the loopback interface meanwhile (the upload,
+# TLS and every reply; the fleet is the only traffic), the peak RSS is read
+# from herd's /proc entry every 50 ms until it ends (at most an hour).
+measure() {
+  local out=$1
+  shift
+  local t0 p rss=0 i=0 v lo0
+  lo0=$(cat /sys/class/net/lo/statistics/tx_bytes)
+  t0=$(date +%s.%N)
+  "$herd" "$@" >"$out" 2>/dev/null &
+  p=$!
+  while [[ -e /proc/$p/status && $i -lt 72000 ]]; do
+    v=$(awk '/^VmHWM/ {print $2}' "/proc/$p/status" 2>/dev/null || true)
+    [[ -n $v ]] && rss=$v
+    sleep 0.05
+    i=$((i + 1))
+  done
+  wait "$p" || true
+  awk -v a="$t0" -v b="$(date +%s.%N)" -v rss="$rss" -v lo0="$lo0" \
+    -v lo1="$(cat /sys/class/net/lo/statistics/tx_bytes)" \
+    'BEGIN { printf "%.2f %d %d\n", b - a, lo1 - lo0, rss }'
+}
+
+# Each wave's time to healthy, from the JSON events: from its start to its
+# last host_updated.
+waves() {
+  python3 - "$1" <<'PY'
+import json, sys
+start, last, sizes = {}, {}, {}
+wave = 0
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e["event"] == "wave_started":
+        wave = e["wave"]; start[wave] = e["elapsed_ms"]; sizes[wave] = len(e["hosts"])
+    elif e["event"] == "host_updated":
+        last[wave] = e["elapsed_ms"]
+    elif e["event"] == "finished":
+        print(f"    outcome {e['outcome']}: {e['updated']} updated, {e['failed']} failed")
+for w in sorted(start):
+    print(f"    wave {w} ({sizes[w]} hosts): healthy after {(last.get(w, start[w]) - start[w]) / 1000:.2f} s")
+PY
+}
+
+report() {
+  local label=$1 figures=$2
+  read -r secs io rss <<<"$figures"
+  printf '  %-36s %7.2f s, loopback %8.1f MB (%.2f x bundle x hosts), CLI peak RSS %.1f MB\n' \
+    "$label" "$secs" "$(awk -v b="$io" 'BEGIN { print b / 1048576 }')" \
+    "$(awk -v b="$io" -v s="$size" -v n="$n" 'BEGIN { print b / (s * n) }')" \
+    "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')"
+}
+
+echo "== rollout of a $((size / 1048576)) MB bundle, canary 1, batches of 25%"
+r1=$(measure "$work/first.jsonl" -o json rollout "$work/notes-big.herd" all --canary 1 --batch 25% --yes)
+report "first (every host receives it)" "$r1"
+waves "$work/first.jsonl"
+"$herd" -q app rollback all notes --restore-data >/dev/null
+r2=$(measure "$work/again.jsonl" -o json rollout "$work/notes-big.herd" all --canary 1 --batch 25% --yes)
+report "again (every host holds the digest)" "$r2"
+waves "$work/again.jsonl"
+echo "== the same bytes with herd copy to every host (the transfer's floor)"
+r3=$(measure "$work/copy.txt" -q copy all "$big/blob.bin" "$dest/copied.bin")
+report "herd copy" "$r3"
