@@ -25,7 +25,6 @@ class Quiet final : public Reporter {
   void OnFinish(const std::vector<HostResult>&, ms) override {}
 };
 
-
 std::string NewRolloutId() {
   const std::time_t now = std::time(nullptr);
   std::tm utc{};
@@ -180,8 +179,8 @@ class Rollout {
   // Every event says when it happened: milliseconds since the rollout began.
   json Event(const char* name) const {
     return {{"event", name},
-            {"elapsed_ms", std::chrono::duration_cast<ms>(std::chrono::steady_clock::now() - t0_)
-                               .count()}};
+            {"elapsed_ms",
+             std::chrono::duration_cast<ms>(std::chrono::steady_clock::now() - t0_).count()}};
   }
 
   void HostEvent(const char* name, size_t i, json extra) {
