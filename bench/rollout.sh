@@ -70,7 +70,7 @@ measure() {
   wait "$p" || true
   awk -v a="$t0" -v b="$(date +%s.%N)" -v rss="$rss" -v lo0="$lo0" \
     -v lo1="$(cat /sys/class/net/lo/statistics/tx_bytes)" \
-    'BEGIN { printf "%.2f %d %d\n", b - a, lo1 - lo0, rss }'
+    'BEGIN { printf "%.2f %.0f %d\n", b - a, lo1 - lo0, rss }'
 }
 
 # Each wave's time to healthy, from the JSON events: from its start to its
