@@ -252,7 +252,9 @@ class Rollout {
       if (r.outcome == Outcome::kOk) {
         account_[i] = r;
         // One that ran the version already is not this rollout's to roll back.
-        if (r.data["activation"].value("reason", "") != "already-active") updated_.push_back(i);
+        const bool ran_it = r.data.contains("activation") &&
+                            r.data["activation"].value("reason", "") == "already-active";
+        if (!ran_it) updated_.push_back(i);
         HostEvent("host_updated", i,
                   {{"from_version", r.data.value("from_version", "")},
                    {"to_version", r.data.value("to_version", "")},
@@ -402,13 +404,13 @@ std::string EventLine(const json& e) {
   if (ev == "rollout_started") {
     return fmt::format("rollout {} of {} {} (sequence {}) to {} hosts in {} waves; budget: {}",
                        e.value("rollout_id", ""), e.value("app", ""), e.value("version", ""),
-                       e.value("sequence", 0), e.value("hosts", 0), e["waves"].size(),
-                       e.value("budget", ""));
+                       e.value("sequence", 0), e.value("hosts", 0),
+                       e.value("waves", json::array()).size(), e.value("budget", ""));
   }
   if (ev == "wave_started") {
     return fmt::format("wave {}/{} ({}): {}", e.value("wave", 0), e.value("waves", 0),
                        e.value("kind", ""),
-                       fmt::join(e["hosts"].get<std::vector<std::string>>(), " "));
+                       fmt::join(e.value("hosts", std::vector<std::string>{}), " "));
   }
   if (ev == "plan") {
     return fmt::format("  wave {}: {}: {}", e.value("wave", 0), host, e.value("change", ""));

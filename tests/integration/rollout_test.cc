@@ -67,7 +67,8 @@ struct Fleet {
   bool Installed(const std::string& host, const std::string& app, uint64_t seq) const {
     auto r = RunHerd({"-i", inv, "-o", "json", "apps", host});
     REQUIRE(r.exit_code == 0);
-    for (const auto& a : json::parse(Lines(r.out).at(0))["data"]["apps"]) {
+    const json listed = json::parse(Lines(r.out).at(0));  // outlives the loop
+    for (const auto& a : listed["data"]["apps"]) {
       if (a["name"] != app) continue;
       for (const auto& v : a["versions"]) {
         if (v["sequence"] == seq) return true;
