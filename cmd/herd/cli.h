@@ -1,7 +1,8 @@
 // The herd CLI's shared parts: the global flags, error reporting, and running
 // a fan-out on a TARGET. Each command group is one file (fanout_commands.cc,
 // inventory_commands.cc, pki_commands.cc, audit_command.cc,
-// mux_commands.cc, app_commands.cc, rollout_command.cc): it adds its subcommands and flags to the
+// mux_commands.cc, app_commands.cc, rollout_command.cc,
+// catalog_command.cc): it adds its subcommands and flags to the
 // app, and runs the one the user chose by calling control/. Main thread only.
 #pragma once
 
@@ -91,5 +92,6 @@ std::unique_ptr<CommandGroup> MuxCommands(Globals& g);        // mux start|stop|
 std::unique_ptr<CommandGroup> AppCommands(
     Globals& g);  // app keygen|pack|sign|inspect|install, apps
 std::unique_ptr<CommandGroup> RolloutCommand(Globals& g);  // rollout
+std::unique_ptr<CommandGroup> CatalogCommand(Globals& g);  // catalog init|add|list|show|serve
 
 }  // namespace herd::cli

@@ -107,6 +107,7 @@ int Main(int argc, char** argv) {
   groups.push_back(MuxCommands(g));
   groups.push_back(AppCommands(g));
   groups.push_back(RolloutCommand(g));
+  groups.push_back(CatalogCommand(g));
   for (auto& group : groups) group->Add(app);
 
   // Footers are set last: CLI11 copies the parent's footer into subcommands

@@ -145,6 +145,7 @@ class YamlReader {
 }  // namespace
 
 std::string AppNameError(const std::string& name) { return CheckName(name); }
+std::string AppVersionError(const std::string& version) { return CheckVersion(version); }
 
 bool IsCanonicalPath(const std::string& path) {
   if (path.empty() || path.size() > 4096 || path[0] == '/' || path.back() == '/') return false;

@@ -75,6 +75,9 @@ Result<Manifest> ParseManifest(const std::string& json, const std::string& sourc
 // Why `name` is not an app name ("" when it is one): 1 to 63 of a-z, 0-9
 // and '-', starting with a letter or digit.
 std::string AppNameError(const std::string& name);
+// Why `version` is not an app version ("" when it is one): 1 to 64
+// printable characters, no spaces.
+std::string AppVersionError(const std::string& version);
 
 // Whether `path` is a relative path a bundle may hold: no empty, "." or ".."
 // components, no leading '/', no NUL or control characters, at most 4096 bytes.
