@@ -3,12 +3,15 @@
 #include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
 
+#include "common/app/catalog.h"
 #include "common/duration.h"
 #include "common/file.h"
 #include "common/text.h"
@@ -40,23 +43,69 @@ Status Duration(const std::string& source, const YAML::Node& n, std::chrono::mil
   return Status::Ok();
 }
 
-// A publisher's key: a minisign .pub file (absolute path) or its base64 line.
-Result<app::PublicKey> PublisherKey(const std::string& source, const YAML::Node& n) {
+// A publisher's or catalogue's key: a minisign .pub file (absolute path) or
+// its base64 line. `field` names it in errors.
+Result<app::PublicKey> PublicKeyAt(const std::string& source, const YAML::Node& n,
+                                   const std::string& field) {
   const std::string v = n.as<std::string>();
   if (!v.empty() && v[0] == '/') {
     auto text = ReadFileToString(v, 4096);
-    if (!text.ok()) return At(source, n.Mark(), "apps.publishers: " + text.status().message());
+    if (!text.ok()) return At(source, n.Mark(), field + ": " + text.status().message());
     auto k = app::ParsePublicKey(*text, v);
-    if (!k.ok()) return At(source, n.Mark(), "apps.publishers: " + k.status().message());
+    if (!k.ok()) return At(source, n.Mark(), field + ": " + k.status().message());
     return *k;
   }
-  auto k = app::ParsePublicKey("untrusted comment: apps.publishers\n" + v + "\n", "key");
+  auto k = app::ParsePublicKey("untrusted comment: " + field + "\n" + v + "\n", "key");
   if (!k.ok()) {
     return At(source, n.Mark(),
-              "apps.publishers: '" + Excerpt(v) +
+              field + ": '" + Excerpt(v) +
                   "' is neither an absolute path to a .pub file nor a minisign public key");
   }
   return *k;
+}
+
+// apps.catalogs: the catalogues this device installs from by name.
+Status Catalogs(const std::string& source, const YAML::Node& list, AppsSettings* out) {
+  if (!list.IsSequence()) {
+    return At(source, list.Mark(), "apps.catalogs must be a list of {url, key, channels}");
+  }
+  for (const auto& n : list) {
+    Status s = CheckKeys(source, n, {"url", "key", "channels"}, " in an apps.catalogs entry");
+    if (!s.ok()) return s;
+    if (!n["url"] || !n["key"]) {
+      return At(source, n.Mark(), "an apps.catalogs entry needs url and key");
+    }
+    CatalogSource c;
+    c.url = n["url"].as<std::string>();
+    const bool scheme = c.url.rfind("http://", 0) == 0 || c.url.rfind("https://", 0) == 0;
+    const bool clean = std::all_of(c.url.begin(), c.url.end(), [](char ch) {
+      return std::isgraph(static_cast<unsigned char>(ch));
+    });
+    if (!scheme || !clean || c.url.size() > 1024) {
+      return At(source, n["url"].Mark(),
+                "apps.catalogs url '" + Excerpt(c.url) +
+                    "' must be an http:// or https:// URL without spaces, at most 1024 bytes");
+    }
+    if (c.url.back() != '/') c.url += '/';
+    auto k = PublicKeyAt(source, n["key"], "apps.catalogs key");
+    if (!k.ok()) return k.status();
+    c.key = *k;
+    if (auto ch = n["channels"]) {
+      if (!ch.IsSequence() || ch.size() == 0) {
+        return At(source, ch.Mark(), "apps.catalogs channels must be a list of channel names");
+      }
+      c.channels.clear();
+      for (const auto& name : ch) {
+        const std::string v = name.as<std::string>();
+        if (std::string e = app::ChannelError(v); !e.empty()) {
+          return At(source, name.Mark(), "apps.catalogs channel '" + Excerpt(v) + "' " + e);
+        }
+        c.channels.push_back(v);
+      }
+    }
+    out->catalogs.push_back(std::move(c));
+  }
+  return Status::Ok();
 }
 
 Status Size(const std::string& source, const YAML::Node& n, uint64_t* out) {
@@ -73,18 +122,19 @@ Status Apps(const std::string& source, const YAML::Node& a, AppsSettings* out) {
                 {"dir", "publishers", "max_bundle_size", "max_entries", "max_expanded_size",
                  "keep_versions", "allow_outbound", "max_memory", "max_pids", "uid_base",
                  "uid_count", "port_base", "port_count", "listen_address", "max_snapshot_copy",
-                 "max_log_size", "restart_backoff", "restart_backoff_max"},
+                 "max_log_size", "restart_backoff", "restart_backoff_max", "catalogs"},
                 " in 'apps'");
   if (!s.ok()) return s;
   if (a["dir"]) out->dir = a["dir"].as<std::string>();
   if (auto p = a["publishers"]) {
     if (!p.IsSequence()) return At(source, p.Mark(), "apps.publishers must be a list of keys");
     for (const auto& n : p) {
-      auto k = PublisherKey(source, n);
+      auto k = PublicKeyAt(source, n, "apps.publishers");
       if (!k.ok()) return k.status();
       out->publishers.push_back(*k);
     }
   }
+  if (a["catalogs"] && !(s = Catalogs(source, a["catalogs"], out)).ok()) return s;
   if (!(s = Size(source, a["max_bundle_size"], &out->max_bundle_bytes)).ok()) return s;
   if (!(s = Size(source, a["max_expanded_size"], &out->max_expanded_bytes)).ok()) return s;
   if (!(s = Size(source, a["max_memory"], &out->max_memory)).ok()) return s;

@@ -31,6 +31,14 @@ struct FileLimits {
 
 // Apps on this device: the owner's policy (docs/apps.md). Apps are refused
 // until `publishers` names at least one key.
+// A catalogue the device installs apps from by name (docs/catalog.md).
+struct CatalogSource {
+  std::string url;     // its folder, ending in '/'
+  app::PublicKey key;  // the key its index must be signed with
+  std::vector<std::string> channels{
+      "stable"};  // the channels this device takes; the first is its default
+};
+
 struct AppsSettings {
   // "": <state_dir>-apps, beside the state directory: apps must be able to
   // reach their files through it (0711), and the state directory is 0700.
@@ -38,6 +46,9 @@ struct AppsSettings {
   // The publishers whose signatures this device accepts: each a minisign
   // public key file (absolute path) or the key's base64 line, read at load.
   std::vector<app::PublicKey> publishers;
+  // The catalogues `herd app install TARGET NAME[@VERSION]` fetches from,
+  // in order: the first whose index has the app.
+  std::vector<CatalogSource> catalogs;
   uint64_t max_bundle_bytes = 1ull << 30;    // an upload larger than this is refused
   uint64_t max_entries = 10'000;             // files in a payload
   uint64_t max_expanded_bytes = 1ull << 30;  // bytes of a payload, expanded

@@ -275,7 +275,8 @@ Status AgentServer::StartApps() {
   impl_->activator = std::make_unique<Activator>(
       impl_->config.apps, *impl_->apps, *impl_->app_db, *impl_->supervisor,
       [&metrics](const ActivationOutcome& o) {
-        metrics.RecordActivation(o.record.app, o.record.outcome, o.duration_ms / 1000.0);
+        metrics.RecordActivation(o.record.app, o.record.outcome, o.duration_ms / 1000.0,
+                                 o.record.rollout);
       });
   impl_->supervisor->Open(impl_->activator->Unfinished());
   impl_->activator->Recover();

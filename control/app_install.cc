@@ -43,6 +43,55 @@ Task InstallTask(const InstallSpec& spec, const CopySource& bundle) {
   });
 }
 
+}  // namespace
+
+Task CatalogInstallTask(const CatalogInstallSpec& spec) {
+  v1::CatalogInstallRequest req;
+  req.set_name(spec.name);
+  req.set_version(spec.version);
+  req.set_channel(spec.channel);
+  req.set_allow_downgrade(spec.allow_downgrade);
+  req.set_resolve_only(spec.resolve_only);
+  Operation op =
+      MakeOperation(app_method::kInstallFromCatalog, CallShape::kUnary, req, spec.timeout);
+  return UnaryTask<v1::CatalogInstallReply>(std::move(op), [](const v1::CatalogInstallReply& r,
+                                                              const CallEnd&) {
+    const v1::InstallReply& i = r.installed();
+    std::vector<std::string> signers(i.signers().begin(), i.signers().end());
+    nlohmann::json j = {{"name", i.name()},
+                        {"version", r.version()},
+                        {"sequence", r.sequence()},
+                        {"bundle_sha256", r.bundle_sha256()},
+                        {"size", r.size()},
+                        {"catalog_url", r.catalog_url()},
+                        {"index_sequence", r.index_sequence()},
+                        {"channel", r.channel()},
+                        {"downloaded_bytes", r.downloaded_bytes()},
+                        {"resumed_from", r.resumed_from()},
+                        {"resolved_only", !r.has_installed()}};
+    if (!r.has_installed()) {
+      return OkResult(fmt::format("{} is sequence {} on channel {} of {} (index {})", r.version(),
+                                  r.sequence(), r.channel(), r.catalog_url(), r.index_sequence()),
+                      j);
+    }
+    j["files"] = i.files();
+    j["bytes"] = i.bytes();
+    j["signers"] = signers;
+    j["already_installed"] = i.already_installed();
+    return OkResult(
+        fmt::format(
+            "{} {} {} from {} (channel {}, index {}; sequence {}, {} files, signed by "
+            "{}; {} fetched{})",
+            i.name(), i.version(), i.already_installed() ? "was installed already" : "installed",
+            r.catalog_url(), r.channel(), r.index_sequence(), i.sequence(), i.files(),
+            fmt::join(signers, ", "), Bytes(r.downloaded_bytes()),
+            r.resumed_from() ? fmt::format(", resumed at {}", Bytes(r.resumed_from())) : ""),
+        j);
+  });
+}
+
+namespace {
+
 // Hosts are asked first, then sent the bundle: people see one run. A host
 // whose first answer is its last is reported at once; the progress counts
 // it as done throughout the second run.

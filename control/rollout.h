@@ -24,7 +24,11 @@
 namespace herd::control {
 
 struct RolloutSpec {
-  std::string bundle;  // the .herd file
+  std::string bundle;  // the .herd file, or NAME@VERSION with `catalog`
+  // Each host installs NAME@VERSION from its own catalogues
+  // (CatalogInstallTask) instead of receiving the bundle.
+  bool catalog = false;
+  std::string channel;  // with `catalog`: "" is each host's default
   size_t canary = 1;
   std::string batch = "25%";  // hosts per batch: "N", or "P%" of all hosts (at least 1)
   std::optional<size_t> max_failures;
@@ -72,6 +76,12 @@ std::vector<HostResult> PlanRollout(Executor& executor, const std::vector<const 
                                     const std::vector<std::vector<size_t>>& waves,
                                     const app::AppSpec& app, std::chrono::milliseconds timeout,
                                     const EventSink& emit);
+
+// NAME@VERSION as the hosts' catalogues have it: asked of the hosts in
+// order (index only, nothing installed) until one answers, at most 3.
+// `app` gets its name, version and sequence; `bundle` its digest and size.
+Status ResolveFromCatalog(Executor& executor, const std::vector<const Host*>& hosts,
+                          const RolloutSpec& spec, app::AppSpec* app, CopySource* bundle);
 
 // Runs the rollout of `bundle` (whose manifest is `app`) on `hosts`; `stop`
 // is looked at between waves and during a soak, never inside a wave, so

@@ -88,6 +88,16 @@ std::vector<HostResult> InstallApp(Executor& executor, const std::vector<const H
                                    const InstallSpec& spec, const CopySource& bundle,
                                    Reporter& reporter);
 
+// `herd app install TARGET NAME[@VERSION]`: each host fetches the app from
+// its own catalogues and verifies it end to end (docs/catalog.md).
+// `resolve_only`: each host only says which version it would install.
+struct CatalogInstallSpec {
+  std::string name, version, channel;
+  bool allow_downgrade = false, resolve_only = false;
+  std::chrono::milliseconds timeout = kDefaultCommandTimeout;
+};
+Task CatalogInstallTask(const CatalogInstallSpec& spec);
+
 // `herd apps`: the apps installed on every host, their versions and what
 // runs (control/app_tasks.cc, as the tasks below).
 Task ListAppsTask(std::chrono::milliseconds timeout);

@@ -81,6 +81,8 @@ class Activator {
   // Runs `fn` on a thread of its own; false when kMaxThreads run already
   // or the activator is stopping.
   bool Spawn(std::function<void()> fn);
+  // Shutdown has begun: long work on a spawned thread should end.
+  bool stopping() const { return stop_; }
 
   // Activates or rolls back (blocking). Refusals before anything changed
   // are errors (kNotFound, kFailedPrecondition: another activation, the

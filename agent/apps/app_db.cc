@@ -19,6 +19,9 @@ CREATE TABLE IF NOT EXISTS activations (
   started_unix INTEGER NOT NULL, ended_unix INTEGER NOT NULL, restore_data INTEGER NOT NULL,
   rollout TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS activations_app ON activations(app, id);
+CREATE TABLE IF NOT EXISTS catalog_seen (
+  key_id TEXT PRIMARY KEY, sequence INTEGER NOT NULL, sha256 TEXT NOT NULL,
+  seen_unix INTEGER NOT NULL);
 )";
 
 // A prepared statement, finalised on scope exit.
@@ -124,6 +127,28 @@ std::vector<AppRecord> AppDb::AppsWhere(const std::string& where, const std::str
     out.push_back(std::move(a));
   }
   return out;
+}
+
+std::optional<CatalogSeen> AppDb::SeenIndex(const std::string& key_id) {
+  std::lock_guard<std::mutex> l(mu_);
+  Stmt q(db_, "SELECT sequence, sha256 FROM catalog_seen WHERE key_id = ?1");
+  q.Bind(1, key_id);
+  if (q.Step() != SQLITE_ROW) return std::nullopt;
+  return CatalogSeen{static_cast<uint64_t>(q.Int(0)), q.Text(1)};
+}
+
+Status AppDb::SetSeenIndex(const std::string& key_id, const CatalogSeen& seen) {
+  std::lock_guard<std::mutex> l(mu_);
+  Stmt q(db_,
+         "INSERT INTO catalog_seen (key_id, sequence, sha256, seen_unix) VALUES (?1, ?2, ?3, ?4) "
+         "ON CONFLICT(key_id) DO UPDATE SET sequence = ?2, sha256 = ?3, seen_unix = ?4 "
+         "WHERE sequence < ?2");
+  q.Bind(1, key_id)
+      .Bind(2, static_cast<int64_t>(seen.sequence))
+      .Bind(3, seen.sha256)
+      .Bind(4, Now());
+  if (q.Step() != SQLITE_DONE) return DbError(db_, "cannot store the catalogue index seen");
+  return Status::Ok();
 }
 
 std::optional<AppRecord> AppDb::App(const std::string& name) {

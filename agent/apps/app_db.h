@@ -10,6 +10,8 @@
 //   activations  each activation or rollback: from, to, the step reached
 //                (persisted before the step is taken), the snapshot used,
 //                and once ended its outcome and reason code
+//   catalog_seen per catalogue key: the highest index sequence seen and
+//                its digest (no rollback of a catalogue's index)
 //
 // Thread-safe: one connection behind a mutex.
 #pragma once
@@ -26,6 +28,11 @@
 #include "common/status.h"
 
 namespace herd::agent {
+
+struct CatalogSeen {
+  uint64_t sequence = 0;
+  std::string sha256;  // of the index's text
+};
 
 struct AppRecord {
   std::string name;
@@ -59,6 +66,11 @@ class AppDb {
   ~AppDb();
 
   std::optional<AppRecord> App(const std::string& name);
+
+  // The newest catalogue index seen, by the catalogue key's id: a device
+  // never takes an older one (common/app/catalog.h). Set keeps the higher.
+  std::optional<CatalogSeen> SeenIndex(const std::string& key_id);
+  Status SetSeenIndex(const std::string& key_id, const CatalogSeen& seen);
   std::vector<AppRecord> Apps();
   Status DeleteApp(const std::string& name);
   // The process fields of `a` alone (the rest as stored; a new app's zero).

@@ -7,7 +7,10 @@
 #include <algorithm>
 
 #include "agent/apps/app_process.h"
+#include "agent/apps/catalog_install.h"
 #include "agent/apps/install_call.h"
+#include "agent/startup_pages.h"
+#include "common/app/catalog.h"
 #include "common/hash.h"
 #include "proto/rpc/status_map.h"
 #include "proto/rpc/unary_call.h"
@@ -116,6 +119,79 @@ grpc::Status InstallStatus(AppsContext& s,
 Status CheckName(const std::string& name) {
   if (std::string e = app::AppNameError(name); !e.empty()) return Status::Invalid("app name " + e);
   return Status::Ok();
+}
+
+using CatalogCall = Call<v1::CatalogInstallRequest, v1::CatalogInstallReply>;
+
+grpc::Status InstallFromCatalog(AppsContext& s, CatalogCall& call) {
+  auto who = Authorize(s.agent, call.ctx(), call.method());
+  if (!who.ok()) return rpc::ToGrpc(who.status());
+  const auto& r = call.req;
+  if (Status st = CheckName(r.name()); !st.ok()) return rpc::ToGrpc(st);
+  if (!r.version().empty()) {
+    if (std::string e = app::AppVersionError(r.version()); !e.empty()) {
+      return rpc::ToGrpc(Status::Invalid("version " + e));
+    }
+  }
+  if (!r.channel().empty()) {
+    if (std::string e = app::ChannelError(r.channel()); !e.empty()) {
+      return rpc::ToGrpc(Status::Invalid("channel " + e));
+    }
+  }
+  CatalogInstallRequest req{r.name(), r.version(), r.channel(), r.allow_downgrade(),
+                            r.resolve_only()};
+  AuditEntry entry = EntryFor(*who, call.method());
+  entry.args = fmt::format("{}{}{}{}{}", req.name, req.version.empty() ? "" : "@" + req.version,
+                           req.channel.empty() ? "" : " channel=" + req.channel,
+                           req.allow_downgrade ? " allow_downgrade" : "",
+                           req.resolve_only ? " resolve_only" : "");
+  const auto deadline = call.ctx().deadline();
+  const bool spawned = s.activator.Spawn([&s, &call, req, entry, deadline]() mutable {
+    const Cancelled cancelled = [&s, deadline] {
+      return s.activator.stopping() || std::chrono::system_clock::now() > deadline;
+    };
+    auto out = InstallFromCatalog(s.agent.config.apps, s.store, s.db, req, cancelled);
+    if (!out.ok()) {
+      const bool down = out.status().code() == StatusCode::kUnavailable;
+      s.agent.metrics.RecordCatalogInstall(down ? "unavailable" : "refused", 0);
+      entry.result = "failed: " + out.status().message();
+      (void)s.agent.audit.Append(entry);
+      ReleaseAfterWork("a catalogue install");
+      // The device answered: a catalogue it cannot reach is its failure,
+      // not the device being unreachable.
+      return call.Complete(
+          rpc::ToGrpc(down ? Status(StatusCode::kFailedPrecondition,
+                                    "the catalogue could not be reached from the device: " +
+                                        out.status().message())
+                           : out.status()));
+    }
+    auto& rep = call.reply;
+    rep.set_catalog_url(out->url);
+    rep.set_index_sequence(out->index_sequence);
+    rep.set_channel(out->channel);
+    rep.set_version(out->entry.version);
+    rep.set_sequence(out->entry.sequence);
+    rep.set_bundle_sha256(out->entry.sha256);
+    rep.set_size(out->entry.size);
+    rep.set_downloaded_bytes(out->downloaded);
+    rep.set_resumed_from(out->resumed_from);
+    const char* outcome = req.resolve_only                   ? "resolved"
+                          : out->installed.already_installed ? "already_installed"
+                                                             : "installed";
+    if (!req.resolve_only) FillInstallReply(out->installed, rep.mutable_installed());
+    s.agent.metrics.RecordCatalogInstall(outcome, out->downloaded);
+    entry.result = fmt::format("ok: {} {} (sequence {}) {} from {} (index {}, {} bytes fetched)",
+                               req.name, out->entry.version, out->entry.sequence, outcome, out->url,
+                               out->index_sequence, out->downloaded);
+    (void)s.agent.audit.Append(entry);
+    if (!req.resolve_only) ReleaseAfterWork("a catalogue install");
+    call.Complete(grpc::Status::OK);
+  });
+  if (!spawned) {
+    return rpc::ToGrpc(
+        Status(StatusCode::kResourceExhausted, "the agent is busy: too many activations at once"));
+  }
+  return CatalogCall::Deferred();
 }
 
 using ActivateCall = Call<v1::ActivateRequest, v1::ActivateReply>;
@@ -235,6 +311,8 @@ const Method<v1::ListAppsRequest, v1::ListAppsReply> kList{app_method::kList, &A
                                                            &List, false};
 const Method<v1::InstallStatusRequest, v1::InstallStatusReply> kInstallStatus{
     app_method::kInstallStatus, &A::RequestInstallStatus, &InstallStatus, false};
+const Method<v1::CatalogInstallRequest, v1::CatalogInstallReply> kInstallFromCatalog{
+    app_method::kInstallFromCatalog, &A::RequestInstallFromCatalog, &InstallFromCatalog, false};
 const Method<v1::ActivateRequest, v1::ActivateReply> kActivate{
     app_method::kActivate, &A::RequestActivate, &Activate, false};
 const Method<v1::RemoveAppRequest, v1::RemoveAppReply> kRemove{app_method::kRemove,
@@ -250,6 +328,7 @@ const std::vector<MethodPolicy>& AppService::Policies() {
       {app_method::kList, Role::kViewer},
       {app_method::kInstall, Role::kOperator},
       {app_method::kInstallStatus, Role::kOperator},
+      {app_method::kInstallFromCatalog, Role::kOperator},
       {app_method::kActivate, Role::kOperator},
       {app_method::kRemove, Role::kOperator},  // purge: admin, checked by the handler
       {app_method::kLogs, Role::kViewer},
@@ -268,6 +347,7 @@ void AppService::Register(grpc::ServerBuilder& builder) { builder.RegisterServic
 void AppService::Arm(rpc::CallQueue& q) {
   Call<v1::ListAppsRequest, v1::ListAppsReply>::Arm(q, async_, c_, kList);
   Call<v1::InstallStatusRequest, v1::InstallStatusReply>::Arm(q, async_, c_, kInstallStatus);
+  CatalogCall::Arm(q, async_, c_, kInstallFromCatalog);
   ActivateCall::Arm(q, async_, c_, kActivate);
   RemoveCall::Arm(q, async_, c_, kRemove);
   Call<v1::AppLogsRequest, v1::AppLogsReply>::Arm(q, async_, c_, kLogs);

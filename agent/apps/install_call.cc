@@ -19,7 +19,9 @@ namespace {
 using rpc::OpTag;
 constexpr const char* kMethod = rpc::app_method::kInstall;
 
-void FillReply(const InstalledVersionInfo& v, v1::InstallReply* r) {
+}  // namespace
+
+void FillInstallReply(const InstalledVersionInfo& v, v1::InstallReply* r) {
   r->set_name(v.name);
   r->set_version(v.version);
   r->set_sequence(v.sequence);
@@ -29,6 +31,8 @@ void FillReply(const InstalledVersionInfo& v, v1::InstallReply* r) {
   for (const auto& s : v.signers) r->add_signers(s);
   r->set_already_installed(v.already_installed);
 }
+
+namespace {
 
 class InstallCall final : public rpc::LiveCall {
  public:
@@ -120,7 +124,7 @@ class InstallCall final : public rpc::LiveCall {
     InstalledVersionInfo same;
     if (s_.store.Installed(sha256_, &same)) {
       same.already_installed = true;
-      FillReply(same, &reply_);
+      FillInstallReply(same, &reply_);
       entry_.result = fmt::format("ok: {} {} (sequence {}) was installed already", same.name,
                                   same.version, same.sequence);
       s_.agent.metrics.RecordInstall("already_installed", 0);
@@ -178,7 +182,7 @@ class InstallCall final : public rpc::LiveCall {
     s_.agent.metrics.RecordInstall(
         v->already_installed ? "already_installed" : "installed",
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    FillReply(*v, &reply_);
+    FillInstallReply(*v, &reply_);
     entry_.result = fmt::format("ok: {} {} (sequence {}){}", v->name, v->version, v->sequence,
                                 v->already_installed ? " was installed already" : " installed");
     (void)s_.agent.audit.Append(entry_);

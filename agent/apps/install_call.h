@@ -9,6 +9,9 @@
 namespace herd::agent {
 
 // Asks for the next Install call. Serving thread (or before it starts).
+// An installed version as Install (and InstallFromCatalog) answer it.
+void FillInstallReply(const InstalledVersionInfo& v, v1::InstallReply* r);
+
 void ArmInstallCall(rpc::CallQueue& queue, v1::Apps::AsyncService& async, AppsContext& c);
 
 }  // namespace herd::agent

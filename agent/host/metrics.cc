@@ -199,6 +199,23 @@ AgentMetrics::AgentMetrics(std::string state_dir)
                           "App activations and rollbacks, by app and outcome (committed, "
                           "rolled-back, failed)")
                       .Register(*registry_);
+  rollout_steps_ = &prometheus::BuildCounter()
+                        .Name("herd_app_rollout_steps_total")
+                        .Help(
+                            "Activations that were steps of a rollout (herd rollout), by app "
+                            "and outcome (committed, rolled-back, failed)")
+                        .Register(*registry_);
+  catalog_installs_ = &prometheus::BuildCounter()
+                           .Name("herd_catalog_installs_total")
+                           .Help(
+                               "Installs from a catalogue, by outcome (installed, "
+                               "already_installed, resolved, refused, unavailable)")
+                           .Register(*registry_);
+  catalog_bytes_ = &prometheus::BuildCounter()
+                        .Name("herd_catalog_fetched_bytes_total")
+                        .Help("Bundle bytes fetched from catalogues")
+                        .Register(*registry_)
+                        .Add({});
   activation_duration_ = &prometheus::BuildHistogram()
                               .Name("herd_app_activation_duration_seconds")
                               .Help("Time from an activation's start to its commit or revert")
@@ -218,8 +235,9 @@ void AgentMetrics::WatchApps(std::function<std::vector<AppSample>()> sample) {
 }
 
 void AgentMetrics::RecordActivation(const std::string& app, const std::string& outcome,
-                                    double seconds) {
+                                    double seconds, const std::string& rollout) {
   activations_->Add({{"app", app}, {"outcome", outcome}}).Increment();
+  if (!rollout.empty()) rollout_steps_->Add({{"app", app}, {"outcome", outcome}}).Increment();
   activation_duration_
       ->Add({{"outcome", outcome}},
             prometheus::Histogram::BucketBoundaries{1, 2.5, 5, 10, 20, 30, 60, 120, 300})
@@ -248,6 +266,11 @@ void AgentMetrics::RecordAuditWriteError() { audit_write_errors_->Increment(); }
 void AgentMetrics::RecordExec(const std::string& result, double seconds) {
   execs_->Add({{"result", result}}).Increment();
   exec_duration_->Observe(seconds);
+}
+
+void AgentMetrics::RecordCatalogInstall(const std::string& outcome, uint64_t bytes) {
+  catalog_installs_->Add({{"outcome", outcome}}).Increment();
+  catalog_bytes_->Increment(static_cast<double>(bytes));
 }
 
 void AgentMetrics::RecordInstall(const std::string& outcome, double seconds) {

@@ -57,7 +57,12 @@ class AgentMetrics {
   void RecordInstall(const std::string& outcome, double seconds);
   // An activation (or rollback) of `app` ended with `outcome` (committed,
   // rolled-back, failed) after `seconds`.
-  void RecordActivation(const std::string& app, const std::string& outcome, double seconds);
+  // `rollout`: the rollout id it was a step of ("" when none).
+  void RecordActivation(const std::string& app, const std::string& outcome, double seconds,
+                        const std::string& rollout = "");
+  // A catalogue install ended (installed, already_installed, resolved,
+  // refused, unavailable), having fetched `bytes` of bundle.
+  void RecordCatalogInstall(const std::string& outcome, uint64_t bytes);
   // The apps' per-app gauges come from `sample`, called at each scrape.
   void WatchApps(std::function<std::vector<AppSample>()> sample);
 
@@ -72,6 +77,9 @@ class AgentMetrics {
   prometheus::Histogram* install_duration_;
   prometheus::Family<prometheus::Counter>* activations_;
   prometheus::Family<prometheus::Histogram>* activation_duration_;
+  prometheus::Family<prometheus::Counter>* rollout_steps_;
+  prometheus::Family<prometheus::Counter>* catalog_installs_;
+  prometheus::Counter* catalog_bytes_;
   std::unique_ptr<ScrapeServer> server_;  // last: stopped before what it reads
 };
 

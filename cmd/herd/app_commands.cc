@@ -3,6 +3,7 @@
 // rollback | remove, herd apps and herd logs: the apps on the devices a
 // TARGET selects.
 #include "cmd/herd/cli.h"
+#include "common/app/catalog.h"
 #include "common/defaults.h"
 #include "control/app_bundle.h"
 #include "control/tasks.h"
@@ -41,9 +42,15 @@ class Apps final : public CommandGroup {
     install_ = app_->add_subcommand(
         "install",
         "Install a signed bundle on hosts (each checks it against its own trust); a host that "
-        "has it receives nothing, an upload cut short resumes where it ended");
+        "has it receives nothing, an upload cut short resumes where it ended. Or NAME[@VERSION]: "
+        "each host fetches it from its own catalogues (docs/catalog.md)");
     install_->add_option("target", target_, "Hosts")->required();
-    install_->add_option("bundle", install_spec_.bundle, "The .herd file")->required();
+    install_
+        ->add_option("bundle", install_spec_.bundle,
+                     "The .herd file, or NAME[@VERSION] from the hosts' catalogues")
+        ->required();
+    install_->add_option("--channel", catalog_spec_.channel,
+                         "With NAME[@VERSION]: the catalogue channel (default: each host's own)");
     install_->add_flag("--allow-downgrade", install_spec_.allow_downgrade,
                        "Install even though a higher sequence of the app is installed");
     activate_ = app_->add_subcommand(
@@ -69,7 +76,8 @@ class Apps final : public CommandGroup {
         "Example:\n  herd app keygen acme\n  herd app pack ./notes\n"
         "  herd app sign notes-1.0.herd --key acme.key\n"
         "  herd app inspect notes-1.0.herd --key acme.pub\n"
-        "  herd app install all notes-1.0.herd\n  herd app activate all notes 1.0\n"
+        "  herd app install all notes-1.0.herd\n  herd app install all notes@1.1   (from a "
+        "catalogue)\n  herd app activate all notes 1.0\n"
         "  herd apps all\n  herd logs web1 notes --tail 20\n  herd app rollback web1 notes\n\n"
         "app.yaml fields, the bundle format and the device's policy: docs/apps.md.");
     apps_ = app.add_subcommand("apps", "List the apps and versions installed on hosts");
@@ -130,7 +138,20 @@ class Apps final : public CommandGroup {
                                 return control::RemoveAppTask(activate_spec_.name, purge_, t);
                               });
     }
+    if (*install_ && IsAppRef(install_spec_.bundle)) {
+      auto ref = app::ParseAppRef(install_spec_.bundle);
+      if (!ref.ok()) return Fail(ref.status().message());
+      catalog_spec_.name = ref->name;
+      catalog_spec_.version = ref->version;
+      catalog_spec_.allow_downgrade = install_spec_.allow_downgrade;
+      return RunTaskOnTargets(g_, target_, kDefaultCommandTimeout,
+                              [this](std::chrono::milliseconds t) -> Result<control::Task> {
+                                catalog_spec_.timeout = t;
+                                return control::CatalogInstallTask(catalog_spec_);
+                              });
+    }
     if (*install_) {
+      if (!catalog_spec_.channel.empty()) return Fail("--channel goes with NAME[@VERSION] only");
       return RunOnTargets(
           g_, target_, kDefaultCommandTimeout,
           [this](std::chrono::milliseconds t) -> Result<Operate> {
@@ -169,6 +190,7 @@ class Apps final : public CommandGroup {
            *rollback_ = nullptr, *remove_ = nullptr, *logs_ = nullptr;
   std::string target_;
   control::InstallSpec install_spec_;
+  control::CatalogInstallSpec catalog_spec_;
   control::ActivateSpec activate_spec_;
   bool purge_ = false, follow_ = false;
   uint32_t tail_ = 100;

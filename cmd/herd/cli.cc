@@ -69,6 +69,12 @@ void CatchInterrupt() {
 
 const std::atomic<bool>& Interrupted() { return g_interrupted; }
 
+bool IsAppRef(const std::string& arg) {
+  if (::access(arg.c_str(), F_OK) == 0) return false;
+  return arg.find('/') == std::string::npos &&
+         (arg.size() < 5 || arg.compare(arg.size() - 5, 5, ".herd") != 0);
+}
+
 rpc::GrpcLogSink GrpcDebugLog() {
   const char* debug = std::getenv("HERD_DEBUG");
   if (!debug || !*debug || std::string(debug) == "0") return nullptr;

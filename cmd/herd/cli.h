@@ -72,6 +72,10 @@ int RunTaskOnTargets(const Globals& g, const std::string& target,
                      std::chrono::milliseconds default_timeout,
                      const std::function<Result<control::Task>(std::chrono::milliseconds)>& make);
 
+// Whether a BUNDLE argument names an app in the hosts' catalogues
+// (NAME[@VERSION]) rather than a file: no such file, no '/', no ".herd".
+bool IsAppRef(const std::string& arg);
+
 class CommandGroup {
  public:
   virtual ~CommandGroup() = default;

@@ -10,6 +10,7 @@
 
 #include "cmd/herd/cli.h"
 #include "common/app/bundle.h"
+#include "common/app/catalog.h"
 #include "common/defaults.h"
 #include "common/duration.h"
 #include "control/rollout.h"
@@ -28,7 +29,11 @@ class Rollout final : public CommandGroup {
         "rollout",
         "Roll a signed app bundle out across hosts: a canary, then batches, each installed and "
         "activated before the next; halts and rolls back by itself when failures spend the budget");
-    cmd_->add_option("bundle", spec_.bundle, "The .herd file (required)");
+    cmd_->add_option("bundle", spec_.bundle,
+                     "The .herd file, or NAME@VERSION: each host installs it from its own "
+                     "catalogues (required)");
+    cmd_->add_option("--channel", spec_.channel,
+                     "With NAME@VERSION: the catalogue channel (default: each host's own)");
     cmd_->add_option("target", target_, "Hosts, in the order the waves take them (required)");
     status_ = cmd_->add_subcommand(
         "status",
@@ -59,6 +64,7 @@ class Rollout final : public CommandGroup {
     cmd_->footer(
         "Examples:\n"
         "  herd rollout notes-1.1.herd all --dry-run\n"
+        "  herd rollout notes@1.1 all --yes   # each host fetches it from its catalogue\n"
         "  herd rollout notes-1.1.herd all --canary 1 --batch 25% --max-failures 2 --yes\n"
         "  herd -o json rollout notes-1.1.herd @web --pause 5m --yes   # JSON Lines events\n"
         "  herd rollout status notes all --fold\n\n"
@@ -93,9 +99,20 @@ class Rollout final : public CommandGroup {
     if (auto w = control::PlanWaves(1, spec_.canary, spec_.batch); !w.ok()) {
       return Fail(w.status().message());
     }
-    auto head = app::ReadHead(spec_.bundle);
-    if (!head.ok()) return Fail(head.status().message());
-    const app::AppSpec app = head->manifest.app;
+    spec_.catalog = IsAppRef(spec_.bundle);
+    if (!spec_.catalog && !spec_.channel.empty()) {
+      return Fail("--channel goes with NAME@VERSION (a rollout from the hosts' catalogues) only");
+    }
+    app::AppSpec app;
+    if (spec_.catalog) {
+      auto ref = app::ParseAppRef(spec_.bundle);
+      if (!ref.ok()) return Fail(ref.status().message());
+      if (ref->version.empty()) return Fail("name the version: " + ref->name + "@VERSION");
+    } else {
+      auto head = app::ReadHead(spec_.bundle);
+      if (!head.ok()) return Fail(head.status().message());
+      app = head->manifest.app;
+    }
     if (!yes_ && !dry_run_ && !::isatty(STDIN_FILENO)) {
       return Fail(
           "herd rollout changes hosts: confirm with --yes (stdin is not a terminal), or "
@@ -109,11 +126,22 @@ class Rollout final : public CommandGroup {
         g_, target_, kDefaultCommandTimeout,
         [&](ms t) -> Result<Operate> {
           spec_.timeout = t;
-          auto bundle = control::ReadCopySource(spec_.bundle);
-          if (!bundle.ok()) return bundle.status();
-          return Operate([&, source = *bundle](control::Executor& executor,
-                                               const std::vector<const control::Host*>& hosts,
-                                               control::Reporter&) {
+          control::CopySource source;
+          if (!spec_.catalog) {
+            auto bundle = control::ReadCopySource(spec_.bundle);
+            if (!bundle.ok()) return bundle.status();
+            source = *bundle;
+          }
+          return Operate([&, source](control::Executor& executor,
+                                     const std::vector<const control::Host*>& hosts,
+                                     control::Reporter&) mutable {
+            if (spec_.catalog) {
+              if (Status s = control::ResolveFromCatalog(executor, hosts, spec_, &app, &source);
+                  !s.ok()) {
+                Fail(s.message());
+                return NotRun(hosts, s.message());
+              }
+            }
             auto waves = *control::PlanWaves(hosts.size(), spec_.canary, spec_.batch);
             if (dry_run_) {
               if (!json) {
@@ -124,9 +152,7 @@ class Rollout final : public CommandGroup {
               return control::PlanRollout(executor, hosts, waves, app, spec_.timeout, emit);
             }
             if (!yes_ && !Confirm(app, hosts.size(), waves.size())) {
-              std::vector<control::HostResult> none(hosts.size());
-              for (size_t i = 0; i < hosts.size(); ++i) none[i].host = hosts[i]->name;
-              return none;  // skipped: exit 130
+              return NotRun(hosts, "");  // skipped: exit 130
             }
             return control::RunRollout(executor, hosts, spec_, source, app, emit, Interrupted());
           });
@@ -135,6 +161,20 @@ class Rollout final : public CommandGroup {
   }
 
  private:
+  // Every host untouched: skipped (exit 130), or refused with `why`.
+  static std::vector<control::HostResult> NotRun(const std::vector<const control::Host*>& hosts,
+                                                 const std::string& why) {
+    std::vector<control::HostResult> out(hosts.size());
+    for (size_t i = 0; i < hosts.size(); ++i) {
+      out[i].host = hosts[i]->name;
+      if (!why.empty()) {
+        out[i].outcome = control::Outcome::kRejected;
+        out[i].message = why;
+      }
+    }
+    return out;
+  }
+
   static bool Confirm(const app::AppSpec& app, size_t hosts, size_t waves) {
     std::cerr << fmt::format("Roll {} {} out to {} hosts in {} waves? [y/N] ", app.name,
                              app.version, hosts, waves);

@@ -25,6 +25,7 @@ namespace herd::rpc::app_method {
 
 inline constexpr char kInstall[] = "/herd.v1.Apps/Install";
 inline constexpr char kInstallStatus[] = "/herd.v1.Apps/InstallStatus";
+inline constexpr char kInstallFromCatalog[] = "/herd.v1.Apps/InstallFromCatalog";
 inline constexpr char kList[] = "/herd.v1.Apps/List";
 inline constexpr char kActivate[] = "/herd.v1.Apps/Activate";
 inline constexpr char kRemove[] = "/herd.v1.Apps/Remove";
