@@ -1,14 +1,17 @@
 // What the app tests share (app_install_test.cc, app_resume_test.cc,
-// app_activate_test.cc, app_crash_test.cc): a publisher with small bundles,
-// the sample app's bundles and an agent config for them, and readers of
-// what `herd apps` says. Header-only, for the integration tests alone.
+// app_activate_test.cc, app_crash_test.cc, rollout_test.cc, catalog_test.cc): a publisher with
+// small bundles, the sample app's bundles and an agent config for them, and readers of what `herd
+// apps` says. Header-only, for the integration tests alone.
 #pragma once
 
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -170,6 +173,39 @@ inline bool Gone(pid_t pid) {
   const auto close = stat.rfind(')');
   return close == std::string::npos || stat.compare(close + 2, 1, "Z") == 0;
 }
+
+// `herd catalog serve DIR` on a port of its own; stopped on destruction.
+class ServedCatalog {
+ public:
+  explicit ServedCatalog(const std::string& dir) {
+    const std::string out = dir + ".serve.out";
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      FILE* f = std::freopen(out.c_str(), "w", stdout);
+      (void)f;
+      ::execl(HerdBinary().c_str(), "herd", "-o", "json", "catalog", "serve", dir.c_str(),
+              "--listen", "127.0.0.1:0", nullptr);
+      ::_exit(127);
+    }
+    REQUIRE(WaitFor(
+        [&] {
+          const auto j = json::parse(ReadFile(out), nullptr, false);
+          if (j.is_discarded()) return false;
+          url_ = j.value("url", "");
+          return !url_.empty();
+        },
+        10s));
+  }
+  ~ServedCatalog() {
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  const std::string& url() const { return url_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::string url_;
+};
 
 inline CliResult Herd(const std::string& inv, std::vector<std::string> args) {
   args.insert(args.begin(), {"-i", inv, "--no-progress"});

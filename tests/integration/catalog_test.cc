@@ -17,44 +17,12 @@
 using namespace herd::testing;
 using herd::testing::apps::OneDevice;
 using herd::testing::apps::Publisher;
+using herd::testing::apps::ServedCatalog;
 using namespace std::chrono_literals;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-// `herd catalog serve DIR` on a port of its own; stopped on destruction.
-class ServedCatalog {
- public:
-  explicit ServedCatalog(const std::string& dir) {
-    const std::string out = dir + ".serve.out";
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      FILE* f = std::freopen(out.c_str(), "w", stdout);
-      (void)f;
-      ::execl(HerdBinary().c_str(), "herd", "-o", "json", "catalog", "serve", dir.c_str(),
-              "--listen", "127.0.0.1:0", nullptr);
-      ::_exit(127);
-    }
-    REQUIRE(WaitFor(
-        [&] {
-          const auto j = json::parse(ReadFile(out), nullptr, false);
-          if (j.is_discarded()) return false;
-          url_ = j.value("url", "");
-          return !url_.empty();
-        },
-        10s));
-  }
-  ~ServedCatalog() {
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  const std::string& url() const { return url_; }
-
- private:
-  pid_t pid_ = -1;
-  std::string url_;
-};
 
 CliResult Herd(const std::string& inv, std::vector<std::string> args) {
   args.insert(args.begin(), {"-i", inv, "-o", "json", "--no-progress"});

@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "common/hash.h"
 #include "tests/integration/app_test_support.h"
 #include "tests/support/test_support.h"
 
@@ -356,4 +357,56 @@ TEST_CASE(
   CHECK(status["rollout_id"] == id);
   CHECK(status["outcome"] == "rolled-back");
   CHECK_FALSE(f.Installed("node2", "notes", 2));
+}
+
+TEST_CASE(
+    "a rollout from a catalogue: every host fetches NAME@VERSION itself, and a broken "
+    "version halts at its canary",
+    "[integration][app][rollout][catalog]") {
+  if (!CanRunApps()) return;
+  // The catalogue is served before the agents start (their config names it)
+  // and filled once the sample app's bundles exist.
+  ScopedTempDir cdir;
+  const std::string cat = cdir / "catalog";
+  REQUIRE(RunHerd({"catalog", "init", cat}).exit_code == 0);
+  ServedCatalog served(cat);
+  std::map<int, std::string> extra;
+  for (int k = 0; k < 3; ++k) {
+    extra[k] = "  catalogs:\n    - url: " + served.url() + "\n      key: " + cat + "/catalog.pub\n";
+  }
+  Fleet f(3, extra);
+  for (const char* v : {"1.0", "1.1", "1.2"}) {
+    auto add = RunHerd(
+        {"catalog", "add", cat, f.notes.Bundle(v), "--publisher", f.notes.dir / "publisher.pub"});
+    INFO(add.err);
+    REQUIRE(add.exit_code == 0);
+  }
+  REQUIRE(Herd(f.inv, {"app", "install", "all", "notes@1.0"}).exit_code == 0);
+  REQUIRE(Herd(f.inv, {"app", "activate", "all", "notes", "1.0"}).exit_code == 0);
+
+  auto good = RunRollout(f, {"notes@1.1", "all", "--batch", "1", "--yes"});
+  CHECK(good.exit_code == 0);
+  const json start = good.Of("rollout_started").at(0);
+  CHECK(start["sequence"] == 2);
+  CHECK(start["bundle_sha256"] == herd::Sha256Hex(ReadFile(f.notes.Bundle("1.1"))));
+  CHECK(good.Of("host_updated").size() == 3);
+  CHECK(f.Versions("notes") == All(3, "1.1"));
+
+  auto bad = RunRollout(f, {"notes@1.2", "all", "--batch", "1", "--yes"});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.Of("halted").size() == 1);
+  CHECK(f.Versions("notes") == All(3, "1.1"));
+  CHECK_FALSE(f.Installed("node2", "notes", 3));
+  CHECK_FALSE(f.Installed("node3", "notes", 3));
+
+  // Each host fetched each version it installed once: 3 + 3 + the canary's 1.2.
+  CHECK_THAT(HttpGet(served.url() + "metrics"),
+             Catch::Contains("herd_catalog_bundles_served_total 7"));
+  // The devices count the rollout's steps.
+  CHECK_THAT(
+      HttpGet("http://" + f.agents[1]->metrics_address() + "/metrics"),
+      Catch::Contains("herd_app_rollout_steps_total{app=\"notes\",outcome=\"committed\"} 1"));
+  CHECK_THAT(
+      HttpGet("http://" + f.agents[0]->metrics_address() + "/metrics"),
+      Catch::Contains("herd_app_rollout_steps_total{app=\"notes\",outcome=\"rolled-back\"} 1"));
 }
