@@ -42,23 +42,33 @@ first=$("$herd" -o json inventory node01 | sed -n 's/.*"metrics":"\([^"]*\)".*/\
 printf '\n\033[1m$ curl -s http://%s/metrics | grep -E "^herd_(build_info|grpc_requests_total|exec_total|agent_resident)"\033[0m\n' "$first"
 curl -s "http://$first/metrics" | grep -E '^herd_(build_info|grpc_requests_total|exec_total|agent_resident)'
 
-# Apps: the sample app (examples/notes), signed with the fleet's publisher
-# key, installed and activated everywhere, rolled out to 1.1 with its data
-# (a canary, then batches), and a broken 1.2 whose canary reverts by itself:
-# the rollout halts and no other host is touched. node01 is the canary; its
-# notes listens on 18008 (scripts/fleet.sh: ports from 18000 + 8 per agent).
+# Apps through the fleet's catalogue: the sample app (examples/notes), signed
+# with the fleet's publisher key, added to the catalogue (.fleet/catalog,
+# served by herd catalog serve), installed by name on every agent, which
+# fetches and verifies it itself, and activated; rolled out to 1.1 with its
+# data (a canary, then two batches), then a broken 1.2 whose canary reverts
+# by itself: the rollout halts and no other host is touched. node01 is the
+# canary; its notes listens on 18008 (scripts/fleet.sh: ports from 18000 + 8
+# per agent).
 notes_url=http://127.0.0.1:18008
+catalog_url=$(<.fleet/catalog.url)
 show bash examples/notes/build.sh .fleet/notes .fleet/publisher.key
-show herd --fold app install all .fleet/notes/notes-1.0.herd
+show herd catalog add .fleet/catalog .fleet/notes/notes-1.0.herd --publisher .fleet/publisher.pub
+show herd catalog add .fleet/catalog .fleet/notes/notes-1.1.herd
+show herd catalog add .fleet/catalog .fleet/notes/notes-1.2.herd
+show herd catalog show .fleet/catalog notes
+show herd --fold app install all notes@1.0
 show herd --fold app activate all notes 1.0
 show curl -s -X POST --data 'water the plants' "$notes_url/notes"
-show herd rollout .fleet/notes/notes-1.1.herd all --canary 1 --batch 50% --yes
+show herd rollout notes@1.1 all --canary 1 --batch 50% --yes
 show curl -s "$notes_url/version"
 show curl -s "$notes_url/notes"
-show herd rollout .fleet/notes/notes-1.2.herd all --yes
+show herd rollout notes@1.2 all --yes
 show herd apps node01
 show curl -s "$notes_url/notes"
 show herd logs node01 notes --tail 4
+printf '\n\033[1m$ curl -s %smetrics | grep -E "^herd_catalog_(bundles|bytes)"\033[0m\n' "$catalog_url"
+curl -s "${catalog_url}metrics" | grep -E '^herd_catalog_(bundles|bytes)'
 
 cat <<MSG
 

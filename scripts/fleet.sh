@@ -10,7 +10,10 @@
 #                              (sign bundles with DIR/publisher.key); agent N's apps get
 #                              uids 61000+8N.. and ports 18000+8N.. (DIR/nodeNN/agent.yaml),
 #                              their folders in DIR/nodeNN/state-apps, or below /var/tmp
-#                              when DIR is out of the apps' reach (in /root, say)
+#                              when DIR is out of the apps' reach (in /root, say).
+#                              A catalogue DIR/catalog (key DIR/catalog.key) is served by
+#                              'herd catalog serve' on a loopback port (DIR/catalog.url),
+#                              and every agent installs from it (apps.catalogs)
 #   scripts/fleet.sh down      stop every agent of DIR and any 'herd mux' serving DIR/pki
 #                              (TERM, then KILL), verify none is left
 #   scripts/fleet.sh status    how many agents of DIR are alive
@@ -27,7 +30,7 @@ herdd=${HERDD:-$repo/build/cmd/herdd}
 herd=${HERD:-$repo/build/cmd/herd}
 
 usage() {
-  sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -86,6 +89,17 @@ remove_fleet_dir() {
 }
 
 # herd mux processes serving this fleet's credentials (DIR/pki/mux-*.sock.pid).
+# The fleet's catalogue server (herd catalog serve), if it runs.
+catalog_pid() {
+  [[ -f $dir/catalog.pid ]] || return 0
+  local pid
+  pid=$(<"$dir/catalog.pid")
+  if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'herd.* catalog serve'; then
+    echo "$pid"
+  fi
+}
+
 mux_pids() {
   [[ -d $dir/pki ]] || return 0
   local f pid
@@ -114,7 +128,7 @@ running() {
 cmd_down() {
   # Who they are is checked once, here; afterwards only whether they run.
   local -a targets
-  read -r -a targets <<<"$(mux_pids | tr '\n' ' ') $(alive_pids | tr '\n' ' ')"
+  read -r -a targets <<<"$(mux_pids | tr '\n' ' ') $(catalog_pid) $(alive_pids | tr '\n' ' ')"
   local pids
   if ((${#targets[@]})); then
     kill -TERM "${targets[@]}" 2>/dev/null || true
@@ -199,8 +213,20 @@ cmd_up() {
     mkdir -p "$base"
     chmod 0711 "$base"
   fi
-  printf '# Written by scripts/fleet.sh: what every agent of the local fleet shares.\napps:\n  publishers: [%s]\n' \
-    "$dir/publisher.pub" >"$dir/agent.yaml"
+  # The fleet's catalogue, served before the agents start: their config names it.
+  "$herd" catalog init "$dir/catalog" >/dev/null
+  "$herd" -o json catalog serve "$dir/catalog" --listen 127.0.0.1:0 >"$dir/catalog.log" 2>&1 &
+  echo $! >"$dir/catalog.pid"
+  local url="" k
+  for ((k = 0; k < 100; k++)); do   # up to 10 s
+    url=$(sed -n 's/.*"url":"\([^"]*\)".*/\1/p' "$dir/catalog.log")
+    [[ -n $url ]] && break
+    sleep 0.1
+  done
+  [[ -n $url ]] || { echo "fleet: the catalogue server did not start; see $dir/catalog.log" >&2; exit 1; }
+  echo "$url" >"$dir/catalog.url"
+  printf '# Written by scripts/fleet.sh: what every agent of the local fleet shares.\napps:\n  publishers: [%s]\n  catalogs:\n    - {url: "%s", key: %s}\n' \
+    "$dir/publisher.pub" "$url" "$dir/catalog/catalog.pub" >"$dir/agent.yaml"
   for ((i = 1; i <= n; i++)); do
     printf -v name "node%0${width}d" "$i"
     mkdir -p "$dir/$name"
