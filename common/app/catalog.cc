@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 #include <set>
+#include <stdexcept>
 
 #include "common/app/manifest.h"
 #include "common/hash.h"
@@ -16,6 +17,15 @@ using nlohmann::json;
 
 Status IndexError(const std::string& source, const std::string& where, const std::string& what) {
   return Status::Invalid(source + ": " + where + ": " + what);
+}
+
+// A whole number of at least 0 (JSON's -1 would otherwise wrap around).
+uint64_t Unsigned(const json& j, const char* key) {
+  const json& v = j.at(key);
+  if (!v.is_number_unsigned()) {
+    throw std::invalid_argument(std::string(key) + " must be a whole number, at least 0");
+  }
+  return v.get<uint64_t>();
 }
 
 // A key id as KeyIdHex writes it.
@@ -38,14 +48,14 @@ Status ParseApp(const std::string& source, const std::string& name, const json& 
     out->publishers[id] = line.get<std::string>();
   }
   if (out->publishers.empty()) return IndexError(source, where, "no publisher key");
-  out->min_sequence = j.at("min_sequence").get<uint64_t>();
+  out->min_sequence = Unsigned(j, "min_sequence");
   std::set<std::string> versions;
   for (const auto& v : j.at("versions")) {
     CatalogVersion cv;
     cv.version = v.at("version").get<std::string>();
-    cv.sequence = v.at("sequence").get<uint64_t>();
+    cv.sequence = Unsigned(v, "sequence");
     cv.sha256 = v.at("sha256").get<std::string>();
-    cv.size = v.at("size").get<uint64_t>();
+    cv.size = Unsigned(v, "size");
     cv.channel = v.at("channel").get<std::string>();
     cv.added_unix = v.at("added_unix").get<int64_t>();
     const std::string at = where + " version " + Excerpt(cv.version);
@@ -111,12 +121,12 @@ Result<CatalogIndex> ParseIndex(std::string_view text, const std::string& source
   }
   CatalogIndex index;
   try {
-    index.sequence = j.at("sequence").get<uint64_t>();
+    index.sequence = Unsigned(j, "sequence");
     index.updated_unix = j.at("updated_unix").get<int64_t>();
     for (const auto& [name, a] : j.at("apps").items()) {
       if (Status s = ParseApp(source, name, a, &index.apps[name]); !s.ok()) return s;
     }
-  } catch (const json::exception& e) {
+  } catch (const std::exception& e) {  // json's own, and Unsigned's
     return IndexError(source, "index", e.what());
   }
   if (index.sequence == 0) return IndexError(source, "sequence", "must be at least 1");

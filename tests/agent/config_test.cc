@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "common/app/minisign.h"
 #include "tests/support/test_support.h"
 
 using herd::testing::SourceDir;
@@ -44,4 +45,50 @@ TEST_CASE("a key written twice in the agent config is an error, not first-wins",
   CHECK(ParseAgentConfig("labels:\n  role: web\n  role: db\n", "a.yaml").status().message() ==
         "a.yaml:3:3: duplicate key 'role' under 'labels' (first at line 2)");
   CHECK(ParseAgentConfig("labels:\n  role: web\n  zone: eu\n", "a.yaml").ok());
+}
+
+TEST_CASE("apps.catalogs: url, key and channels, each checked and named", "[agent][config]") {
+  using herd::agent::ParseAgentConfig;
+  auto key = herd::app::GenerateKey();
+  REQUIRE(key.ok());
+  std::string pub = herd::app::FormatPublicKey(key->pub);
+  pub = pub.substr(pub.find('\n') + 1);
+  pub.pop_back();  // the base64 line
+  auto c = ParseAgentConfig(
+      "apps:\n  catalogs:\n    - {url: \"http://127.0.0.1:8700\", key: " + pub + "}\n" +
+          "    - {url: \"https://a.example/c/\", key: " + pub + ", channels: [beta, stable]}\n",
+      "a.yaml");
+  REQUIRE(c.ok());
+  REQUIRE(c->apps.catalogs.size() == 2);
+  CHECK(c->apps.catalogs[0].url == "http://127.0.0.1:8700/");
+  CHECK(c->apps.catalogs[0].channels == std::vector<std::string>{"stable"});
+  CHECK(c->apps.catalogs[1].channels == std::vector<std::string>{"beta", "stable"});
+  CHECK(c->apps.catalogs[1].key.id == key->id);
+
+  CHECK_THAT(ParseAgentConfig("apps:\n  catalogs:\n    - {url: \"ftp://x/\", key: " + pub + "}\n",
+                              "a.yaml")
+                 .status()
+                 .message(),
+             Catch::Contains("a.yaml:3:13: apps.catalogs url 'ftp://x/' must be an http://"));
+  CHECK_THAT(ParseAgentConfig("apps:\n  catalogs:\n    - {url: \"http://x/\"}\n", "a.yaml")
+                 .status()
+                 .message(),
+             Catch::Contains("a.yaml:3:7: an apps.catalogs entry needs url and key"));
+  CHECK_THAT(
+      ParseAgentConfig("apps:\n  catalogs:\n    - {url: \"http://x/\", key: nokey}\n", "a.yaml")
+          .status()
+          .message(),
+      Catch::Contains("apps.catalogs key: 'nokey' is neither"));
+  CHECK_THAT(ParseAgentConfig("apps:\n  catalogs:\n    - {url: \"http://x/\", key: " + pub +
+                                  ", channels: [Beta]}\n",
+                              "a.yaml")
+                 .status()
+                 .message(),
+             Catch::Contains("apps.catalogs channel 'Beta' may hold only a-z, 0-9 and '-'"));
+  CHECK_THAT(ParseAgentConfig("apps:\n  catalogs:\n    - {url: \"http://x/\", key: " + pub +
+                                  ", chanels: [beta]}\n",
+                              "a.yaml")
+                 .status()
+                 .message(),
+             Catch::Contains("unknown key 'chanels' in an apps.catalogs entry"));
 }
