@@ -5,7 +5,10 @@
 # CLI's peak RSS, each wave's time to healthy; then the same
 # rollout again once every agent holds the digest (rolled back first, so
 # each activates again but receives nothing); and `herd copy` of the same
-# bytes to every agent, the transfer's floor. The baseline for peer-to-peer
+# bytes to every agent, the transfer's floor; then a rollout of another
+# such bundle by name through the fleet's catalogue (each agent fetches it
+# from `herd catalog serve`): what the catalogue served, and again once
+# every agent holds it. The baseline for peer-to-peer
 # distribution between agents. A benchmark, not a test: it prints figures
 # and asserts nothing about them. Needs root (apps run as their own uids).
 #
@@ -113,3 +116,29 @@ waves "$work/again.jsonl"
 echo "== the same bytes with herd copy to every host (the transfer's floor)"
 r3=$(measure "$work/copy.txt" -q copy all "$big/blob.bin" "$dest/copied.bin")
 report "herd copy" "$r3"
+
+echo "== through the fleet's catalogue: another $((size / 1048576)) MB bundle, rolled out by name"
+sed -e 's/^version: .*/version: "1.3"/' -e 's/^sequence: .*/sequence: 4/' \
+  "$repo/examples/notes/1.1/app.yaml" >"$big/app.yaml"
+head -c "$((mb * 1024 * 1024))" /dev/urandom >"$big/blob.bin"
+"$herd" app pack "$big" -o "$work/notes-big2.herd" >/dev/null
+"$herd" app sign "$work/notes-big2.herd" --key "$HERD_FLEET_DIR/publisher.key" >/dev/null
+"$herd" catalog add "$HERD_FLEET_DIR/catalog" "$work/notes-big2.herd" \
+  --publisher "$HERD_FLEET_DIR/publisher.pub" >/dev/null
+catalog_url=$(<"$HERD_FLEET_DIR/catalog.url")
+served() { curl -s "${catalog_url}metrics" | awk '/^herd_catalog_bytes_served_total\{file="bundle"\}/ {print $2}'; }
+served_report() {
+  awk -v a="$1" -v b="$2" -v s="$size" -v n="$n" \
+    'BEGIN { printf "    the catalogue served %.1f MB of bundles (%.2f x bundle x hosts)\n", (b - a) / 1048576, (b - a) / (s * n) }'
+}
+s0=$(served); s0=${s0:-0}
+r4=$(measure "$work/catalog.jsonl" -o json rollout notes@1.3 all --canary 1 --batch 25% --yes)
+report "by name (every host fetches it)" "$r4"
+s1=$(served)
+served_report "$s0" "$s1"
+waves "$work/catalog.jsonl"
+"$herd" -q app rollback all notes --restore-data >/dev/null
+r5=$(measure "$work/catalog-again.jsonl" -o json rollout notes@1.3 all --canary 1 --batch 25% --yes)
+report "by name again (every host holds it)" "$r5"
+served_report "$s1" "$(served)"
+waves "$work/catalog-again.jsonl"

@@ -32,4 +32,12 @@ class Reporter {
   virtual bool KeepsOutput() const { return false; }
 };
 
+// Reports nothing: for tasks run as steps of a larger operation that tells
+// its own story (a rollout's waves, the revocation catch-up).
+class NullReporter final : public Reporter {
+ public:
+  void OnResult(const HostResult&) override {}
+  void OnFinish(const std::vector<HostResult>&, std::chrono::milliseconds) override {}
+};
+
 }  // namespace herd::control

@@ -144,10 +144,7 @@ CatchUp PushRevocationsWhereBehind(Executor& executor, const std::vector<const H
     if (v >= 0 && static_cast<uint64_t>(v) < list.version) behind.push_back(hosts[i]);
   }
   if (behind.empty()) return c;
-  class Quiet final : public Reporter {
-    void OnResult(const HostResult&) override {}
-    void OnFinish(const std::vector<HostResult>&, std::chrono::milliseconds) override {}
-  } quiet;
+  NullReporter quiet;
   const auto pushed = RunTask(executor, behind, RevocationsTask(list, timeout), quiet);
   for (size_t i = 0; i < behind.size(); ++i) {
     (pushed[i].outcome == Outcome::kOk ? c.updated : c.failed).push_back(behind[i]->name);

@@ -19,13 +19,6 @@ namespace {
 using nlohmann::json;
 using ms = std::chrono::milliseconds;
 
-// The rollout tells its own story: the tasks it runs report nothing.
-class Quiet final : public Reporter {
- public:
-  void OnResult(const HostResult&) override {}
-  void OnFinish(const std::vector<HostResult>&, ms) override {}
-};
-
 std::string NewRolloutId() {
   const std::time_t now = std::time(nullptr);
   std::tm utc{};
@@ -36,29 +29,12 @@ std::string NewRolloutId() {
   return fmt::format("r{}-{:04x}", stamp, rd() & 0xffff);
 }
 
-// The version people name for `seq` of `a` ("" when not installed).
-std::string VersionOf(const v1::InstalledApp& a, uint64_t seq) {
-  for (const auto& v : a.versions()) {
-    if (v.sequence() == seq) return v.version();
-  }
-  return seq ? "#" + std::to_string(seq) : "nothing";
-}
-
 std::vector<const Host*> Pick(const std::vector<const Host*>& hosts,
                               const std::vector<size_t>& which) {
   std::vector<const Host*> out;
   out.reserve(which.size());
   for (size_t i : which) out.push_back(hosts[i]);
   return out;
-}
-
-// The app's entry in a host's List answer (null when it has none).
-json AppOn(const HostResult& listed, const std::string& name) {
-  if (listed.outcome != Outcome::kOk || !listed.data.contains("apps")) return nullptr;
-  for (const auto& a : listed.data["apps"]) {
-    if (a.value("name", "") == name) return a;
-  }
-  return nullptr;
 }
 
 // Waits `d`, or less when `stop` holds; true when it waited it all.
@@ -216,7 +192,7 @@ class Rollout {
   }
 
   void Wave(const std::vector<size_t>& wave) {
-    Quiet quiet;
+    NullReporter quiet;
     std::vector<HostResult> installed;
     if (spec_.catalog) {
       CatalogInstallSpec cs;
@@ -292,7 +268,7 @@ class Rollout {
       if (std::find(updated_.begin(), updated_.end(), i) != updated_.end()) check.push_back(i);
     }
     if (check.empty()) return;
-    Quiet quiet;
+    NullReporter quiet;
     const auto listed = RunTask(executor_, Pick(hosts_, check), ListAppsTask(spec_.timeout), quiet);
     for (size_t k = 0; k < check.size(); ++k) {
       const json a = AppOn(listed[k], app_.name);
@@ -323,7 +299,7 @@ class Rollout {
     rb.rollback = true;
     rb.rollout_id = id_;
     rb.timeout = spec_.health_timeout;
-    Quiet quiet;
+    NullReporter quiet;
     const auto back = RunTask(executor_, Pick(hosts_, updated_), *ActivateTask(rb), quiet);
     for (size_t k = 0; k < updated_.size(); ++k) {
       const size_t i = updated_[k];
@@ -409,94 +385,6 @@ std::string FailureBudget::Describe() const {
   return fmt::format("{}", fmt::join(parts, " and "));
 }
 
-std::string EventLine(const json& e) {
-  const std::string ev = e.value("event", "");
-  const std::string host = e.value("host", "");
-  if (ev == "rollout_started") {
-    return fmt::format("rollout {} of {} {} (sequence {}) to {} hosts in {} waves; budget: {}",
-                       e.value("rollout_id", ""), e.value("app", ""), e.value("version", ""),
-                       e.value("sequence", 0), e.value("hosts", 0),
-                       e.value("waves", json::array()).size(), e.value("budget", ""));
-  }
-  if (ev == "wave_started") {
-    return fmt::format("wave {}/{} ({}): {}", e.value("wave", 0), e.value("waves", 0),
-                       e.value("kind", ""),
-                       fmt::join(e.value("hosts", std::vector<std::string>{}), " "));
-  }
-  if (ev == "plan") {
-    return fmt::format("  wave {}: {}: {}", e.value("wave", 0), host, e.value("change", ""));
-  }
-  if (ev == "host_updated") {
-    const std::string from = e.value("from_version", "");
-    return fmt::format("  {}: updated {} -> {} ({:.1f} s)", host, from.empty() ? "nothing" : from,
-                       e.value("to_version", ""), e.value("duration_ms", 0) / 1000.0);
-  }
-  if (ev == "host_failed") {
-    return fmt::format("  {}: FAILED (failure {}; budget: {}): {}", host, e.value("failures", 0),
-                       e.value("budget", ""), e.value("message", ""));
-  }
-  if (ev == "host_not_reached")
-    return fmt::format("  {}: not reached: {}", host, e.value("message", ""));
-  if (ev == "host_refused") {
-    return fmt::format("  {}: refused by the device: {}", host, e.value("message", ""));
-  }
-  if (ev == "halted") {
-    const int failures = e.value("failures", 0), back = e.value("rolling_back", 0);
-    return fmt::format(
-        "halted: {} failure{} spent the budget ({}); {}", failures, failures == 1 ? "" : "s",
-        e.value("budget", ""),
-        back ? fmt::format("rolling back the {} host{} it updated", back, back == 1 ? "" : "s")
-             : "no host to roll back");
-  }
-  if (ev == "host_reverted") {
-    return fmt::format("  {}: rolled back to {}", host, e.value("to_version", ""));
-  }
-  if (ev == "host_revert_failed") {
-    return fmt::format("  {}: ROLLING BACK FAILED: {}", host, e.value("message", ""));
-  }
-  if (ev == "finished") {
-    std::string line = fmt::format(
-        "rollout {}: {} updated, {} failed, {} not reached, {} refused by the device, {} not "
-        "touched, {} rolled back, in {:.1f} s",
-        e.value("outcome", ""), e.value("updated", 0), e.value("failed", 0),
-        e.value("not_reached", 0), e.value("refused", 0), e.value("not_touched", 0),
-        e.value("rolled_back", 0), e.value("duration_ms", 0) / 1000.0);
-    if (e.contains("resume")) line += "\n  to resume: " + e.value("resume", "");
-    return line;
-  }
-  if (ev == "host_account") {
-    return fmt::format("  {}: [{}] {}", host, e.value("error_code", ""), e.value("message", ""));
-  }
-  return e.dump();
-}
-
-std::vector<HostResult> PlanRollout(Executor& executor, const std::vector<const Host*>& hosts,
-                                    const std::vector<std::vector<size_t>>& waves,
-                                    const app::AppSpec& app, std::chrono::milliseconds timeout,
-                                    const EventSink& emit) {
-  Quiet quiet;
-  auto listed = RunTask(executor, hosts, ListAppsTask(timeout), quiet);
-  for (size_t w = 0; w < waves.size(); ++w) {
-    for (size_t i : waves[w]) {
-      std::string change;
-      const json a = AppOn(listed[i], app.name);
-      if (listed[i].outcome != Outcome::kOk) {
-        change = "not reachable now: " + listed[i].message;
-      } else if (!a.is_null() && a.value("current_sequence", uint64_t{0}) == app.sequence) {
-        change = "nothing: on " + app.version + " already";
-      } else {
-        const std::string from = a.is_null() ? "" : a.value("current_version", "");
-        change = fmt::format("install and activate {} (now {})", app.version,
-                             from.empty() ? "not active" : from);
-      }
-      json e = {{"event", "plan"}};
-      e.update({{"wave", w + 1}, {"host", hosts[i]->name}, {"change", change}});
-      emit(e);
-    }
-  }
-  return listed;
-}
-
 Status ResolveFromCatalog(Executor& executor, const std::vector<const Host*>& hosts,
                           const RolloutSpec& spec, app::AppSpec* app, CopySource* bundle) {
   auto ref = app::ParseAppRef(spec.bundle);
@@ -512,7 +400,7 @@ Status ResolveFromCatalog(Executor& executor, const std::vector<const Host*>& ho
   cs.resolve_only = true;
   cs.timeout = spec.timeout;
   const Task task = CatalogInstallTask(cs);
-  Quiet quiet;
+  NullReporter quiet;
   std::string tried;
   for (size_t i = 0; i < hosts.size() && i < 3; ++i) {
     const auto r = RunTask(executor, {hosts[i]}, task, quiet);
@@ -539,42 +427,6 @@ std::vector<HostResult> RunRollout(Executor& executor, const std::vector<const H
   auto waves = PlanWaves(hosts.size(), spec.canary, spec.batch);
   if (!waves.ok()) return {};  // the command checked it before
   return Rollout(executor, hosts, spec, bundle, app, emit, stop).Run(*waves);
-}
-
-Task RolloutStatusTask(const std::string& name, std::chrono::milliseconds timeout) {
-  return UnaryTask<v1::ListAppsReply>(
-      MakeOperation(rpc::app_method::kList, CallShape::kUnary, v1::ListAppsRequest(), timeout),
-      [name](const v1::ListAppsReply& r, const CallEnd&) {
-        for (const auto& a : r.apps()) {
-          if (a.name() != name) continue;
-          const v1::Activation& l = a.last_activation();
-          const std::string current =
-              a.current_sequence() ? VersionOf(a, a.current_sequence()) : "not active";
-          std::string last = "never activated";
-          if (a.has_last_activation()) {
-            last = fmt::format("last {} {} -> {}: {}{}{}", l.kind(),
-                               VersionOf(a, l.from_sequence()), VersionOf(a, l.to_sequence()),
-                               l.outcome().empty() ? "in progress (" + l.step() + ")" : l.outcome(),
-                               l.reason().empty() ? "" : " (" + l.reason() + ")",
-                               l.rollout_id().empty() ? "" : ", rollout " + l.rollout_id());
-          }
-          return OkResult(fmt::format("{} {}, {}; {}", name, current,
-                                      a.health().empty() ? a.state() : a.health(), last),
-                          {{"name", name},
-                           {"current_version", a.current_sequence() ? current : ""},
-                           {"current_sequence", a.current_sequence()},
-                           {"state", a.state()},
-                           {"health", a.health()},
-                           {"kind", l.kind()},
-                           {"from_sequence", l.from_sequence()},
-                           {"to_sequence", l.to_sequence()},
-                           {"step", l.step()},
-                           {"outcome", l.outcome()},
-                           {"reason", l.reason()},
-                           {"rollout_id", l.rollout_id()}});
-        }
-        return OkResult(name + " not installed", {{"name", name}, {"current_version", ""}});
-      });
 }
 
 }  // namespace herd::control

@@ -67,6 +67,9 @@ struct FailureBudget {
 
 using EventSink = std::function<void(const nlohmann::json& event)>;
 
+// The app's entry in a host's `herd apps` (List) result; null when it has none.
+nlohmann::json AppOn(const HostResult& listed, const std::string& name);
+
 // One event as a line for people.
 std::string EventLine(const nlohmann::json& event);
 
