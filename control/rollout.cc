@@ -140,7 +140,10 @@ class Rollout {
                 {"duration_ms",
                  std::chrono::duration_cast<ms>(std::chrono::steady_clock::now() - t0_).count()}});
     if (outcome == "interrupted") {
-      end["resume"] = "run the same herd rollout again: hosts on the version already are skipped";
+      end["resume"] = fmt::format(
+          "herd rollout resume {} {} --yes (with the same wave and budget flags), or the same "
+          "herd rollout again: hosts on the version already are skipped",
+          id_, spec_.target.empty() ? "TARGET" : spec_.target);
     }
     emit_(end);
     for (const auto& r : account_) {

@@ -42,6 +42,7 @@ struct RolloutSpec {
   // Recorded with every activation the rollout makes, on each device; ""
   // makes one ("r" + time + random).
   std::string id;
+  std::string target;  // as the user gave it: named in how to resume
 };
 
 // `herd rollout status NAME TARGET`: where `name` stands on each host, from
@@ -49,6 +50,20 @@ struct RolloutSpec {
 // outcome or the step it is at, rollout id). Hosts in the same state read
 // the same line, so --fold groups them.
 Task RolloutStatusTask(const std::string& name, std::chrono::milliseconds timeout);
+
+// `herd rollout resume ID`: what rollout ID was rolling out, read from the
+// hosts' `herd apps` results alone (their last activations): the app and
+// version, and how many hosts run it already. A host whose last activation
+// is a rollback by ID (the rollout halted) points at the version it left.
+// kNotFound when no host's last activation carries ID; kFailedPrecondition
+// when they disagree on the app or version.
+struct RolloutPoint {
+  std::string app, version;
+  uint64_t sequence = 0;
+  size_t carrying = 0;    // hosts whose last activation carries ID
+  size_t on_version = 0;  // hosts whose current version is it
+};
+Result<RolloutPoint> FindRollout(const std::vector<HostResult>& listed, const std::string& id);
 
 // Host indices per wave: the first `canary` hosts, then batches. Errors name
 // the flag.
@@ -72,6 +87,21 @@ nlohmann::json AppOn(const HostResult& listed, const std::string& name);
 
 // One event as a line for people.
 std::string EventLine(const nlohmann::json& event);
+
+// The progress bar a terminal shows under the event lines: fed every
+// event, it draws "[#####.....] wave 2/5  26/100 done  0 failed  1 not
+// reached  0 refused" (`width` cells of bar).
+class RolloutProgress {
+ public:
+  void Add(const nlohmann::json& event);
+  std::string Line(size_t width = 20) const;
+  bool finished() const { return finished_; }
+
+ private:
+  size_t hosts_ = 0, waves_ = 0, wave_ = 0;
+  size_t done_ = 0, failed_ = 0, not_reached_ = 0, refused_ = 0;
+  bool finished_ = false;
+};
 
 // What each host would change, as "plan" events (a List of every host).
 // Returns the hosts' answers (unreachable ones included).

@@ -3,6 +3,8 @@
 // engine that runs waves is rollout.cc.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "control/rollout.h"
 #include "herd/v1/app.pb.h"
 #include "proto/rpc/agent_methods.h"
@@ -31,6 +33,80 @@ json AppOn(const HostResult& listed, const std::string& name) {
   return nullptr;
 }
 
+Result<RolloutPoint> FindRollout(const std::vector<HostResult>& listed, const std::string& id) {
+  RolloutPoint p;
+  std::string first;  // the first host found carrying it
+  for (const auto& r : listed) {
+    if (r.outcome != Outcome::kOk || !r.data.contains("apps")) continue;
+    for (const auto& a : r.data["apps"]) {
+      if (!a.contains("last_activation")) continue;
+      const json& l = a["last_activation"];
+      if (l.value("rollout_id", "") != id) continue;
+      const bool back = l.value("kind", "") == "rollback";
+      const uint64_t seq =
+          back ? l.value("from_sequence", uint64_t{0}) : l.value("to_sequence", uint64_t{0});
+      std::string version;
+      for (const auto& v : a.value("versions", json::array())) {
+        if (v.value("sequence", uint64_t{0}) == seq) version = v.value("version", "");
+      }
+      const std::string name = a.value("name", "");
+      if (p.carrying > 0 && (name != p.app || seq != p.sequence)) {
+        return Status(StatusCode::kFailedPrecondition,
+                      fmt::format("rollout {} is not one version: {} has {} sequence {}, {} has {} "
+                                  "sequence {}",
+                                  id, first, p.app, p.sequence, r.host, name, seq));
+      }
+      if (first.empty()) first = r.host;
+      p.app = name;
+      p.sequence = seq;
+      if (p.version.empty()) p.version = version;
+      ++p.carrying;
+    }
+  }
+  if (p.carrying == 0) {
+    return Status::NotFound("no host's last activation carries rollout " + id +
+                            " (herd rollout status NAME TARGET shows each host's)");
+  }
+  if (p.version.empty()) {
+    return Status(
+        StatusCode::kFailedPrecondition,
+        fmt::format("rollout {}: no host still holds {} sequence {}", id, p.app, p.sequence));
+  }
+  for (const auto& r : listed) {
+    const json a = AppOn(r, p.app);
+    if (!a.is_null() && a.value("current_sequence", uint64_t{0}) == p.sequence) ++p.on_version;
+  }
+  return p;
+}
+
+void RolloutProgress::Add(const json& e) {
+  const std::string ev = e.value("event", "");
+  if (ev == "rollout_started") {
+    hosts_ = e.value("hosts", size_t{0});
+    waves_ = e.value("waves", json::array()).size();
+  } else if (ev == "wave_started") {
+    wave_ = e.value("wave", size_t{0});
+  } else if (ev == "host_updated") {
+    ++done_;
+  } else if (ev == "host_failed") {
+    ++failed_;
+  } else if (ev == "host_not_reached") {
+    ++not_reached_;
+  } else if (ev == "host_refused") {
+    ++refused_;
+  } else if (ev == "finished") {
+    finished_ = true;
+  }
+}
+
+std::string RolloutProgress::Line(size_t width) const {
+  const size_t ended = done_ + failed_ + not_reached_ + refused_;
+  const size_t filled = hosts_ ? std::min(width, ended * width / hosts_) : 0;
+  return fmt::format("[{}{}] wave {}/{}  {}/{} done  {} failed  {} not reached  {} refused",
+                     std::string(filled, '#'), std::string(width - filled, '.'), wave_, waves_,
+                     done_, hosts_, failed_, not_reached_, refused_);
+}
+
 std::string EventLine(const json& e) {
   const std::string ev = e.value("event", "");
   const std::string host = e.value("host", "");
@@ -39,6 +115,11 @@ std::string EventLine(const json& e) {
                        e.value("rollout_id", ""), e.value("app", ""), e.value("version", ""),
                        e.value("sequence", 0), e.value("hosts", 0),
                        e.value("waves", json::array()).size(), e.value("budget", ""));
+  }
+  if (ev == "rollout_resumed") {
+    return fmt::format("resuming rollout {} of {} {} (sequence {}): {} of {} hosts run it already",
+                       e.value("rollout_id", ""), e.value("app", ""), e.value("version", ""),
+                       e.value("sequence", 0), e.value("on_version", 0), e.value("hosts", 0));
   }
   if (ev == "wave_started") {
     return fmt::format("wave {}/{} ({}): {}", e.value("wave", 0), e.value("waves", 0),

@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <memory>
 
 #include "cmd/herd/cli.h"
 #include "common/app/bundle.h"
@@ -41,6 +42,17 @@ class Rollout final : public CommandGroup {
         "health, last activation and its rollout id (--fold groups hosts alike)");
     status_->add_option("name", status_name_, "The app")->required();
     status_->add_option("target", status_target_, "Hosts")->required();
+    resume_ = cmd_->add_subcommand(
+        "resume",
+        "Go on with rollout ID on hosts: its app and version are read from the hosts' last "
+        "activations; hosts on it count as updated, the others get it in waves (give the same "
+        "--canary/--batch/budget flags: the plan is not stored on the devices)");
+    resume_->add_option("id", resume_id_, "The rollout id (rollout_started, herd rollout status)")
+        ->required();
+    resume_->add_option("target", resume_target_, "Hosts")->required();
+    resume_->add_option("--bundle", resume_bundle_,
+                        "The .herd file to send (default: each host installs the version from "
+                        "its catalogues)");
     cmd_->add_option("--canary", spec_.canary, "Hosts in the first wave (default 1; 0: none)")
         ->check(CLI::Range(0, 1'000'000));
     cmd_->add_option("--batch", spec_.batch,
@@ -67,16 +79,18 @@ class Rollout final : public CommandGroup {
         "  herd rollout notes@1.1 all --yes   # each host fetches it from its catalogue\n"
         "  herd rollout notes-1.1.herd all --canary 1 --batch 25% --max-failures 2 --yes\n"
         "  herd -o json rollout notes-1.1.herd @web --pause 5m --yes   # JSON Lines events\n"
-        "  herd rollout status notes all --fold\n\n"
+        "  herd rollout status notes all --fold\n"
+        "  herd rollout resume r20261204-101500-1a2b all --yes   # after Ctrl-C, or from another "
+        "machine\n\n"
         "A failure: an activation that reverted itself, no healthy commit within "
         "--health-timeout, a host unreachable after its install began, a host unhealthy after "
         "--pause. Offline and refusing hosts are counted apart. Exit 0 when every host is on "
         "the version; 2 when the rollout halted or a host failed or refused; 4 when some were "
-        "not reached; 130 after Ctrl-C (between waves: run the same command again to go on). "
+        "not reached; 130 after Ctrl-C (between waves: herd rollout resume ID TARGET goes on). "
         "docs/rollouts.md.");
   }
 
-  std::vector<CLI::App*> TargetCommands() const override { return {cmd_, status_}; }
+  std::vector<CLI::App*> TargetCommands() const override { return {cmd_, status_, resume_}; }
 
   std::optional<int> Run() override {
     if (!*cmd_) return std::nullopt;
@@ -85,7 +99,17 @@ class Rollout final : public CommandGroup {
         return Result<control::Task>(control::RolloutStatusTask(status_name_, t));
       });
     }
-    if (spec_.bundle.empty() || target_.empty()) {
+    const bool resuming = resume_->parsed();
+    if (resuming) {
+      target_ = resume_target_;
+      spec_.bundle = resume_bundle_;
+      spec_.id = resume_id_;
+      if (resume_id_.size() > 64 ||
+          resume_id_.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                       "0123456789._-") != std::string::npos) {
+        return Fail("rollout ID '" + resume_id_ + "' is not one herd makes (A-Z a-z 0-9 . _ -)");
+      }
+    } else if (spec_.bundle.empty() || target_.empty()) {
       return Fail("herd rollout needs BUNDLE and TARGET (herd rollout --help)");
     }
     auto health = ParseDuration(health_timeout_);
@@ -99,16 +123,17 @@ class Rollout final : public CommandGroup {
     if (auto w = control::PlanWaves(1, spec_.canary, spec_.batch); !w.ok()) {
       return Fail(w.status().message());
     }
-    spec_.catalog = IsAppRef(spec_.bundle);
+    spec_.catalog = resuming ? resume_bundle_.empty() : IsAppRef(spec_.bundle);
+    spec_.target = target_;
     if (!spec_.catalog && !spec_.channel.empty()) {
       return Fail("--channel goes with NAME@VERSION (a rollout from the hosts' catalogues) only");
     }
     app::AppSpec app;
-    if (spec_.catalog) {
+    if (spec_.catalog && !resuming) {
       auto ref = app::ParseAppRef(spec_.bundle);
       if (!ref.ok()) return Fail(ref.status().message());
       if (ref->version.empty()) return Fail("name the version: " + ref->name + "@VERSION");
-    } else {
+    } else if (!spec_.catalog) {
       auto head = app::ReadHead(spec_.bundle);
       if (!head.ok()) return Fail(head.status().message());
       app = head->manifest.app;
@@ -119,8 +144,14 @@ class Rollout final : public CommandGroup {
           "see the plan with --dry-run");
     }
     const bool json = Output(g_).format == control::OutputFormat::kJson;
-    const control::EventSink emit = [json](const nlohmann::json& e) {
+    // On a terminal, a progress bar on stderr under the event lines.
+    const bool bar = !json && Output(g_).progress;
+    auto progress = std::make_shared<control::RolloutProgress>();
+    const control::EventSink emit = [json, bar, progress](const nlohmann::json& e) {
+      if (bar) std::cerr << "\r\033[K" << std::flush;
       std::cout << (json ? e.dump() : control::EventLine(e)) << '\n' << std::flush;
+      progress->Add(e);
+      if (bar && !progress->finished()) std::cerr << progress->Line() << std::flush;
     };
     return RunOnTargets(
         g_, target_, kDefaultCommandTimeout,
@@ -135,6 +166,12 @@ class Rollout final : public CommandGroup {
           return Operate([&, source](control::Executor& executor,
                                      const std::vector<const control::Host*>& hosts,
                                      control::Reporter&) mutable {
+            if (resuming) {
+              if (Status s = Resume(executor, hosts, app, emit); !s.ok()) {
+                Fail(s.message());
+                return NotRun(hosts, s.message());
+              }
+            }
             if (spec_.catalog) {
               if (Status s = control::ResolveFromCatalog(executor, hosts, spec_, &app, &source);
                   !s.ok()) {
@@ -161,6 +198,34 @@ class Rollout final : public CommandGroup {
   }
 
  private:
+  // Where rollout spec_.id stands, from the hosts: its app and version
+  // become the rollout's (from the catalogues, or the --bundle, which must
+  // be that version).
+  Status Resume(control::Executor& executor, const std::vector<const control::Host*>& hosts,
+                const app::AppSpec& bundle_app, const control::EventSink& emit) {
+    control::NullReporter quiet;
+    const auto listed =
+        control::RunTask(executor, hosts, control::ListAppsTask(spec_.timeout), quiet);
+    auto point = control::FindRollout(listed, spec_.id);
+    if (!point.ok()) return point.status();
+    if (!spec_.catalog && (bundle_app.name != point->app || bundle_app.version != point->version)) {
+      return Status::Invalid(fmt::format("rollout {} rolls {} {}; --bundle {} is {} {}", spec_.id,
+                                         point->app, point->version, spec_.bundle, bundle_app.name,
+                                         bundle_app.version));
+    }
+    if (spec_.catalog) spec_.bundle = point->app + "@" + point->version;
+    emit({{"event", "rollout_resumed"},
+          {"elapsed_ms", 0},
+          {"rollout_id", spec_.id},
+          {"app", point->app},
+          {"version", point->version},
+          {"sequence", point->sequence},
+          {"hosts", hosts.size()},
+          {"carrying", point->carrying},
+          {"on_version", point->on_version}});
+    return Status::Ok();
+  }
+
   // Every host untouched: skipped (exit 130), or refused with `why`.
   static std::vector<control::HostResult> NotRun(const std::vector<const control::Host*>& hosts,
                                                  const std::string& why) {
@@ -184,8 +249,8 @@ class Rollout final : public CommandGroup {
   }
 
   Globals& g_;
-  CLI::App *cmd_ = nullptr, *status_ = nullptr;
-  std::string status_name_, status_target_;
+  CLI::App *cmd_ = nullptr, *status_ = nullptr, *resume_ = nullptr;
+  std::string status_name_, status_target_, resume_id_, resume_target_, resume_bundle_;
   control::RolloutSpec spec_;
   std::string target_, health_timeout_ = "10m", pause_ = "0s";
   long max_failures_ = -1;

@@ -60,3 +60,68 @@ TEST_CASE("rollout events read as lines for people", "[control][rollout]") {
   CHECK_THAT(end, Catch::StartsWith("rollout interrupted: 0 updated") &&
                       Catch::Contains("to resume: run it again"));
 }
+
+namespace {
+
+// A host's `herd apps` result with notes at `current`, its versions 1.0 (1),
+// 1.1 (2), and a last activation of `kind` from -> to by rollout `id`.
+control::HostResult Listed(const std::string& host, uint64_t current, const std::string& kind,
+                           uint64_t from, uint64_t to, const std::string& id) {
+  control::HostResult r;
+  r.host = host;
+  r.outcome = control::Outcome::kOk;
+  nlohmann::json app = {
+      {"name", "notes"},
+      {"current_sequence", current},
+      {"versions", {{{"version", "1.1"}, {"sequence", 2}}, {{"version", "1.0"}, {"sequence", 1}}}}};
+  if (!kind.empty()) {
+    app["last_activation"] = {
+        {"kind", kind}, {"from_sequence", from}, {"to_sequence", to}, {"rollout_id", id}};
+  }
+  r.data = {{"apps", {app}}};
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("where a rollout stands is read from the hosts' last activations", "[control][rollout]") {
+  using control::FindRollout;
+  // node1 and node2 went to 1.1 by r1; node3 was never touched; node4 was
+  // rolled back by r1 when it halted (its rollback still points at 1.1).
+  const std::vector<control::HostResult> listed = {
+      Listed("node1", 2, "activate", 1, 2, "r1"), Listed("node2", 2, "activate", 1, 2, "r1"),
+      Listed("node3", 1, "activate", 0, 1, ""), Listed("node4", 1, "rollback", 2, 1, "r1")};
+  auto p = FindRollout(listed, "r1");
+  REQUIRE(p.ok());
+  CHECK(p->app == "notes");
+  CHECK(p->version == "1.1");
+  CHECK(p->sequence == 2);
+  CHECK(p->carrying == 3);
+  CHECK(p->on_version == 2);
+
+  auto none = FindRollout(listed, "r2");
+  CHECK(none.status().code() == StatusCode::kNotFound);
+  CHECK_THAT(none.status().message(), Catch::Contains("carries rollout r2"));
+
+  // Hosts that disagree on what r1 rolled.
+  auto split = FindRollout(
+      {Listed("node1", 2, "activate", 1, 2, "r1"), Listed("node2", 1, "activate", 2, 1, "r1")},
+      "r1");
+  CHECK(split.status().code() == StatusCode::kFailedPrecondition);
+  CHECK_THAT(split.status().message(), Catch::Contains("node1 has notes sequence 2, node2"));
+}
+
+TEST_CASE("the progress bar counts waves and hosts from the events", "[control][rollout]") {
+  control::RolloutProgress p;
+  p.Add({{"event", "rollout_started"}, {"hosts", 4}, {"waves", {1, 2, 1}}});
+  p.Add({{"event", "wave_started"}, {"wave", 1}});
+  CHECK(p.Line(8) == "[........] wave 1/3  0/4 done  0 failed  0 not reached  0 refused");
+  p.Add({{"event", "host_updated"}});
+  p.Add({{"event", "wave_started"}, {"wave", 2}});
+  p.Add({{"event", "host_not_reached"}});
+  p.Add({{"event", "host_failed"}});
+  CHECK(p.Line(8) == "[######..] wave 2/3  1/4 done  1 failed  1 not reached  0 refused");
+  CHECK_FALSE(p.finished());
+  p.Add({{"event", "finished"}});
+  CHECK(p.finished());
+}

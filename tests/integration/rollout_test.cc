@@ -267,15 +267,32 @@ TEST_CASE("Ctrl-C lets the wave in flight finish, stops before the next, and a r
   const json end = r.Of("finished").at(0);
   CHECK(end["outcome"] == "interrupted");
   CHECK(end["not_touched"] == 2);
-  CHECK_THAT(end["resume"].get<std::string>(), Catch::Contains("same herd rollout again"));
+  const std::string id = r.Of("rollout_started").at(0)["rollout_id"];
+  CHECK_THAT(end["resume"].get<std::string>(),
+             Catch::Contains("herd rollout resume " + id + " all --yes"));
   CHECK(f.Versions("notes") ==
         (std::map<std::string, std::string>{
             {"node1", "1.1"}, {"node2", "1.1"}, {"node3", "1.0"}, {"node4", "1.0"}}));
-  // Run again: it goes on where it stopped.
-  auto again = RunRollout(f, {f.notes.Bundle("1.1"), "all", "--batch", "1", "--yes"});
+  // Resume by id: what it rolls is read from the hosts; it goes on where it
+  // stopped, under the same id.
+  auto again = RunRollout(
+      f, {"resume", id, "all", "--bundle", f.notes.Bundle("1.1"), "--batch", "1", "--yes"});
   CHECK(again.exit_code == 0);
+  const json resumed = again.Of("rollout_resumed").at(0);
+  CHECK(resumed["version"] == "1.1");
+  CHECK(resumed["on_version"] == 2);
+  CHECK(again.Of("rollout_started").at(0)["rollout_id"] == id);
   CHECK(again.Of("finished").at(0)["updated"] == 4);
   CHECK(f.Versions("notes") == All(4, "1.1"));
+  // A bundle of another version, or an id no host carries, is refused.
+  auto wrong = RunHerd(
+      {"-i", f.inv, "rollout", "resume", id, "all", "--bundle", f.notes.Bundle("1.2"), "--yes"},
+      60s);
+  CHECK(wrong.exit_code != 0);
+  CHECK_THAT(wrong.err, Catch::Contains("rolls notes 1.1; --bundle"));
+  auto unknown = RunHerd({"-i", f.inv, "rollout", "resume", "r-none", "all", "--yes"}, 60s);
+  CHECK(unknown.exit_code != 0);
+  CHECK_THAT(unknown.err, Catch::Contains("no host's last activation carries rollout r-none"));
 }
 
 TEST_CASE("two rollouts of one app at once: the second is refused on the host, naming the first",
@@ -391,6 +408,13 @@ TEST_CASE(
   CHECK(start["bundle_sha256"] == herd::Sha256Hex(ReadFile(f.notes.Bundle("1.1"))));
   CHECK(good.Of("host_updated").size() == 3);
   CHECK(f.Versions("notes") == All(3, "1.1"));
+
+  // Resumed from the hosts alone (a fresh CLI state): all on it already.
+  const std::string good_id = start["rollout_id"];
+  auto resumed = RunRollout(f, {"resume", good_id, "all", "--yes"});
+  CHECK(resumed.exit_code == 0);
+  CHECK(resumed.Of("rollout_resumed").at(0)["on_version"] == 3);
+  CHECK(resumed.Of("rollout_started").at(0)["version"] == "1.1");
 
   auto bad = RunRollout(f, {"notes@1.2", "all", "--batch", "1", "--yes"});
   CHECK(bad.exit_code == 2);
