@@ -25,18 +25,9 @@ mb=${1:-50}
 }
 [[ $runs =~ ^[0-9]+$ && $runs -ge 1 && $runs -le 100 ]] || { echo "RUNS must be 1-100" >&2; exit 1; }
 
-work=$(mktemp -d)
-# herd copy writes as the agent's exec.run_as account: a folder it may write.
-dest=$(mktemp -d /tmp/herd-bench-copy.XXXXXX)
-chmod 0777 "$dest"
-export HERD_FLEET_DIR=$work/fleet
-cleanup() {
-  bash "$repo/scripts/fleet.sh" down >/dev/null 2>&1 || true
-  rm -rf "$work" "$dest"
-}
-trap cleanup EXIT
-bash "$repo/scripts/fleet.sh" up 1 >/dev/null
-export HERD_INVENTORY=$HERD_FLEET_DIR/inventory.yaml HERD_PKI_DIR=$HERD_FLEET_DIR/pki
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
+bench_fleet 1
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.4f", b - a }'; }

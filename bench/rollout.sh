@@ -26,20 +26,10 @@ mb=${2:-50}
   echo "usage: bench/rollout.sh [N 1-500] [MB 1-2048]" >&2
   exit 1
 }
-work=$(mktemp -d)
-chmod 0711 "$work"
-# herd copy writes as the agents' exec.run_as account: a folder it may write.
-dest=$(mktemp -d /tmp/herd-bench-copy.XXXXXX)
-chmod 0777 "$dest"
-export HERD_FLEET_DIR=$work/fleet
-cleanup() {
-  bash "$repo/scripts/fleet.sh" down >/dev/null 2>&1 || true
-  rm -rf "$work" "$dest"
-}
-trap cleanup EXIT
 echo "== $n agents (scripts/fleet.sh up $n)"
-bash "$repo/scripts/fleet.sh" up "$n" >/dev/null
-export HERD_INVENTORY=$HERD_FLEET_DIR/inventory.yaml HERD_PKI_DIR=$HERD_FLEET_DIR/pki
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
+bench_fleet "$n"
 
 HERD=$herd bash "$repo/examples/notes/build.sh" "$work/notes" "$HERD_FLEET_DIR/publisher.key" >/dev/null
 big=$work/big
