@@ -4,14 +4,11 @@
 // apps` says. Header-only, for the integration tests alone.
 #pragma once
 
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <cerrno>
-#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -177,34 +174,23 @@ inline bool Gone(pid_t pid) {
 // `herd catalog serve DIR` on a port of its own; stopped on destruction.
 class ServedCatalog {
  public:
-  explicit ServedCatalog(const std::string& dir) {
-    const std::string out = dir + ".serve.out";
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      FILE* f = std::freopen(out.c_str(), "w", stdout);
-      (void)f;
-      ::execl(HerdBinary().c_str(), "herd", "-o", "json", "catalog", "serve", dir.c_str(),
-              "--listen", "127.0.0.1:0", nullptr);
-      ::_exit(127);
-    }
+  explicit ServedCatalog(const std::string& dir)
+      : out_(dir + ".serve.out"),
+        server_({"-o", "json", "catalog", "serve", dir, "--listen", "127.0.0.1:0"}, out_) {
     REQUIRE(WaitFor(
         [&] {
-          const auto j = json::parse(ReadFile(out), nullptr, false);
+          const auto j = json::parse(ReadFile(out_), nullptr, false);
           if (j.is_discarded()) return false;
           url_ = j.value("url", "");
           return !url_.empty();
         },
         10s));
   }
-  ~ServedCatalog() {
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-  }
   const std::string& url() const { return url_; }
 
  private:
-  pid_t pid_ = -1;
-  std::string url_;
+  std::string out_, url_;
+  BackgroundHerd server_;
 };
 
 inline CliResult Herd(const std::string& inv, std::vector<std::string> args) {

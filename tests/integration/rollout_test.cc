@@ -2,6 +2,8 @@
 // real bubblewrap: a rollout wave by wave, a broken version halting at its
 // canary with no other host touched, a failure budget spent exactly at the
 // failure after it, and the hosts the rollout updated rolled back.
+#include <signal.h>
+
 #include <catch2/catch.hpp>
 #include <map>
 #include <memory>
@@ -99,6 +101,16 @@ Rollout RunRollout(const Fleet& f, std::vector<std::string> args) {
   for (const auto& line : Lines(r.out)) out.events.push_back(json::parse(line));
   REQUIRE_FALSE(out.events.empty());
   return out;
+}
+
+// Whether node1 reports an activation of notes in progress, polled at most 60 s.
+bool CanaryActivating(const Fleet& f) {
+  return WaitFor(
+      [&] {
+        auto s = RunHerd({"-i", f.inv, "-o", "json", "rollout", "status", "notes", "node1"});
+        return s.out.find("\"outcome\":\"\"") != std::string::npos;
+      },
+      60s);
 }
 
 std::map<std::string, std::string> All(int n, const std::string& v) {
@@ -251,16 +263,16 @@ TEST_CASE("Ctrl-C lets the wave in flight finish, stops before the next, and a r
   REQUIRE(Herd(f.inv, {"app", "activate", "all", "notes", "1.0"}).exit_code == 0);
   const std::string events = f.dir / "events.jsonl";
   // SIGINT as a terminal would deliver it, once the second wave started
-  // (polled, at most 60 s); the shell's exit code is herd's.
-  const std::string script =
-      "\"$0\" -i \"$1\" -o json rollout \"$2\" all --batch 1 --yes > \"$3\" & p=$!; i=0; "
-      "while [ $i -lt 600 ] && ! grep -q '\"wave\":2,' \"$3\" 2>/dev/null; do sleep 0.1; "
-      "i=$((i+1)); done; kill -INT $p; wait $p";
-  auto run =
-      RunProgram("sh", {"-c", script, HerdBinary(), f.inv, f.notes.Bundle("1.1"), events}, 180s);
-  INFO(run.out << run.err << ReadFile(events));
-  CHECK(run.exit_code == 130);
-  Rollout r{run.exit_code, {}};
+  // (polled, at most 60 s).
+  BackgroundHerd run(
+      {"-i", f.inv, "-o", "json", "rollout", f.notes.Bundle("1.1"), "all", "--batch", "1", "--yes"},
+      events);
+  CHECK(WaitFor([&] { return ReadFile(events).find("\"wave\":2,") != std::string::npos; }, 60s));
+  run.Signal(SIGINT);
+  const int code = run.Wait(180s);
+  INFO(ReadFile(events) << ReadFile(events + ".err"));
+  CHECK(code == 130);
+  Rollout r{code, {}};
   for (const auto& line : Lines(ReadFile(events))) r.events.push_back(json::parse(line));
   CHECK(r.Of("wave_started").size() == 2);
   CHECK(r.Of("host_updated").size() == 2);  // the wave in flight finished
@@ -304,23 +316,20 @@ TEST_CASE("two rollouts of one app at once: the second is refused on the host, n
   const std::string events = f.dir / "first.jsonl";
   // The first rollout in the background; the second once node1 reports the
   // first's canary activation in progress (it lasts at least the 2 s notes
-  // waits healthy), polled at most 60 s.
-  const std::string script =
-      "\"$0\" -i \"$1\" -o json rollout \"$2\" all --yes > \"$4\" & p=$!; i=0; "
-      "while [ $i -lt 600 ] && ! \"$0\" -i \"$1\" -o json rollout status notes node1 | "
-      "grep -q '\"outcome\":\"\"'; do sleep 0.1; i=$((i+1)); done; "
-      "\"$0\" -i \"$1\" -o json rollout \"$3\" all --yes; echo \"second $?\"; "
-      "wait $p; echo \"first $?\"";
-  auto run = RunProgram(
-      "sh",
-      {"-c", script, HerdBinary(), f.inv, f.notes.Bundle("1.1"), f.notes.Bundle("1.2"), events},
-      180s);
-  INFO(run.out << run.err << ReadFile(events));
-  CHECK_THAT(run.out, Catch::Contains("first 0") && Catch::Contains("second 2"));
+  // waits healthy).
+  BackgroundHerd first_run(
+      {"-i", f.inv, "-o", "json", "rollout", f.notes.Bundle("1.1"), "all", "--yes"}, events);
+  CHECK(CanaryActivating(f));
+  auto second =
+      RunHerd({"-i", f.inv, "-o", "json", "rollout", f.notes.Bundle("1.2"), "all", "--yes"}, 180s);
+  const int first_code = first_run.Wait(180s);
+  INFO(second.out << second.err << ReadFile(events));
+  CHECK(first_code == 0);
+  CHECK(second.exit_code == 2);
   const json first = json::parse(Lines(ReadFile(events)).at(0));
   const std::string id = first["rollout_id"];
-  CHECK_THAT(run.out, Catch::Contains("is busy: an activation of 1.1 (by admin, rollout " + id +
-                                      ") is in progress"));
+  CHECK_THAT(second.out, Catch::Contains("is busy: an activation of 1.1 (by admin, rollout " + id +
+                                         ") is in progress"));
   CHECK(f.Versions("notes") == All(2, "1.1"));
 }
 
@@ -334,18 +343,15 @@ TEST_CASE(
   REQUIRE(Herd(f.inv, {"app", "activate", "all", "notes", "1.0"}).exit_code == 0);
   const std::string events = f.dir / "events.jsonl";
   // node1's herdd is killed once it reports the canary's activation in
-  // progress (polled, at most 60 s).
-  const std::string script =
-      "\"$0\" -i \"$1\" -o json rollout \"$2\" all --yes > \"$3\" & p=$!; i=0; "
-      "while [ $i -lt 600 ] && ! \"$0\" -i \"$1\" -o json rollout status notes node1 | "
-      "grep -q '\"outcome\":\"\"'; do sleep 0.1; i=$((i+1)); done; kill -KILL $4; wait $p";
-  auto run = RunProgram("sh",
-                        {"-c", script, HerdBinary(), f.inv, f.notes.Bundle("1.1"), events,
-                         std::to_string(f.agents[0]->pid())},
-                        180s);
-  INFO(run.out << run.err << ReadFile(events));
-  CHECK(run.exit_code == 6);  // node1 unreachable, node2 not touched
-  Rollout r{run.exit_code, {}};
+  // progress.
+  BackgroundHerd run({"-i", f.inv, "-o", "json", "rollout", f.notes.Bundle("1.1"), "all", "--yes"},
+                     events);
+  CHECK(CanaryActivating(f));
+  ::kill(f.agents[0]->pid(), SIGKILL);
+  const int code = run.Wait(180s);
+  INFO(ReadFile(events) << ReadFile(events + ".err"));
+  CHECK(code == 6);  // node1 unreachable, node2 not touched
+  Rollout r{code, {}};
   for (const auto& line : Lines(ReadFile(events))) r.events.push_back(json::parse(line));
   REQUIRE(r.Of("host_failed").size() == 1);
   CHECK(r.Of("host_failed")[0]["host"] == "node1");

@@ -262,6 +262,54 @@ std::string WriteInventory(const ScopedTempDir& dir, const std::vector<const Age
   return path;
 }
 
+BackgroundHerd::BackgroundHerd(const std::vector<std::string>& args, const std::string& out) {
+  const std::string herd = HerdBinary(), pki_dir = TestPkiDir(), err = out + ".err";
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    const int null = ::open("/dev/null", O_RDONLY);
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(null, 0);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    ::unsetenv("HERD_INVENTORY");
+    ::unsetenv("HERD_IDENTITY");
+    ::setenv("HERD_PKI_DIR", pki_dir.c_str(), 1);
+    std::vector<std::string> all = {herd};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+}
+
+BackgroundHerd::~BackgroundHerd() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+}
+
+void BackgroundHerd::Signal(int sig) {
+  if (pid_ > 0) ::kill(pid_, sig);
+}
+
+int BackgroundHerd::Wait(std::chrono::milliseconds limit) {
+  int status = 0;
+  bool ended = false;
+  WaitFor(
+      [&] {
+        ended = pid_ > 0 && ::waitpid(pid_, &status, WNOHANG) == pid_;
+        return ended;
+      },
+      limit);
+  if (!ended) return -1;  // the destructor kills it
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 CliResult RunProgram(const std::string& program, const std::vector<std::string>& args,
                      std::chrono::milliseconds limit,
                      const std::map<std::string, std::string>& env) {

@@ -95,6 +95,25 @@ CliResult RunHerd(const std::vector<std::string>& args,
                   std::chrono::milliseconds limit = std::chrono::seconds(60),
                   const std::map<std::string, std::string>& env = {});
 
+// The real herd with `args` in the background, as RunHerd runs it, its
+// stdout going to the file `out` and its stderr to `out`.err: for tests that
+// act while a command runs. Wait (bounded) gives its exit code; the
+// destructor kills (SIGKILL) and reaps one still running.
+class BackgroundHerd {
+ public:
+  BackgroundHerd(const std::vector<std::string>& args, const std::string& out);
+  ~BackgroundHerd();
+  BackgroundHerd(const BackgroundHerd&) = delete;
+  BackgroundHerd& operator=(const BackgroundHerd&) = delete;
+  void Signal(int sig);
+  // Its exit code (128 + N when signal N ended it), or -1 when it had not
+  // ended within `limit` (then it is killed).
+  int Wait(std::chrono::milliseconds limit);
+
+ private:
+  pid_t pid_ = -1;
+};
+
 // Runs any program the same way.
 CliResult RunProgram(const std::string& program, const std::vector<std::string>& args,
                      std::chrono::milliseconds limit,
