@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <memory>
 
 #include "common/app/bundle.h"
 #include "common/file.h"
@@ -52,35 +54,70 @@ Status Publish(const std::string& dir, const app::SecretKey& key, CatalogIndex* 
   return WriteFileAtomic(IndexPath(dir), text);
 }
 
-// Copies `from` into the folder as bundles/<sha256>.herd (hashed as it is
-// copied; written to a temporary, synced, renamed). Its digest and size.
-Result<std::pair<std::string, uint64_t>> StoreBundle(const std::string& dir,
-                                                     const std::string& from) {
-  UniqueFd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!in.valid()) return Status::NotFound("cannot read " + from + ": " + std::strerror(errno));
-  const std::string tmp = dir + "/bundles/.adding." + std::to_string(::getpid());
-  UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!out.valid()) return Status::Internal("cannot create " + tmp + ": " + std::strerror(errno));
-  Sha256 hash;
-  uint64_t size = 0;
-  std::string buf(1 << 20, '\0');
-  for (;;) {
-    const ssize_t n = ::read(in.get(), buf.data(), buf.size());
-    if (n == 0) break;
-    if (n < 0 || ::write(out.get(), buf.data(), n) != n) {
-      ::unlink(tmp.c_str());
-      return Status::Internal("cannot copy " + from + " into " + dir + ": " + std::strerror(errno));
+// A bundle copied into the folder under a temporary name, hashed as it was
+// copied: checked there, then renamed to bundles/<sha256>.herd (Keep) or
+// removed (the destructor), so that what is published is what was checked.
+class StagedBundle {
+ public:
+  static Result<std::unique_ptr<StagedBundle>> Copy(const std::string& dir,
+                                                    const std::string& from) {
+    UniqueFd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in.valid()) return Status::NotFound("cannot read " + from + ": " + std::strerror(errno));
+    std::unique_ptr<StagedBundle> b(new StagedBundle);
+    b->dir_ = dir;
+    b->tmp_ = dir + "/bundles/.adding." + std::to_string(::getpid());
+    UniqueFd out(::open(b->tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!out.valid()) {
+      return Status::Internal("cannot create " + b->tmp_ + ": " + std::strerror(errno));
     }
-    hash.Update(buf.data(), n);
-    size += static_cast<uint64_t>(n);
+    Sha256 hash;
+    std::string buf(1 << 20, '\0');
+    for (;;) {
+      const ssize_t n = ::read(in.get(), buf.data(), buf.size());
+      if (n == 0) break;
+      if (n < 0 || ::write(out.get(), buf.data(), n) != n) {
+        return Status::Internal("cannot copy " + from + " into " + dir + ": " +
+                                std::strerror(errno));
+      }
+      hash.Update(buf.data(), n);
+      b->size_ += static_cast<uint64_t>(n);
+    }
+    if (::fsync(out.get()) != 0) return Status::Internal("cannot sync " + b->tmp_);
+    b->sha_ = hash.HexDigest();
+    return b;
   }
-  const std::string sha = hash.HexDigest();
-  const std::string dest = dir + "/" + app::CatalogBundlePath(sha);
-  if (::fsync(out.get()) != 0 || ::rename(tmp.c_str(), dest.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return Status::Internal("cannot store " + dest + ": " + std::strerror(errno));
+  ~StagedBundle() {
+    if (!kept_) ::unlink(tmp_.c_str());
   }
-  return std::make_pair(sha, size);
+  const std::string& path() const { return tmp_; }
+  const std::string& sha256() const { return sha_; }
+  uint64_t size() const { return size_; }
+  Status Keep() {
+    const std::string dest = dir_ + "/" + app::CatalogBundlePath(sha_);
+    if (::rename(tmp_.c_str(), dest.c_str()) != 0) {
+      return Status::Internal("cannot store " + dest + ": " + std::strerror(errno));
+    }
+    kept_ = true;
+    return Status::Ok();
+  }
+
+ private:
+  StagedBundle() = default;
+  std::string dir_, tmp_, sha_;
+  uint64_t size_ = 0;
+  bool kept_ = false;
+};
+
+// An exclusive lock on the catalogue folder for one change (DIR/.lock):
+// two `herd catalog add` at once would publish two indexes with one
+// sequence. Held until the descriptor closes.
+Result<UniqueFd> LockCatalog(const std::string& dir) {
+  const std::string path = dir + "/.lock";
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd.valid() || ::flock(fd.get(), LOCK_EX) != 0) {
+    return Status::Internal("cannot lock " + path + ": " + std::strerror(errno));
+  }
+  return fd;
 }
 
 // The public key's base64 line (the second of its file).
@@ -151,10 +188,16 @@ Result<Record> CatalogAdd(const CatalogAddSpec& spec) {
   }
   auto key = LoadKey(spec.key_path);
   if (!key.ok()) return key.status();
+  auto lock = LockCatalog(spec.dir);
+  if (!lock.ok()) return lock.status();
   auto index = ReadIndex(spec.dir, key->pub);
   if (!index.ok()) return index.status();
-  auto head = app::ReadHead(spec.bundle);
-  if (!head.ok()) return head.status();
+  // Everything below checks the copy that will be published.
+  auto staged = StagedBundle::Copy(spec.dir, spec.bundle);
+  if (!staged.ok()) return staged.status();
+  StagedBundle& bundle = **staged;
+  auto head = app::ReadHead(bundle.path());
+  if (!head.ok()) return Status(head.status().code(), spec.bundle + ": " + head.status().message());
   const app::AppSpec& a = head->manifest.app;
   app::CatalogApp entry;
   if (auto it = index->apps.find(a.name); it != index->apps.end()) entry = it->second;
@@ -183,10 +226,11 @@ Result<Record> CatalogAdd(const CatalogAddSpec& spec) {
                                                      "; --publisher KEY.pub adds one)");
   }
   // The payload is checked too: the catalogue offers only bundles that install.
-  if (Status s = app::VerifyPayload(spec.bundle, head->manifest); !s.ok()) return s;
-  auto stored = StoreBundle(spec.dir, spec.bundle);
-  if (!stored.ok()) return stored.status();
-  const auto& [sha, size] = *stored;
+  if (Status s = app::VerifyPayload(bundle.path(), head->manifest); !s.ok()) {
+    return Status(s.code(), spec.bundle + ": " + s.message());
+  }
+  const std::string sha = bundle.sha256();
+  const uint64_t size = bundle.size();
   std::string what = "added";
   auto same = std::find_if(entry.versions.begin(), entry.versions.end(),
                            [&](const app::CatalogVersion& v) { return v.version == a.version; });
@@ -227,6 +271,7 @@ Result<Record> CatalogAdd(const CatalogAddSpec& spec) {
   }
   if (spec.min) entry.min_sequence = a.sequence;
   index->apps[a.name] = entry;
+  if (Status s = bundle.Keep(); !s.ok()) return s;
   if (Status s = Publish(spec.dir, *key, &*index); !s.ok()) return s;
   return Record{{{"type", "catalog_version"},
                  {"name", a.name},

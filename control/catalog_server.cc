@@ -38,26 +38,36 @@ std::string FileKind(const std::string& uri) {
   return "";
 }
 
+// Digits only (no sign, no space), at most 19 of them: no overflow.
+bool Digits(std::string_view s, uint64_t* out) {
+  if (s.empty() || s.size() > 19) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  *out = v;
+  return true;
+}
+
 // "bytes=N-" or "bytes=N-M" against `size`: false for anything else (then
 // the whole file is sent, as RFC 9110 allows).
 bool ParseRange(const char* header, uint64_t size, uint64_t* from, uint64_t* to) {
   if (!header) return false;
-  unsigned long long a = 0, b = 0;
-  char tail = 0;
-  const std::string h = header;
-  if (h.size() > 64) return false;
-  if (std::sscanf(h.c_str(), "bytes=%llu-%llu%c", &a, &b, &tail) == 2) {
-    if (b < a) return false;
-    *from = a;
-    *to = std::min<uint64_t>(b + 1, size);
-    return true;
-  }
-  if (std::sscanf(h.c_str(), "bytes=%llu-%c", &a, &tail) == 1 && h.back() == '-') {
-    *from = a;
+  std::string_view h = header;
+  if (h.size() > 64 || h.rfind("bytes=", 0) != 0) return false;
+  h.remove_prefix(6);
+  const auto dash = h.find('-');
+  if (dash == std::string_view::npos || !Digits(h.substr(0, dash), from)) return false;
+  const std::string_view last = h.substr(dash + 1);
+  uint64_t b = 0;
+  if (last.empty()) {
     *to = size;
     return true;
   }
-  return false;
+  if (!Digits(last, &b) || b < *from) return false;
+  *to = b >= size ? size : b + 1;
+  return true;
 }
 
 }  // namespace

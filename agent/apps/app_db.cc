@@ -129,24 +129,33 @@ std::vector<AppRecord> AppDb::AppsWhere(const std::string& where, const std::str
   return out;
 }
 
-std::optional<CatalogSeen> AppDb::SeenIndex(const std::string& key_id) {
+Status AppDb::AdvanceSeenIndex(const std::string& key, const CatalogSeen& seen) {
   std::lock_guard<std::mutex> l(mu_);
-  Stmt q(db_, "SELECT sequence, sha256 FROM catalog_seen WHERE key_id = ?1");
-  q.Bind(1, key_id);
-  if (q.Step() != SQLITE_ROW) return std::nullopt;
-  return CatalogSeen{static_cast<uint64_t>(q.Int(0)), q.Text(1)};
-}
-
-Status AppDb::SetSeenIndex(const std::string& key_id, const CatalogSeen& seen) {
-  std::lock_guard<std::mutex> l(mu_);
+  {
+    Stmt q(db_, "SELECT sequence, sha256 FROM catalog_seen WHERE key_id = ?1");
+    q.Bind(1, key);
+    if (q.Step() == SQLITE_ROW) {
+      const auto had = static_cast<uint64_t>(q.Int(0));
+      if (seen.sequence < had) {
+        return Status(StatusCode::kPermissionDenied,
+                      "index sequence " + std::to_string(seen.sequence) +
+                          " is older than sequence " + std::to_string(had) +
+                          " this device has seen from the catalogue key: refused (an index "
+                          "rollback)");
+      }
+      if (seen.sequence == had && seen.sha256 != q.Text(1)) {
+        return Status(StatusCode::kPermissionDenied,
+                      "another index with sequence " + std::to_string(had) +
+                          " was seen from the catalogue key: refused (two indexes with one "
+                          "sequence)");
+      }
+      if (seen.sequence == had) return Status::Ok();
+    }
+  }
   Stmt q(db_,
          "INSERT INTO catalog_seen (key_id, sequence, sha256, seen_unix) VALUES (?1, ?2, ?3, ?4) "
-         "ON CONFLICT(key_id) DO UPDATE SET sequence = ?2, sha256 = ?3, seen_unix = ?4 "
-         "WHERE sequence < ?2");
-  q.Bind(1, key_id)
-      .Bind(2, static_cast<int64_t>(seen.sequence))
-      .Bind(3, seen.sha256)
-      .Bind(4, Now());
+         "ON CONFLICT(key_id) DO UPDATE SET sequence = ?2, sha256 = ?3, seen_unix = ?4");
+  q.Bind(1, key).Bind(2, static_cast<int64_t>(seen.sequence)).Bind(3, seen.sha256).Bind(4, Now());
   if (q.Step() != SQLITE_DONE) return DbError(db_, "cannot store the catalogue index seen");
   return Status::Ok();
 }

@@ -10,7 +10,7 @@
 //   activations  each activation or rollback: from, to, the step reached
 //                (persisted before the step is taken), the snapshot used,
 //                and once ended its outcome and reason code
-//   catalog_seen per catalogue key: the highest index sequence seen and
+//   catalog_seen per catalogue key (the whole key): the highest index sequence seen and
 //                its digest (no rollback of a catalogue's index)
 //
 // Thread-safe: one connection behind a mutex.
@@ -67,10 +67,11 @@ class AppDb {
 
   std::optional<AppRecord> App(const std::string& name);
 
-  // The newest catalogue index seen, by the catalogue key's id: a device
-  // never takes an older one (common/app/catalog.h). Set keeps the higher.
-  std::optional<CatalogSeen> SeenIndex(const std::string& key_id);
-  Status SetSeenIndex(const std::string& key_id, const CatalogSeen& seen);
+  // Takes a catalogue index as the newest seen from `key` (the whole
+  // public key, base64: key ids can be chosen by anyone), in one
+  // transaction: kPermissionDenied naming both sequences for an older one,
+  // or for another index with the same sequence (common/app/catalog.h).
+  Status AdvanceSeenIndex(const std::string& key, const CatalogSeen& seen);
   std::vector<AppRecord> Apps();
   Status DeleteApp(const std::string& name);
   // The process fields of `a` alone (the rest as stored; a new app's zero).

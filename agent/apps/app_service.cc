@@ -146,7 +146,18 @@ grpc::Status InstallFromCatalog(AppsContext& s, CatalogCall& call) {
                            req.allow_downgrade ? " allow_downgrade" : "",
                            req.resolve_only ? " resolve_only" : "");
   const auto deadline = call.ctx().deadline();
+  if (++s.catalog_installs > kMaxCatalogInstalls) {
+    --s.catalog_installs;
+    return rpc::ToGrpc(Status(StatusCode::kResourceExhausted,
+                              fmt::format("the agent is busy: {} catalogue installs at once; try "
+                                          "again when one has ended",
+                                          kMaxCatalogInstalls)));
+  }
   const bool spawned = s.activator.Spawn([&s, &call, req, entry, deadline]() mutable {
+    struct Done {
+      std::atomic<int>& n;
+      ~Done() { --n; }
+    } done{s.catalog_installs};
     const Cancelled cancelled = [&s, deadline] {
       return s.activator.stopping() || std::chrono::system_clock::now() > deadline;
     };
@@ -188,6 +199,7 @@ grpc::Status InstallFromCatalog(AppsContext& s, CatalogCall& call) {
     call.Complete(grpc::Status::OK);
   });
   if (!spawned) {
+    --s.catalog_installs;
     return rpc::ToGrpc(
         Status(StatusCode::kResourceExhausted, "the agent is busy: too many activations at once"));
   }

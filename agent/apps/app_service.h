@@ -6,6 +6,7 @@
 // Activator (they wait for apps to stop, start and become healthy).
 #pragma once
 
+#include <atomic>
 #include <vector>
 
 #include "agent/agent_context.h"
@@ -24,7 +25,12 @@ struct AppsContext {
   AppDb& db;
   Supervisor& supervisor;
   Activator& activator;
+  // Catalogue installs in flight: they use the Activator's threads, so at
+  // most kMaxCatalogInstalls at once leave room for activations.
+  std::atomic<int> catalog_installs{0};
 };
+
+inline constexpr int kMaxCatalogInstalls = 2;
 
 class AppService final : public rpc::Service {
  public:

@@ -16,56 +16,56 @@ namespace {
 
 Status Refused(const std::string& why) { return Status(StatusCode::kPermissionDenied, why); }
 
+// A fetch that failed on the way: the catalogue's fault (or the call's
+// deadline), never the caller's.
+Status Unreachable(const Status& s) {
+  if (s.code() == StatusCode::kDeadlineExceeded) return s;
+  return Status(StatusCode::kUnavailable, s.message());
+}
+
 // Step 1: the catalogue's index, verified, and not older than one seen.
 Result<app::CatalogIndex> FetchIndex(const CatalogSource& c, AppDb& db,
                                      const Cancelled& cancelled) {
-  auto text = HttpGet(c.url + app::kIndexFile, app::kMaxIndexBytes, cancelled);
-  if (!text.ok()) return text.status();
-  auto sig = HttpGet(c.url + app::kIndexSignatureFile, 64 << 10, cancelled);
-  if (!sig.ok()) return sig.status();
-  auto index = app::VerifyIndex(c.key, *text, *sig, c.url + app::kIndexFile);
-  if (!index.ok()) return index.status();
-  const std::string id = app::KeyIdHex(c.key.id), sha = Sha256Hex(*text);
-  if (auto seen = db.SeenIndex(id)) {
-    if (index->sequence < seen->sequence) {
-      return Refused(
-          fmt::format("{}{}: index sequence {} is older than sequence {} this "
-                      "device has seen from catalogue key {}: refused (an index "
-                      "rollback)",
-                      c.url, app::kIndexFile, index->sequence, seen->sequence, id));
-    }
-    if (index->sequence == seen->sequence && sha != seen->sha256) {
-      return Refused(
-          fmt::format("{}{}: another index with sequence {} was seen from catalogue "
-                      "key {}: refused (two indexes with one sequence)",
-                      c.url, app::kIndexFile, index->sequence, id));
-    }
+  Result<app::CatalogIndex> index = Status::Internal("not fetched");
+  std::string text;
+  // Twice at most: a publisher replaces the signature, then the index, so a
+  // fetch between the two sees a pair that does not match; the second
+  // fetch sees the new pair.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto got = HttpGet(c.url + app::kIndexFile, app::kMaxIndexBytes, cancelled);
+    if (!got.ok()) return Unreachable(got.status());
+    auto sig = HttpGet(c.url + app::kIndexSignatureFile, 64 << 10, cancelled);
+    if (!sig.ok()) return Unreachable(sig.status());
+    text = std::move(*got);
+    index = app::VerifyIndex(c.key, text, *sig, c.url + app::kIndexFile);
+    if (index.ok() || index.status().message().find("bad signature") == std::string::npos) break;
   }
-  if (Status s = db.SetSeenIndex(id, {index->sequence, sha}); !s.ok()) return s;
+  if (!index.ok()) return index.status();
+  const std::string key(reinterpret_cast<const char*>(c.key.key.data()), c.key.key.size());
+  Status s = db.AdvanceSeenIndex(Base64Encode(key), {index->sequence, Sha256Hex(text)});
+  if (!s.ok()) {
+    return Status(s.code(), fmt::format("{}{} (catalogue key {}): {}", c.url, app::kIndexFile,
+                                        app::KeyIdHex(c.key.id), s.message()));
+  }
   return index;
 }
 
 // Step 3: the bundle into the store under its digest (resuming a partial).
+// The caller holds the digest's claim.
 Status Download(const std::string& url, const app::CatalogVersion& v, AppStore& store,
                 const Cancelled& cancelled, CatalogInstallResult* out) {
-  if (!store.uploads().Claim(v.sha256)) {
-    return Status(StatusCode::kFailedPrecondition,
-                  "this bundle is being installed on the device by another call; try again "
-                  "once that one has ended");
-  }
-  struct Release {
-    AppStore& store;
-    const std::string& sha;
-    ~Release() { store.uploads().Release(sha); }
-  } release{store, v.sha256};
   const std::string part = store.PartialPath(v.sha256), dest = store.BundlePath(v.sha256);
   if (::access(dest.c_str(), F_OK) == 0) return Status::Ok();  // stored, not yet installed
   uint64_t offset = PartialBytes(part);
   if (offset >= v.size) offset = 0;
-  if (offset == 0) (void)TrimPartials(ParentDir(part), kKeepPartials - 1, kPartialMaxAge);
+  if (offset == 0) {
+    (void)TrimPartials(ParentDir(part), kKeepPartials - 1, kPartialMaxAge, &store.uploads());
+  }
   std::unique_ptr<PartialUpload> writer;
+  // The whole bundle within 5 minutes plus what 32 KiB/s takes for it.
+  const auto limit = std::chrono::seconds(300 + v.size / (32 << 10));
   Status s = HttpGetTo(
-      url + app::CatalogBundlePath(v.sha256), offset, v.size, cancelled,
+      url + app::CatalogBundlePath(v.sha256), offset, v.size, limit, cancelled,
       [&](uint64_t from) -> Status {
         auto w = PartialUpload::Open(part, dest, v.size, v.sha256, from);
         if (!w.ok()) return w.status();
@@ -75,9 +75,14 @@ Status Download(const std::string& url, const app::CatalogVersion& v, AppStore& 
       },
       [&](std::string_view data) { return writer->Write(std::string(data)); });
   if (writer) out->downloaded = writer->written() - out->resumed_from;
-  if (!s.ok()) return s;
+  if (!s.ok()) return Unreachable(s);
   if (!writer) return Status(StatusCode::kUnavailable, url + ": the bundle came empty");
-  return writer->Commit();
+  // Bytes that are not the index's digest: the catalogue's fault, refused.
+  if (Status c = writer->Commit(); !c.ok()) {
+    return Status(StatusCode::kPermissionDenied,
+                  "the bundle the catalogue sent is not the one its index signs: " + c.message());
+  }
+  return Status::Ok();
 }
 
 // Step 4: the bundle is the index's entry, signed by a key both the index
@@ -150,6 +155,12 @@ Result<CatalogInstallResult> InstallFromCatalog(const AppsSettings& settings, Ap
   for (const auto& c : settings.catalogs) {
     if (std::find(c.channels.begin(), c.channels.end(), out.channel) == c.channels.end()) continue;
     auto fetched = FetchIndex(c, db, cancelled);
+    // A catalogue that answered and was refused (its key, its signature, a
+    // rollback) is not passed over for the next: that would let whoever
+    // tampers with one choose another's version.
+    if (!fetched.ok() && fetched.status().code() == StatusCode::kPermissionDenied) {
+      return fetched.status();
+    }
     Result<app::CatalogVersion> v =
         fetched.ok() ? app::ResolveVersion(*fetched, req.name, req.version, out.channel)
                      : Result<app::CatalogVersion>(fetched.status());
@@ -177,7 +188,20 @@ Result<CatalogInstallResult> InstallFromCatalog(const AppsSettings& settings, Ap
                     "(apps.max_bundle_size)",
                     req.name, out.entry.version, out.entry.size, settings.max_bundle_bytes));
   }
-  const std::string& sha = out.entry.sha256;
+  // A copy: `out` is moved into the return value before `release` runs.
+  const std::string sha = out.entry.sha256;
+  // The digest is this call's from the download to the check: no upload of
+  // it meanwhile, and a refused bundle is removed before anyone else uses it.
+  if (!store.uploads().Claim(sha)) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "this bundle is being installed on the device by another call; try again "
+                  "once that one has ended");
+  }
+  struct Release {
+    AppStore& store;
+    const std::string sha;
+    ~Release() { store.uploads().Release(sha); }
+  } release{store, sha};
   InstalledVersionInfo same;
   const bool installed = store.Installed(sha, &same);
   if (!installed) {

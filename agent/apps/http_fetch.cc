@@ -61,6 +61,7 @@ struct Transfer {
   const Curl& curl;
   CURL* h = nullptr;
   uint64_t offset = 0, max_bytes = 0, received = 0;
+  long limit_ms = 60'000;
   bool started = false;
   Status error = Status::Ok();
   const Cancelled* cancelled = nullptr;
@@ -98,10 +99,20 @@ Status Run(const std::string& url, Transfer& t) {
   t.h = curl.easy_init();
   if (!t.h) return Status(StatusCode::kUnavailable, "libcurl: no handle");
   CURL* h = t.h;
+  const bool https = url.rfind("https://", 0) == 0;
+  // Only http(s), and no step down from https on a redirect: refused when
+  // this libcurl cannot be told so (before 7.85).
+  if (curl.easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+      curl.easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, https ? "https" : "http,https") !=
+          CURLE_OK) {
+    curl.easy_cleanup(h);
+    t.h = nullptr;
+    return Status(StatusCode::kUnavailable,
+                  "this libcurl cannot restrict protocols (7.85+ needed)");
+  }
   curl.easy_setopt(h, CURLOPT_URL, url.c_str());
   curl.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl.easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl.easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl.easy_setopt(h, CURLOPT_TIMEOUT_MS, t.limit_ms);
   curl.easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
   curl.easy_setopt(h, CURLOPT_MAXREDIRS, 3L);
   curl.easy_setopt(h, CURLOPT_FAILONERROR, 1L);
@@ -123,7 +134,13 @@ Status Run(const std::string& url, Transfer& t) {
   t.h = nullptr;
   if (!t.error.ok()) return Status(t.error.code(), Excerpt(url, 200) + ": " + t.error.message());
   if (rc == CURLE_ABORTED_BY_CALLBACK) {
-    return Status(StatusCode::kUnavailable, Excerpt(url, 200) + ": cancelled");
+    return Status(StatusCode::kDeadlineExceeded,
+                  Excerpt(url, 200) + ": cancelled (the call's deadline, or the agent stopping)");
+  }
+  if (rc == CURLE_OPERATION_TIMEDOUT) {
+    return Status(StatusCode::kUnavailable,
+                  fmt::format("{}: too slow (more than {} s, or below 1 KiB/s for 30 s)",
+                              Excerpt(url, 200), t.limit_ms / 1000));
   }
   if (rc == CURLE_HTTP_RETURNED_ERROR) {
     return Status(code == 404 ? StatusCode::kNotFound : StatusCode::kUnavailable,
@@ -157,9 +174,11 @@ Result<std::string> HttpGet(const std::string& url, size_t max_bytes, const Canc
 }
 
 Status HttpGetTo(const std::string& url, uint64_t offset, uint64_t max_bytes,
-                 const Cancelled& cancelled, const std::function<Status(uint64_t from)>& on_start,
+                 std::chrono::seconds limit, const Cancelled& cancelled,
+                 const std::function<Status(uint64_t from)>& on_start,
                  const std::function<Status(std::string_view data)>& sink) {
   Transfer t{LoadCurl()};
+  t.limit_ms = static_cast<long>(std::chrono::milliseconds(limit).count());
   t.offset = offset;
   t.max_bytes = max_bytes;
   t.cancelled = &cancelled;

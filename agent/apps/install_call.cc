@@ -142,7 +142,7 @@ class InstallCall final : public rpc::LiveCall {
     const std::string part = s_.store.PartialPath(sha256_);
     if (h.offset() == 0 && PartialBytes(part) == 0) {
       // A new partial: room for it among the ones kept.
-      (void)TrimPartials(ParentDir(part), kKeepPartials - 1, kPartialMaxAge);
+      (void)TrimPartials(ParentDir(part), kKeepPartials - 1, kPartialMaxAge, &s_.store.uploads());
     }
     auto w = PartialUpload::Open(part, s_.store.BundlePath(sha256_), h.size(), sha256_, h.offset());
     if (!w.ok()) return w.status();

@@ -130,13 +130,15 @@ Status PartialUpload::Commit() {
   return Status::Ok();
 }
 
-int TrimPartials(const std::string& bundles_dir, size_t keep, std::chrono::seconds max_age) {
+int TrimPartials(const std::string& bundles_dir, size_t keep, std::chrono::seconds max_age,
+                 UploadClaims* claims) {
   DIR* d = ::opendir(bundles_dir.c_str());
   if (!d) return 0;
   std::vector<std::pair<int64_t, std::string>> parts;  // mtime, path
   while (dirent* e = ::readdir(d)) {
     const std::string n = e->d_name;
     if (n.size() <= 5 || n.compare(n.size() - 5, 5, ".part") != 0) continue;
+    if (claims && claims->Held(n.substr(0, n.size() - 5))) continue;  // being written
     struct stat st {};
     const std::string path = bundles_dir + "/" + n;
     if (::lstat(path.c_str(), &st) == 0) parts.emplace_back(st.st_mtime, path);
@@ -156,6 +158,11 @@ int TrimPartials(const std::string& bundles_dir, size_t keep, std::chrono::secon
 bool UploadClaims::Claim(const std::string& sha256) {
   std::lock_guard<std::mutex> lock(mu_);
   return held_.insert(sha256).second;
+}
+
+bool UploadClaims::Held(const std::string& sha256) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return held_.count(sha256) > 0;
 }
 
 void UploadClaims::Release(const std::string& sha256) {

@@ -61,9 +61,12 @@ uint64_t PartialBytes(const std::string& part);
 inline constexpr size_t kKeepPartials = 4;
 inline constexpr std::chrono::hours kPartialMaxAge{24};
 
+class UploadClaims;
 // Keeps the `keep` newest partials (*.part) in `bundles_dir` that are no
-// older than `max_age` and removes the others. Returns how many it removed.
-int TrimPartials(const std::string& bundles_dir, size_t keep, std::chrono::seconds max_age);
+// older than `max_age` and removes the others, but never one whose digest
+// `claims` holds (being written). Returns how many it removed.
+int TrimPartials(const std::string& bundles_dir, size_t keep, std::chrono::seconds max_age,
+                 UploadClaims* claims = nullptr);
 
 // The digests being uploaded right now: one upload per digest at a time, so
 // that two never write one partial. Thread-safe.
@@ -71,6 +74,7 @@ class UploadClaims {
  public:
   bool Claim(const std::string& sha256);  // false: another upload holds it
   void Release(const std::string& sha256);
+  bool Held(const std::string& sha256);
 
  private:
   std::mutex mu_;

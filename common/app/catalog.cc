@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <stdexcept>
@@ -22,8 +23,9 @@ Status IndexError(const std::string& source, const std::string& where, const std
 // A whole number of at least 0 (JSON's -1 would otherwise wrap around).
 uint64_t Unsigned(const json& j, const char* key) {
   const json& v = j.at(key);
-  if (!v.is_number_unsigned()) {
-    throw std::invalid_argument(std::string(key) + " must be a whole number, at least 0");
+  // At most 2^63 - 1: what a device's SQLite stores as it is.
+  if (!v.is_number_unsigned() || v.get<uint64_t>() > uint64_t{INT64_MAX}) {
+    throw std::invalid_argument(std::string(key) + " must be a whole number from 0 to 2^63 - 1");
   }
   return v.get<uint64_t>();
 }
@@ -116,7 +118,7 @@ Result<CatalogIndex> ParseIndex(std::string_view text, const std::string& source
   }
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return IndexError(source, "index", "not a JSON object");
-  if (j.value("format", "") != "herd-catalog-index-v1") {
+  if (!j.contains("format") || j["format"] != "herd-catalog-index-v1") {
     return IndexError(source, "format", "not herd-catalog-index-v1");
   }
   CatalogIndex index;

@@ -360,7 +360,10 @@ std::string CanonicalJson(const Manifest& m) {
 Result<Manifest> ParseManifest(const std::string& text, const std::string& source) {
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return JsonError(source, "not a JSON object");
-  if (j.value("format", "") != "herd-app-v1") return JsonError(source, "unknown format");
+  // Compared, not read as a string: a number there must not throw.
+  if (!j.contains("format") || j["format"] != "herd-app-v1") {
+    return JsonError(source, "unknown format");
+  }
   Manifest m;
   try {
     const json& a = j.at("app");

@@ -87,6 +87,7 @@ TEST_CASE("herd app install NAME fetches from the device's catalogue, verified e
 
   // Again: nothing fetched, nothing done.
   r = Herd(d.inv, {"app", "install", "all", "notes@1.2"});
+  INFO(r.out << r.err);
   CHECK(r.exit_code == 0);
   j = FirstLine(r)["data"];
   CHECK(j["already_installed"] == true);
