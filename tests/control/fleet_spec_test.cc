@@ -46,7 +46,7 @@ TEST_CASE("the sample fleet spec parses and plans every host", "[control][fleet_
   CHECK(plans->at("db1").labels.at("managed-by") == "herd");
 }
 
-TEST_CASE("later entries replace earlier items by key; commands keep their first place",
+TEST_CASE("later entries replace earlier items by key, and commands keep their first place",
           "[control][fleet_spec]") {
   auto spec = ParseFleetSpec(R"(entries:
   - hosts: all
