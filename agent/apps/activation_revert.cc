@@ -36,7 +36,10 @@ void Activator::Revert(ActivationRecord& a, const std::string& reason) {
     (void)db_.SetStep(a.id, a.step = "revert-start-old");
     CrashPoint("revert:start-old");
     auto old = InstalledSpec(store_.dir(), a.app, a.from);
-    if (!old.ok() || !sup_.Start(a.app, a.from).ok()) {
+    const Status started = old.ok() ? sup_.Start(a.app, a.from) : old.status();
+    if (!started.ok()) {
+      spdlog::error("apps: {} #{} of {}: sequence {} does not start: {}", a.kind, a.id, a.app,
+                    a.from, started.message());
       failed = "start-old-failed";
     } else if (std::string why = WaitHealthy(a.app, old->probes, true); !why.empty()) {
       failed = why == "interrupted" ? "" : "old-unhealthy-" + why;

@@ -1,6 +1,7 @@
 #include "agent/apps/app_process.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -44,6 +45,37 @@ int64_t ProcStartTime(pid_t pid) {
   auto f = StatFields(pid);
   if (f.size() < 20 || f[0] == "Z" || f[0] == "X") return 0;
   return std::strtoll(f[19].c_str(), nullptr, 10);
+}
+
+std::vector<std::pair<pid_t, uid_t>> ProcessesOf(const std::set<uid_t>& uids,
+                                                 const std::string& proc) {
+  std::vector<std::pair<pid_t, uid_t>> out;
+  if (uids.empty()) return out;
+  DIR* d = ::opendir(proc.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    char* end = nullptr;
+    const long pid = std::strtol(e->d_name, &end, 10);
+    if (pid <= 0 || *end != '\0') continue;
+    auto status = ReadFileToString(proc + "/" + e->d_name + "/status", 8192);
+    if (!status.ok()) continue;  // gone meanwhile
+    // "State:\tZ (zombie)" and "Uid:\treal\teffective\tsaved\tfs".
+    const auto state = status->find("\nState:\t");
+    if (state == std::string::npos || state + 8 >= status->size()) continue;
+    if (const char s = status->at(state + 8); s == 'Z' || s == 'X') continue;
+    const auto at = status->find("\nUid:\t");
+    if (at == std::string::npos) continue;
+    std::istringstream in(status->substr(at + 6, 64));
+    uid_t real = 0, effective = 0;
+    if (!(in >> real >> effective)) continue;
+    if (uids.count(real)) {
+      out.emplace_back(static_cast<pid_t>(pid), real);
+    } else if (uids.count(effective)) {
+      out.emplace_back(static_cast<pid_t>(pid), effective);
+    }
+  }
+  ::closedir(d);
+  return out;
 }
 
 ProcUsage UsageOf(pid_t pid) {

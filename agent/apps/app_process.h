@@ -7,7 +7,10 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/app/manifest.h"
 #include "common/status.h"
@@ -18,6 +21,11 @@ namespace herd::agent {
 // The start time of process `pid` (clock ticks after boot, /proc/PID/stat),
 // 0 when there is no such process: with the pid, a process's identity.
 int64_t ProcStartTime(pid_t pid);
+
+// The live processes (zombies left out) whose real or effective uid is in
+// `uids`, by scanning `proc` (/proc; tests pass a folder of their own).
+std::vector<std::pair<pid_t, uid_t>> ProcessesOf(const std::set<uid_t>& uids,
+                                                 const std::string& proc = "/proc");
 
 // Resident memory (bytes) and CPU time used (seconds) of process `pid`.
 struct ProcUsage {

@@ -14,6 +14,7 @@
 #include <csignal>
 #include <cstring>
 #include <ctime>
+#include <map>
 #include <set>
 
 #include "agent/apps/app_process.h"
@@ -66,10 +67,39 @@ std::string Supervisor::LogPath(const std::string& name) const {
   return store_.dir() + "/" + name + "/run/output.log";
 }
 
+void Supervisor::KillStrays(const std::vector<AppRecord>& apps) {
+  std::set<uid_t> uids;
+  std::map<uid_t, std::string> app_of;
+  for (const AppRecord& r : apps) {
+    if (r.pid > 0 && ProcStartTime(static_cast<pid_t>(r.pid)) == r.pid_start) continue;
+    if (auto uid = store_.AppUid(r.name); uid.ok()) {
+      uids.insert(*uid);
+      app_of[*uid] = r.name;
+    }
+  }
+  auto strays = ProcessesOf(uids);
+  if (strays.empty()) return;
+  for (const auto& [pid, uid] : strays) {
+    spdlog::warn(
+        "apps: {}: pid {} runs as its uid {} but no record names it (a herdd ended "
+        "between starting it and writing it down): killed",
+        app_of[uid], pid, uid);
+    ::kill(pid, SIGKILL);
+  }
+  // Gone within moments (SIGKILL); bounded, and logged if not.
+  for (int i = 0; i < 500 && !strays.empty(); ++i) {
+    ::usleep(10'000);
+    strays = ProcessesOf(uids);
+  }
+  if (!strays.empty()) spdlog::error("apps: {} stray processes did not end", strays.size());
+}
+
 void Supervisor::Open(const std::set<std::string>& held) {
   const auto now = SteadyClock::now();
   std::lock_guard<std::mutex> l(mu_);
-  for (const AppRecord& r : db_.Apps()) {
+  const std::vector<AppRecord> apps = db_.Apps();
+  KillStrays(apps);
+  for (const AppRecord& r : apps) {
     auto p = std::make_unique<Proc>();
     p->held = held.count(r.name) > 0;
     p->enabled = r.enabled;
@@ -169,6 +199,7 @@ Status Supervisor::StartLocked(const std::string& name, Proc& p, uint64_t seq) {
   }
   auto child = launcher_.Launch(*launch);
   if (!child.ok()) return child.status();
+  CrashPoint("app:launched");  // running, but on no record yet (KillStrays)
   p.pid = child->pid;
   p.pidfd = std::move(child->pidfd);
   p.ours = true;

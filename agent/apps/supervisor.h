@@ -73,8 +73,9 @@ class Supervisor {
   ~Supervisor();  // Shutdown()
 
   // Takes over the processes the database names (those still alive with
-  // the same start time), starts the enabled apps that do not run, and
-  // starts the thread.
+  // the same start time), kills the strays of the others (processes of
+  // their uids: started by a herdd killed before it recorded them), starts
+  // the enabled apps that do not run, and starts the thread.
   // Apps in `held` are left to the recovery of their activations.
   void Open(const std::set<std::string>& held);
   // Ends the thread; the apps keep running. Idempotent.
@@ -131,6 +132,7 @@ class Supervisor {
     }
   };
   Status StartLocked(const std::string& name, Proc& p, uint64_t seq);
+  void KillStrays(const std::vector<AppRecord>& apps);
   // The sandbox of version `seq` of `name`, its folders opened into `fds`.
   Result<SandboxSpec> SandboxFor(const std::string& name, uint64_t seq, const app::AppSpec& spec,
                                  std::vector<UniqueFd>* fds);

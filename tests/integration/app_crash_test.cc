@@ -19,8 +19,8 @@ TEST_CASE("SIGKILL of herdd at every step of an activation leaves the old or the
   // (with the data from before: 1.1 had migrated it); after it, the new stays.
   const std::vector<std::pair<std::string, int>> steps = {
       {"activate:verified", 1},  {"activate:snapshot", 1}, {"activate:stop-old", 1},
-      {"activate:start-new", 1}, {"activate:started", 1},  {"activate:probe", 1},
-      {"activate:commit", 1},    {"activate:committed", 2}};
+      {"activate:start-new", 1}, {"app:launched", 1},      {"activate:started", 1},
+      {"activate:probe", 1},     {"activate:commit", 1},   {"activate:committed", 2}};
   for (const auto& [step, expect] : steps) {
     DYNAMIC_SECTION(step) {
       Notes notes;
@@ -49,6 +49,7 @@ TEST_CASE("SIGKILL of herdd at every step of an activation leaves the old or the
       REQUIRE(a.ready());
       const json app = Settled(WriteInventory(dir, {&a}));
       INFO(app.dump());
+      INFO(a.log());
       CHECK(app["running_sequence"] == expect);
       CHECK(app["current_sequence"] == expect);
       CHECK(app["health"] == "okay");
@@ -92,6 +93,7 @@ TEST_CASE("SIGKILL of herdd at every step of a revert still ends at the old vers
       REQUIRE(a.ready());
       const json app = Settled(WriteInventory(dir, {&a}));
       INFO(app.dump());
+      INFO(a.log());
       CHECK(app["running_sequence"] == 1);
       CHECK(app["last_activation"]["outcome"] == "rolled-back");
       CHECK(HttpGet(notes.Url("/version")) == "1.0 format 1\n");

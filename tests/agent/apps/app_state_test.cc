@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -270,4 +271,28 @@ TEST_CASE("the log tail takes the last lines across the rotated file", "[agent][
   CHECK(agent::ClosedAncestor(dir.path()) == "");
   REQUIRE(::chmod(dir.path().c_str(), 0700) == 0);
   CHECK(agent::ClosedAncestor(dir.path() + "/x") == dir.path());
+}
+
+TEST_CASE("the processes of an app uid are found in /proc, zombies left out", "[agent][apps]") {
+  ScopedTempDir proc;
+  const auto task = [&](const std::string& pid, const std::string& state, const std::string& uids) {
+    fs::create_directories(proc / pid);
+    WriteFile(proc / pid + "/status",
+              "Name:\tx\nState:\t" + state + "\nTgid:\t" + pid + "\nUid:\t" + uids + "\n");
+  };
+  task("100", "S (sleeping)", "61001\t61001\t61001\t61001");
+  task("101", "Z (zombie)", "61001\t61001\t61001\t61001");
+  task("102", "R (running)", "0\t61002\t0\t61002");  // effective uid alone
+  task("103", "S (sleeping)", "61003\t61003\t61003\t61003");
+  fs::create_directories(proc / "self");
+  fs::create_directories(proc / "104");  // gone meanwhile: no status
+  auto found = agent::ProcessesOf({61001, 61002}, proc.path());
+  std::sort(found.begin(), found.end());
+  for (const auto& [pid, uid] : found) UNSCOPED_INFO(pid << " of uid " << uid);
+  CHECK(found == std::vector<std::pair<pid_t, uid_t>>{{100, 61001}, {102, 61002}});
+  CHECK(agent::ProcessesOf({}, proc.path()).empty());
+  // The real /proc: this process under its own uid.
+  bool self = false;
+  for (const auto& [pid, uid] : agent::ProcessesOf({::getuid()})) self |= pid == ::getpid();
+  CHECK(self);
 }
