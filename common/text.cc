@@ -41,6 +41,12 @@ bool IsEnvName(std::string_view name) {
   return true;
 }
 
+bool IsRolloutId(std::string_view id) {
+  return id.size() <= 64 && id.find_first_not_of(
+                                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                "0123456789._-") == std::string_view::npos;
+}
+
 Status CheckAbsolutePath(std::string_view path, std::string_view what) {
   if (Status s = CheckText(path, what, 4095); !s.ok()) return s;
   if (path.empty() || path[0] != '/') {

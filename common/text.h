@@ -23,6 +23,10 @@ Status CheckText(std::string_view value, std::string_view what, size_t max_bytes
 // A portable environment variable name: [A-Za-z_][A-Za-z0-9_]*, at most 256.
 bool IsEnvName(std::string_view name);
 
+// A rollout ID as herd makes them: at most 64 of A-Z a-z 0-9 . _ - (empty
+// is "no rollout").
+bool IsRolloutId(std::string_view id);
+
 // An absolute path the kernel can take: no NUL, at most 4095 bytes, each
 // component at most 255. Errors are kInvalidArgument naming `what`.
 Status CheckAbsolutePath(std::string_view path, std::string_view what);

@@ -121,12 +121,6 @@ Result<UniqueFd> LockCatalog(const std::string& dir) {
 }
 
 // The public key's base64 line (the second of its file).
-std::string KeyLine(const app::PublicKey& k) {
-  std::string text = app::FormatPublicKey(k);
-  text.pop_back();
-  return text.substr(text.rfind('\n') + 1);
-}
-
 std::string Channels(const app::CatalogApp& a) {
   std::vector<std::string> seen;
   for (const auto& v : a.versions) {
@@ -206,7 +200,7 @@ Result<Record> CatalogAdd(const CatalogAddSpec& spec) {
     if (!text.ok()) return text.status();
     auto k = app::ParsePublicKey(*text, path);
     if (!k.ok()) return k.status();
-    entry.publishers[app::KeyIdHex(k->id)] = KeyLine(*k);
+    entry.publishers[app::KeyIdHex(k->id)] = app::PublicKeyLine(*k);
   }
   if (entry.publishers.empty()) {
     return Status::Invalid(a.name +

@@ -9,7 +9,6 @@
 #include <random>
 #include <thread>
 
-#include "common/app/catalog.h"
 #include "herd/v1/app.pb.h"
 #include "proto/rpc/agent_methods.h"
 
@@ -386,41 +385,6 @@ std::string FailureBudget::Describe() const {
                                 std::floor(*max_ratio * static_cast<double>(hosts))));
   }
   return fmt::format("{}", fmt::join(parts, " and "));
-}
-
-Status ResolveFromCatalog(Executor& executor, const std::vector<const Host*>& hosts,
-                          const RolloutSpec& spec, app::AppSpec* app, CopySource* bundle) {
-  auto ref = app::ParseAppRef(spec.bundle);
-  if (!ref.ok()) return ref.status();
-  if (ref->version.empty()) {
-    return Status::Invalid("a rollout from a catalogue names the version: " + ref->name +
-                           "@VERSION");
-  }
-  CatalogInstallSpec cs;
-  cs.name = ref->name;
-  cs.version = ref->version;
-  cs.channel = spec.channel;
-  cs.resolve_only = true;
-  cs.timeout = spec.timeout;
-  const Task task = CatalogInstallTask(cs);
-  NullReporter quiet;
-  std::string tried;
-  for (size_t i = 0; i < hosts.size() && i < 3; ++i) {
-    const auto r = RunTask(executor, {hosts[i]}, task, quiet);
-    if (r.at(0).outcome == Outcome::kOk) {
-      const json& d = r[0].data;
-      app->name = ref->name;
-      app->version = ref->version;
-      app->sequence = d.value("sequence", uint64_t{0});
-      bundle->sha256 = d.value("bundle_sha256", "");
-      bundle->size = d.value("size", uint64_t{0});
-      return Status::Ok();
-    }
-    tried += fmt::format("{}{}: {}", tried.empty() ? "" : "; ", hosts[i]->name, r[0].message);
-  }
-  return Status(StatusCode::kNotFound,
-                fmt::format("{}@{}: no host could resolve it from its catalogues ({})", ref->name,
-                            ref->version, tried));
 }
 
 std::vector<HostResult> RunRollout(Executor& executor, const std::vector<const Host*>& hosts,

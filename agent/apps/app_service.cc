@@ -12,6 +12,7 @@
 #include "agent/startup_pages.h"
 #include "common/app/catalog.h"
 #include "common/hash.h"
+#include "common/text.h"
 #include "proto/rpc/status_map.h"
 #include "proto/rpc/unary_call.h"
 
@@ -220,9 +221,7 @@ grpc::Status Activate(AppsContext& s, ActivateCall& call) {
   if (r.restore_data() && !r.rollback()) {
     return rpc::ToGrpc(Status::Invalid("restore_data goes with rollback only"));
   }
-  if (r.rollout_id().size() > 64 ||
-      r.rollout_id().find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                       "0123456789._-") != std::string::npos) {
+  if (!IsRolloutId(r.rollout_id())) {
     return rpc::ToGrpc(Status::Invalid("rollout_id must be at most 64 of A-Z a-z 0-9 . _ -"));
   }
   ActivationRequest req;

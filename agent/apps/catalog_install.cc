@@ -188,20 +188,16 @@ Result<CatalogInstallResult> InstallFromCatalog(const AppsSettings& settings, Ap
                     "(apps.max_bundle_size)",
                     req.name, out.entry.version, out.entry.size, settings.max_bundle_bytes));
   }
-  // A copy: `out` is moved into the return value before `release` runs.
+  // A copy: `out` is moved into the return value before `claim` ends.
   const std::string sha = out.entry.sha256;
   // The digest is this call's from the download to the check: no upload of
   // it meanwhile, and a refused bundle is removed before anyone else uses it.
-  if (!store.uploads().Claim(sha)) {
+  const UploadClaim claim = UploadClaim::Take(store.uploads(), sha);
+  if (!claim.held()) {
     return Status(StatusCode::kFailedPrecondition,
                   "this bundle is being installed on the device by another call; try again "
                   "once that one has ended");
   }
-  struct Release {
-    AppStore& store;
-    const std::string sha;
-    ~Release() { store.uploads().Release(sha); }
-  } release{store, sha};
   InstalledVersionInfo same;
   const bool installed = store.Installed(sha, &same);
   if (!installed) {

@@ -76,8 +76,7 @@ class InstallCall final : public rpc::LiveCall {
   // may go on from here.
   void Release() {
     writer_.reset();
-    if (claimed_) s_.store.uploads().Release(sha256_);
-    claimed_ = false;
+    claim_.Reset();
   }
 
   void OnRead(bool ok) {
@@ -133,12 +132,12 @@ class InstallCall final : public rpc::LiveCall {
       Finish(grpc::Status::OK);
       return Status::Ok();
     }
-    if (!s_.store.uploads().Claim(sha256_)) {
+    claim_ = UploadClaim::Take(s_.store.uploads(), sha256_);
+    if (!claim_.held()) {
       return Status(StatusCode::kFailedPrecondition,
                     "this bundle is being uploaded to the device by another call; install it "
                     "again once that one has ended");
     }
-    claimed_ = true;
     const std::string part = s_.store.PartialPath(sha256_);
     if (h.offset() == 0 && PartialBytes(part) == 0) {
       // A new partial: room for it among the ones kept.
@@ -228,7 +227,7 @@ class InstallCall final : public rpc::LiveCall {
   std::string sha256_;
   bool allow_downgrade_ = false, have_header_ = false, done_ = false;
   bool counted_ = false;  // holds one of the agent's uploads
-  bool claimed_ = false;  // holds the digest (AppStore::uploads)
+  UploadClaim claim_;     // of the digest (AppStore::uploads)
 };
 
 }  // namespace

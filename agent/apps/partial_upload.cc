@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "common/file.h"
@@ -168,6 +169,29 @@ bool UploadClaims::Held(const std::string& sha256) {
 void UploadClaims::Release(const std::string& sha256) {
   std::lock_guard<std::mutex> lock(mu_);
   held_.erase(sha256);
+}
+
+UploadClaim UploadClaim::Take(UploadClaims& claims, std::string sha256) {
+  UploadClaim c;
+  if (claims.Claim(sha256)) {
+    c.claims_ = &claims;
+    c.sha256_ = std::move(sha256);
+  }
+  return c;
+}
+
+UploadClaim& UploadClaim::operator=(UploadClaim&& o) noexcept {
+  if (this != &o) {
+    Reset();
+    claims_ = std::exchange(o.claims_, nullptr);
+    sha256_ = std::move(o.sha256_);
+  }
+  return *this;
+}
+
+void UploadClaim::Reset() {
+  if (claims_) claims_->Release(sha256_);
+  claims_ = nullptr;
 }
 
 }  // namespace herd::agent

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <utility>
 
 #include "common/hash.h"
 #include "common/status.h"
@@ -79,6 +80,27 @@ class UploadClaims {
  private:
   std::mutex mu_;
   std::set<std::string> held_;
+};
+
+// One call's hold on a digest in UploadClaims, let go when it ends (or at
+// Reset). It keeps its own copy of the digest.
+class UploadClaim {
+ public:
+  UploadClaim() = default;
+  // held() is false when another call holds the digest.
+  static UploadClaim Take(UploadClaims& claims, std::string sha256);
+  UploadClaim(UploadClaim&& o) noexcept { *this = std::move(o); }
+  UploadClaim& operator=(UploadClaim&& o) noexcept;
+  UploadClaim(const UploadClaim&) = delete;
+  UploadClaim& operator=(const UploadClaim&) = delete;
+  ~UploadClaim() { Reset(); }
+
+  bool held() const { return claims_ != nullptr; }
+  void Reset();
+
+ private:
+  UploadClaims* claims_ = nullptr;
+  std::string sha256_;
 };
 
 }  // namespace herd::agent

@@ -14,6 +14,7 @@
 #include "common/app/catalog.h"
 #include "common/defaults.h"
 #include "common/duration.h"
+#include "common/text.h"
 #include "control/rollout.h"
 
 namespace herd::cli {
@@ -104,10 +105,9 @@ class Rollout final : public CommandGroup {
       target_ = resume_target_;
       spec_.bundle = resume_bundle_;
       spec_.id = resume_id_;
-      if (resume_id_.size() > 64 ||
-          resume_id_.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                       "0123456789._-") != std::string::npos) {
-        return Fail("rollout ID '" + resume_id_ + "' is not one herd makes (A-Z a-z 0-9 . _ -)");
+      if (!IsRolloutId(resume_id_)) {
+        return Fail("rollout ID '" + Excerpt(resume_id_) +
+                    "' is not one herd makes (A-Z a-z 0-9 . _ -)");
       }
     } else if (spec_.bundle.empty() || target_.empty()) {
       return Fail("herd rollout needs BUNDLE and TARGET (herd rollout --help)");

@@ -123,11 +123,15 @@ Result<SecretKey> GenerateKey() {
 }
 
 std::string FormatPublicKey(const PublicKey& k) {
+  return "untrusted comment: minisign public key " + KeyIdHex(k.id) + "\n" + PublicKeyLine(k) +
+         "\n";
+}
+
+std::string PublicKeyLine(const PublicKey& k) {
   Bytes raw = "Ed";
   Put(raw, k.id);
   Put(raw, k.key);
-  return "untrusted comment: minisign public key " + KeyIdHex(k.id) + "\n" + Base64Encode(raw) +
-         "\n";
+  return Base64Encode(raw);
 }
 
 std::string FormatSecretKey(const SecretKey& k) {

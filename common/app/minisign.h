@@ -43,6 +43,8 @@ Result<SecretKey> GenerateKey();
 
 // Key files: the text, and back. Parse errors name `source`.
 std::string FormatPublicKey(const PublicKey& k);
+// The key's base64 line alone (what configs and catalogue indexes hold).
+std::string PublicKeyLine(const PublicKey& k);
 std::string FormatSecretKey(const SecretKey& k);
 Result<PublicKey> ParsePublicKey(std::string_view text, const std::string& source);
 Result<SecretKey> ParseSecretKey(std::string_view text, const std::string& source);

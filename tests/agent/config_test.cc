@@ -51,9 +51,7 @@ TEST_CASE("apps.catalogs: url, key and channels, each checked and named", "[agen
   using herd::agent::ParseAgentConfig;
   auto key = herd::app::GenerateKey();
   REQUIRE(key.ok());
-  std::string pub = herd::app::FormatPublicKey(key->pub);
-  pub = pub.substr(pub.find('\n') + 1);
-  pub.pop_back();  // the base64 line
+  const std::string pub = herd::app::PublicKeyLine(key->pub);
   auto c = ParseAgentConfig(
       "apps:\n  catalogs:\n    - {url: \"http://127.0.0.1:8700\", key: " + pub + "}\n" +
           "    - {url: \"https://a.example/c/\", key: " + pub + ", channels: [beta, stable]}\n",

@@ -86,6 +86,14 @@ TEST_CASE("app.yaml is read strictly, errors name the line and the field", "[app
   CHECK_THAT(Error("{\"\":[\"\"],\"\"},"), Catch::Contains("a second YAML document starts here"));
 }
 
+TEST_CASE("a manifest whose format is not a string is an error, not an exception", "[app]") {
+  for (const char* format : {"1", "null", "[\"herd-app-v1\"]", "{}", "false"}) {
+    auto m = ParseManifest(std::string("{\"format\":") + format + "}", "manifest.json");
+    REQUIRE_FALSE(m.ok());
+    CHECK_THAT(m.status().message(), Catch::Contains("manifest.json"));
+  }
+}
+
 TEST_CASE("bundle paths must be canonical and relative", "[app]") {
   for (const char* ok : {"notes", "bin/notes", "a/b/c.txt", "..hidden"}) CHECK(IsCanonicalPath(ok));
   for (const char* bad :
@@ -97,6 +105,12 @@ TEST_CASE("bundle paths must be canonical and relative", "[app]") {
 TEST_CASE("signatures in minisign's format verify, and fail for any change", "[app]") {
   auto k = GenerateKey();
   REQUIRE(k.ok());
+  // The base64 line alone is the same key.
+  auto line = ParsePublicKey(PublicKeyLine(k->pub), "k.pub");
+  REQUIRE(line.ok());
+  CHECK(line->id == k->pub.id);
+  CHECK(line->key == k->pub.key);
+  CHECK(PublicKeyLine(k->pub).find('\n') == std::string::npos);
   auto pub = ParsePublicKey(FormatPublicKey(k->pub), "k.pub");
   REQUIRE(pub.ok());
   auto sec = ParseSecretKey(FormatSecretKey(*k), "k.key");

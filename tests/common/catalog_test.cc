@@ -9,9 +9,7 @@ using namespace herd::app;
 namespace {
 
 CatalogIndex Sample(const PublicKey& publisher) {
-  std::string line = FormatPublicKey(publisher);
-  line = line.substr(line.find('\n') + 1);
-  line.pop_back();
+  const std::string line = PublicKeyLine(publisher);
   CatalogIndex index;
   index.sequence = 7;
   index.updated_unix = 1'800'000'000;
@@ -79,6 +77,11 @@ TEST_CASE("a catalogue index with a bad field is refused, naming it", "[common][
   CHECK_THAT(with("\"sequence\": 7", "\"sequence\": 0"), Catch::Contains("sequence"));
   CHECK_THAT(ParseIndex("[]", "index.json").status().message(),
              Catch::Contains("not a JSON object"));
+  // A format of another JSON type is an error, not an exception.
+  for (const char* format : {"1", "null", "[]", "{}", "true"}) {
+    auto r = ParseIndex(std::string("{\"format\":") + format + "}", "index.json");
+    CHECK_THAT(r.status().message(), Catch::Contains("format"));
+  }
   CHECK_THAT(ParseIndex(std::string(kMaxIndexBytes + 1, ' '), "index.json").status().message(),
              Catch::Contains("larger than"));
 }

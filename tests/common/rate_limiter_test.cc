@@ -52,6 +52,12 @@ TEST_CASE("client text is checked for NUL bytes and size, and quoted in bounded 
   CHECK(herd::IsEnvName("LANG"));
   CHECK(herd::IsEnvName("_X1"));
   for (const char* bad : {"K=x", "1A", "", "A B", "A-B"}) CHECK_FALSE(herd::IsEnvName(bad));
+  CHECK(herd::IsRolloutId("r20261204-1a2b.c_d"));
+  CHECK(herd::IsRolloutId(std::string(64, 'a')));
+  for (const std::string& bad :
+       {std::string(65, 'a'), std::string("a/b"), std::string("a\0b", 3)}) {
+    CHECK_FALSE(herd::IsRolloutId(bad));
+  }
   CHECK(CheckAbsolutePath("/tmp/x", "dst").ok());
   CHECK_FALSE(CheckAbsolutePath("tmp/x", "dst").ok());
   CHECK_THAT(CheckAbsolutePath("/tmp/" + std::string(256, 'n'), "dst").message(),

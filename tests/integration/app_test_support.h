@@ -1,7 +1,8 @@
 // What the app tests share (app_install_test.cc, app_resume_test.cc,
 // app_activate_test.cc, app_crash_test.cc, rollout_test.cc, catalog_test.cc): a publisher with
-// small bundles, the sample app's bundles and an agent config for them, and readers of what `herd
-// apps` says. Header-only, for the integration tests alone.
+// small bundles, the sample app's bundles and an agent config for them, a small fleet of agents
+// running it, rollouts run on it, and readers of what `herd apps` says. Header-only, for the
+// integration tests alone.
 #pragma once
 
 #include <sys/stat.h>
@@ -10,6 +11,8 @@
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "tests/support/test_support.h"
@@ -55,10 +58,13 @@ struct Publisher {
     if (sign) REQUIRE(RunHerd({"app", "sign", out, "--key", dir / "acme.key"}).exit_code == 0);
     return out;
   }
+  // Uids of this test process alone (tests run in parallel, and an agent
+  // kills the processes of its apps' uids that it does not know).
   std::string Config(const std::string& extra = "") {
     const std::string path = dir / "agent.yaml";
-    WriteFile(path,
-              "exec: {run_as: root}\napps:\n  publishers: [" + dir / "acme.pub" + "]\n" + extra);
+    WriteFile(path, "exec: {run_as: root}\napps:\n  publishers: [" + dir / "acme.pub" +
+                        "]\n  uid_base: " + std::to_string(71000 + ::getpid() % 2000 * 8) +
+                        "\n  uid_count: 8\n" + extra);
     return path;
   }
 };
@@ -196,6 +202,96 @@ class ServedCatalog {
 inline CliResult Herd(const std::string& inv, std::vector<std::string> args) {
   args.insert(args.begin(), {"-i", inv, "--no-progress"});
   return RunHerd(args, 120s);
+}
+
+// `n` (at most 4) agents trusting the sample app's publisher: each its own
+// apps folder, and one uid and one port of the Notes slot.
+struct Fleet {
+  Notes notes;
+  ScopedTempDir dir;
+  std::vector<std::unique_ptr<AgentProcess>> agents;
+  std::string inv;
+
+  // `extra`: more of agent k's `apps:` settings, by k.
+  explicit Fleet(int n, const std::map<int, std::string>& extra = {}) {
+    std::vector<const AgentProcess*> all;
+    for (int k = 0; k < n; ++k) {
+      const auto more = extra.find(k);
+      const std::string config = dir / ("agent" + std::to_string(k) + ".yaml");
+      WriteFile(config, "exec: {run_as: root}\napps:\n  dir: " + AppsDir(k) + "\n  publishers: [" +
+                            notes.dir / "publisher.pub" +
+                            "]\n  uid_base: " + std::to_string(notes.uid_base + k) +
+                            "\n  uid_count: 1\n  port_base: " + std::to_string(notes.port + k) +
+                            "\n  port_count: 1\n  restart_backoff: 100ms\n" +
+                            (more == extra.end() ? "" : more->second));
+      agents.push_back(std::make_unique<AgentProcess>(
+          "node" + std::to_string(k + 1), std::vector<std::string>{"--config", config}));
+      REQUIRE(agents.back()->ready());
+      all.push_back(agents.back().get());
+    }
+    inv = WriteInventory(dir, all);
+  }
+  std::string AppsDir(int k) const { return notes.dir / ("apps-" + std::to_string(k)); }
+
+  // The current version of `app` on each host ("" when none).
+  std::map<std::string, std::string> Versions(const std::string& app) const {
+    auto r = RunHerd({"-i", inv, "-o", "json", "apps", "all"});
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    std::map<std::string, std::string> out;
+    for (const auto& line : Lines(r.out)) {
+      const json host = json::parse(line);
+      if (host.value("type", "") != "host") continue;  // the summary
+      std::string v;
+      for (const auto& a : host["data"]["apps"]) {
+        if (a["name"] == app) v = a["current_version"];
+      }
+      out[host["host"]] = v;
+    }
+    return out;
+  }
+  // Whether a version of sequence `seq` of `app` is installed on `host`.
+  bool Installed(const std::string& host, const std::string& app, uint64_t seq) const {
+    auto r = RunHerd({"-i", inv, "-o", "json", "apps", host});
+    REQUIRE(r.exit_code == 0);
+    const json listed = json::parse(Lines(r.out).at(0));  // outlives the loop
+    for (const auto& a : listed["data"]["apps"]) {
+      if (a["name"] != app) continue;
+      for (const auto& v : a["versions"]) {
+        if (v["sequence"] == seq) return true;
+      }
+    }
+    return false;
+  }
+};
+
+struct Rollout {
+  int exit_code;
+  std::vector<json> events;
+  std::vector<json> Of(const std::string& kind) const {
+    std::vector<json> out;
+    for (const auto& e : events) {
+      if (e["event"] == kind) out.push_back(e);
+    }
+    return out;
+  }
+};
+
+inline Rollout RunRollout(const Fleet& f, std::vector<std::string> args) {
+  args.insert(args.begin(), {"-i", f.inv, "-o", "json", "rollout"});
+  auto r = RunHerd(args, 180s);
+  INFO(r.out << r.err);
+  Rollout out{r.exit_code, {}};
+  for (const auto& line : Lines(r.out)) out.events.push_back(json::parse(line));
+  REQUIRE_FALSE(out.events.empty());
+  return out;
+}
+
+// node1..noden, each at `v`.
+inline std::map<std::string, std::string> All(int n, const std::string& v) {
+  std::map<std::string, std::string> m;
+  for (int k = 1; k <= n; ++k) m["node" + std::to_string(k)] = v;
+  return m;
 }
 
 }  // namespace herd::testing::apps

@@ -2,21 +2,26 @@
 // and real minisign: installs by name, fetched and verified by each device;
 // the refusals (tampered index, unknown catalogue key, an index rollback, a
 // version from another channel, a bundle listed under another app's name);
-// the server's and the agent's metrics.
+// the server's and the agent's metrics; a rollout by name.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 
+#include "common/hash.h"
 #include "tests/integration/app_test_support.h"
 #include "tests/support/test_support.h"
 
 using namespace herd::testing;
+using herd::testing::apps::All;
+using herd::testing::apps::Fleet;
 using herd::testing::apps::OneDevice;
 using herd::testing::apps::Publisher;
+using herd::testing::apps::RunRollout;
 using herd::testing::apps::ServedCatalog;
 using namespace std::chrono_literals;
 using nlohmann::json;
@@ -201,4 +206,63 @@ TEST_CASE("a bundle listed under another app's name is refused, whoever signed t
   // Nothing of it stays on the device.
   auto apps = Herd(d.inv, {"apps", "all"});
   CHECK(FirstLine(apps)["data"]["apps"].empty());
+}
+
+TEST_CASE(
+    "a rollout from a catalogue: every host fetches NAME@VERSION itself, and a broken "
+    "version halts at its canary",
+    "[integration][app][rollout][catalog]") {
+  if (!apps::CanRunApps()) return;
+  // The catalogue is served before the agents start (their config names it)
+  // and filled once the sample app's bundles exist.
+  ScopedTempDir cdir;
+  const std::string cat = cdir / "catalog";
+  REQUIRE(RunHerd({"catalog", "init", cat}).exit_code == 0);
+  ServedCatalog served(cat);
+  std::map<int, std::string> extra;
+  for (int k = 0; k < 3; ++k) {
+    extra[k] = "  catalogs:\n    - url: " + served.url() + "\n      key: " + cat + "/catalog.pub\n";
+  }
+  Fleet f(3, extra);
+  for (const char* v : {"1.0", "1.1", "1.2"}) {
+    auto add = RunHerd(
+        {"catalog", "add", cat, f.notes.Bundle(v), "--publisher", f.notes.dir / "publisher.pub"});
+    INFO(add.err);
+    REQUIRE(add.exit_code == 0);
+  }
+  REQUIRE(apps::Herd(f.inv, {"app", "install", "all", "notes@1.0"}).exit_code == 0);
+  REQUIRE(apps::Herd(f.inv, {"app", "activate", "all", "notes", "1.0"}).exit_code == 0);
+
+  auto good = RunRollout(f, {"notes@1.1", "all", "--batch", "1", "--yes"});
+  CHECK(good.exit_code == 0);
+  const json start = good.Of("rollout_started").at(0);
+  CHECK(start["sequence"] == 2);
+  CHECK(start["bundle_sha256"] == herd::Sha256Hex(ReadFile(f.notes.Bundle("1.1"))));
+  CHECK(good.Of("host_updated").size() == 3);
+  CHECK(f.Versions("notes") == All(3, "1.1"));
+
+  // Resumed from the hosts alone (a fresh CLI state): all on it already.
+  const std::string good_id = start["rollout_id"];
+  auto resumed = RunRollout(f, {"resume", good_id, "all", "--yes"});
+  CHECK(resumed.exit_code == 0);
+  CHECK(resumed.Of("rollout_resumed").at(0)["on_version"] == 3);
+  CHECK(resumed.Of("rollout_started").at(0)["version"] == "1.1");
+
+  auto bad = RunRollout(f, {"notes@1.2", "all", "--batch", "1", "--yes"});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.Of("halted").size() == 1);
+  CHECK(f.Versions("notes") == All(3, "1.1"));
+  CHECK_FALSE(f.Installed("node2", "notes", 3));
+  CHECK_FALSE(f.Installed("node3", "notes", 3));
+
+  // Each host fetched each version it installed once: 3 + 3 + the canary's 1.2.
+  CHECK_THAT(HttpGet(served.url() + "metrics"),
+             Catch::Contains("herd_catalog_bundles_served_total 7"));
+  // The devices count the rollout's steps.
+  CHECK_THAT(
+      HttpGet("http://" + f.agents[1]->metrics_address() + "/metrics"),
+      Catch::Contains("herd_app_rollout_steps_total{app=\"notes\",outcome=\"committed\"} 1"));
+  CHECK_THAT(
+      HttpGet("http://" + f.agents[0]->metrics_address() + "/metrics"),
+      Catch::Contains("herd_app_rollout_steps_total{app=\"notes\",outcome=\"rolled-back\"} 1"));
 }

@@ -6,10 +6,8 @@
 
 #include <catch2/catch.hpp>
 #include <map>
-#include <memory>
 #include <nlohmann/json.hpp>
 
-#include "common/hash.h"
 #include "tests/integration/app_test_support.h"
 #include "tests/support/test_support.h"
 
@@ -20,89 +18,6 @@ using nlohmann::json;
 
 namespace {
 
-// `n` (at most 4) agents trusting the sample app's publisher: each its own
-// apps folder, and one uid and one port of the Notes slot.
-struct Fleet {
-  Notes notes;
-  ScopedTempDir dir;
-  std::vector<std::unique_ptr<AgentProcess>> agents;
-  std::string inv;
-
-  // `extra`: more of agent k's `apps:` settings, by k.
-  explicit Fleet(int n, const std::map<int, std::string>& extra = {}) {
-    std::vector<const AgentProcess*> all;
-    for (int k = 0; k < n; ++k) {
-      const auto more = extra.find(k);
-      const std::string config = dir / ("agent" + std::to_string(k) + ".yaml");
-      WriteFile(config, "exec: {run_as: root}\napps:\n  dir: " + AppsDir(k) + "\n  publishers: [" +
-                            notes.dir / "publisher.pub" +
-                            "]\n  uid_base: " + std::to_string(notes.uid_base + k) +
-                            "\n  uid_count: 1\n  port_base: " + std::to_string(notes.port + k) +
-                            "\n  port_count: 1\n  restart_backoff: 100ms\n" +
-                            (more == extra.end() ? "" : more->second));
-      agents.push_back(std::make_unique<AgentProcess>(
-          "node" + std::to_string(k + 1), std::vector<std::string>{"--config", config}));
-      REQUIRE(agents.back()->ready());
-      all.push_back(agents.back().get());
-    }
-    inv = WriteInventory(dir, all);
-  }
-  std::string AppsDir(int k) const { return notes.dir / ("apps-" + std::to_string(k)); }
-
-  // The current version of `app` on each host ("" when none).
-  std::map<std::string, std::string> Versions(const std::string& app) const {
-    auto r = RunHerd({"-i", inv, "-o", "json", "apps", "all"});
-    INFO(r.out << r.err);
-    REQUIRE(r.exit_code == 0);
-    std::map<std::string, std::string> out;
-    for (const auto& line : Lines(r.out)) {
-      const json host = json::parse(line);
-      if (host.value("type", "") != "host") continue;  // the summary
-      std::string v;
-      for (const auto& a : host["data"]["apps"]) {
-        if (a["name"] == app) v = a["current_version"];
-      }
-      out[host["host"]] = v;
-    }
-    return out;
-  }
-  // Whether a version of sequence `seq` of `app` is installed on `host`.
-  bool Installed(const std::string& host, const std::string& app, uint64_t seq) const {
-    auto r = RunHerd({"-i", inv, "-o", "json", "apps", host});
-    REQUIRE(r.exit_code == 0);
-    const json listed = json::parse(Lines(r.out).at(0));  // outlives the loop
-    for (const auto& a : listed["data"]["apps"]) {
-      if (a["name"] != app) continue;
-      for (const auto& v : a["versions"]) {
-        if (v["sequence"] == seq) return true;
-      }
-    }
-    return false;
-  }
-};
-
-struct Rollout {
-  int exit_code;
-  std::vector<json> events;
-  std::vector<json> Of(const std::string& kind) const {
-    std::vector<json> out;
-    for (const auto& e : events) {
-      if (e["event"] == kind) out.push_back(e);
-    }
-    return out;
-  }
-};
-
-Rollout RunRollout(const Fleet& f, std::vector<std::string> args) {
-  args.insert(args.begin(), {"-i", f.inv, "-o", "json", "rollout"});
-  auto r = RunHerd(args, 180s);
-  INFO(r.out << r.err);
-  Rollout out{r.exit_code, {}};
-  for (const auto& line : Lines(r.out)) out.events.push_back(json::parse(line));
-  REQUIRE_FALSE(out.events.empty());
-  return out;
-}
-
 // Whether node1 reports an activation of notes in progress, polled at most 60 s.
 bool CanaryActivating(const Fleet& f) {
   return WaitFor(
@@ -111,12 +26,6 @@ bool CanaryActivating(const Fleet& f) {
         return s.out.find("\"outcome\":\"\"") != std::string::npos;
       },
       60s);
-}
-
-std::map<std::string, std::string> All(int n, const std::string& v) {
-  std::map<std::string, std::string> m;
-  for (int k = 1; k <= n; ++k) m["node" + std::to_string(k)] = v;
-  return m;
 }
 
 }  // namespace
@@ -380,63 +289,4 @@ TEST_CASE(
   CHECK(status["rollout_id"] == id);
   CHECK(status["outcome"] == "rolled-back");
   CHECK_FALSE(f.Installed("node2", "notes", 2));
-}
-
-TEST_CASE(
-    "a rollout from a catalogue: every host fetches NAME@VERSION itself, and a broken "
-    "version halts at its canary",
-    "[integration][app][rollout][catalog]") {
-  if (!CanRunApps()) return;
-  // The catalogue is served before the agents start (their config names it)
-  // and filled once the sample app's bundles exist.
-  ScopedTempDir cdir;
-  const std::string cat = cdir / "catalog";
-  REQUIRE(RunHerd({"catalog", "init", cat}).exit_code == 0);
-  ServedCatalog served(cat);
-  std::map<int, std::string> extra;
-  for (int k = 0; k < 3; ++k) {
-    extra[k] = "  catalogs:\n    - url: " + served.url() + "\n      key: " + cat + "/catalog.pub\n";
-  }
-  Fleet f(3, extra);
-  for (const char* v : {"1.0", "1.1", "1.2"}) {
-    auto add = RunHerd(
-        {"catalog", "add", cat, f.notes.Bundle(v), "--publisher", f.notes.dir / "publisher.pub"});
-    INFO(add.err);
-    REQUIRE(add.exit_code == 0);
-  }
-  REQUIRE(Herd(f.inv, {"app", "install", "all", "notes@1.0"}).exit_code == 0);
-  REQUIRE(Herd(f.inv, {"app", "activate", "all", "notes", "1.0"}).exit_code == 0);
-
-  auto good = RunRollout(f, {"notes@1.1", "all", "--batch", "1", "--yes"});
-  CHECK(good.exit_code == 0);
-  const json start = good.Of("rollout_started").at(0);
-  CHECK(start["sequence"] == 2);
-  CHECK(start["bundle_sha256"] == herd::Sha256Hex(ReadFile(f.notes.Bundle("1.1"))));
-  CHECK(good.Of("host_updated").size() == 3);
-  CHECK(f.Versions("notes") == All(3, "1.1"));
-
-  // Resumed from the hosts alone (a fresh CLI state): all on it already.
-  const std::string good_id = start["rollout_id"];
-  auto resumed = RunRollout(f, {"resume", good_id, "all", "--yes"});
-  CHECK(resumed.exit_code == 0);
-  CHECK(resumed.Of("rollout_resumed").at(0)["on_version"] == 3);
-  CHECK(resumed.Of("rollout_started").at(0)["version"] == "1.1");
-
-  auto bad = RunRollout(f, {"notes@1.2", "all", "--batch", "1", "--yes"});
-  CHECK(bad.exit_code == 2);
-  CHECK(bad.Of("halted").size() == 1);
-  CHECK(f.Versions("notes") == All(3, "1.1"));
-  CHECK_FALSE(f.Installed("node2", "notes", 3));
-  CHECK_FALSE(f.Installed("node3", "notes", 3));
-
-  // Each host fetched each version it installed once: 3 + 3 + the canary's 1.2.
-  CHECK_THAT(HttpGet(served.url() + "metrics"),
-             Catch::Contains("herd_catalog_bundles_served_total 7"));
-  // The devices count the rollout's steps.
-  CHECK_THAT(
-      HttpGet("http://" + f.agents[1]->metrics_address() + "/metrics"),
-      Catch::Contains("herd_app_rollout_steps_total{app=\"notes\",outcome=\"committed\"} 1"));
-  CHECK_THAT(
-      HttpGet("http://" + f.agents[0]->metrics_address() + "/metrics"),
-      Catch::Contains("herd_app_rollout_steps_total{app=\"notes\",outcome=\"rolled-back\"} 1"));
 }

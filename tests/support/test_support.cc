@@ -262,26 +262,41 @@ std::string WriteInventory(const ScopedTempDir& dir, const std::vector<const Age
   return path;
 }
 
+namespace {
+
+// In a forked child: stdin from /dev/null, stdout and stderr to `out` and
+// `err`, no inventory or identity from the caller's environment, the test
+// PKI when `pki_dir` is set, and `env`; then `program` with `args` (looked
+// up on PATH). Never returns.
+[[noreturn]] void ExecChild(int out, int err, const char* pki_dir,
+                            const std::map<std::string, std::string>& env,
+                            const std::string& program, const std::vector<std::string>& args) {
+  const int null = ::open("/dev/null", O_RDONLY);
+  ::dup2(null, 0);
+  ::dup2(out, 1);
+  ::dup2(err, 2);
+  ::unsetenv("HERD_INVENTORY");
+  ::unsetenv("HERD_IDENTITY");
+  if (pki_dir) ::setenv("HERD_PKI_DIR", pki_dir, 1);
+  for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
+  std::vector<std::string> all = {program};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::execvp(argv[0], argv.data());
+  ::_exit(127);
+}
+
+}  // namespace
+
 BackgroundHerd::BackgroundHerd(const std::vector<std::string>& args, const std::string& out) {
   const std::string herd = HerdBinary(), pki_dir = TestPkiDir(), err = out + ".err";
   pid_ = ::fork();
   if (pid_ == 0) {
-    const int null = ::open("/dev/null", O_RDONLY);
-    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(null, 0);
-    ::dup2(o, 1);
-    ::dup2(e, 2);
-    ::unsetenv("HERD_INVENTORY");
-    ::unsetenv("HERD_IDENTITY");
-    ::setenv("HERD_PKI_DIR", pki_dir.c_str(), 1);
-    std::vector<std::string> all = {herd};
-    all.insert(all.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
+    ExecChild(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644),
+              ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), pki_dir.c_str(), {}, herd,
+              args);
   }
 }
 
@@ -322,21 +337,7 @@ CliResult RunProgram(const std::string& program, const std::vector<std::string>&
   pid_t pid = ::fork();
   if (pid == 0) {
     // Nothing on stdin (herd run forwards what it finds there).
-    const int null = ::open("/dev/null", O_RDONLY);
-    ::dup2(null, 0);
-    ::dup2(out[1], 1);
-    ::dup2(err[1], 2);
-    ::unsetenv("HERD_INVENTORY");
-    ::unsetenv("HERD_IDENTITY");
-    if (pki_dir) ::setenv("HERD_PKI_DIR", pki_dir, 1);
-    for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
-    std::vector<std::string> all = {program};
-    all.insert(all.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execvp(argv[0], argv.data());
-    ::_exit(127);
+    ExecChild(out[1], err[1], pki_dir, env, program, args);
   }
   ::close(out[1]);
   ::close(err[1]);

@@ -90,3 +90,24 @@ TEST_CASE("partials are kept newest first, a bounded number and for a bounded ti
   CHECK_FALSE(fs::exists(dir / "e.part"));
   CHECK(fs::exists(dir / "f.herd"));
 }
+
+TEST_CASE("a digest is held by one call at a time, until its claim ends", "[app]") {
+  agent::UploadClaims claims;
+  std::string sha(64, 'a');
+  {
+    auto first = agent::UploadClaim::Take(claims, sha);
+    REQUIRE(first.held());
+    sha.assign(64, 'b');  // the claim keeps its own copy
+    CHECK(claims.Held(std::string(64, 'a')));
+    CHECK_FALSE(agent::UploadClaim::Take(claims, std::string(64, 'a')).held());
+    agent::UploadClaim moved = std::move(first);
+    CHECK(moved.held());
+    CHECK_FALSE(first.held());  // NOLINT(bugprone-use-after-move): checked on purpose
+    CHECK(claims.Held(std::string(64, 'a')));
+  }
+  CHECK_FALSE(claims.Held(std::string(64, 'a')));
+  auto again = agent::UploadClaim::Take(claims, std::string(64, 'a'));
+  CHECK(again.held());
+  again.Reset();
+  CHECK_FALSE(claims.Held(std::string(64, 'a')));
+}
