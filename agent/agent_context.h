@@ -11,6 +11,7 @@
 #include <chrono>
 #include <functional>
 
+#include "agent/apply/label_store.h"
 #include "agent/config.h"
 #include "agent/exec/exec_runner.h"
 #include "agent/host/host_info.h"
@@ -37,8 +38,14 @@ struct AgentContext {
   // The apps' own checks for Health (one per app that should run).
   std::function<std::vector<Check>()> app_checks;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-  std::atomic<int> uploads{0};  // PutFile calls holding a temporary (config.files.max_concurrent)
+  std::atomic<int> uploads{0};   // PutFile calls holding a temporary (config.files.max_concurrent)
+  LabelStore* labels = nullptr;  // the labels operators gave (herd apply); set by the server
+  std::atomic<bool> applying{false};  // an Apply runs (one at a time)
 };
+
+// The labels Info and Facts report: the owner's (agent config) over those
+// operators gave.
+std::map<std::string, std::string> DeviceLabels(const AgentContext& c);
 
 // Where notes of the temporaries of uploads in progress are kept.
 inline std::string UploadNotesDir(const AgentConfig& c) { return c.state_dir + "/uploads"; }

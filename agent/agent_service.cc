@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "agent/apply_call.h"
 #include "agent/exec_call.h"
 #include "agent/host/host_info.h"
 #include "agent/put_file_call.h"
@@ -40,6 +41,10 @@ Result<const Account*> ActingAccount(const AgentContext& c, bool root) {
   return &c.agent;
 }
 
+std::map<std::string, std::string> DeviceLabels(const AgentContext& c) {
+  return c.labels ? c.labels->Merged(c.config.labels) : c.config.labels;
+}
+
 const std::vector<MethodPolicy>& AgentService::Policies() {
   using pki::Role;
   static const std::vector<MethodPolicy> kPolicies = {
@@ -49,6 +54,7 @@ const std::vector<MethodPolicy>& AgentService::Policies() {
       {method::kReadAudit, Role::kViewer},
       {method::kExec, Role::kOperator},
       {method::kPutFile, Role::kOperator},
+      {method::kApply, Role::kOperator},
       // The list's signature by the fleet CA is its authority: any member of
       // the fleet may pass a newer one on (herd does, on any command).
       {method::kSetRevocations, Role::kViewer},
@@ -84,7 +90,7 @@ grpc::Status Info(AgentContext& s, Call<v1::InfoRequest, v1::InfoReply>& call) {
     reply->set_uptime_seconds(std::chrono::duration_cast<std::chrono::seconds>(
                                   std::chrono::steady_clock::now() - s.started)
                                   .count());
-    for (const auto& [k, v] : s.config.labels) (*reply->mutable_labels())[k] = v;
+    for (const auto& [k, v] : DeviceLabels(s)) (*reply->mutable_labels())[k] = v;
     reply->set_revocation_version(s.authz.revocation_version());
     return grpc::Status::OK;
   });
@@ -107,7 +113,7 @@ grpc::Status Facts(AgentContext& s, Call<v1::FactsRequest, v1::FactsReply>& call
     reply->set_load1(f.load1);
     reply->set_agent_version(HERD_VERSION);
     reply->set_name(s.config.name);
-    for (const auto& [k, v] : s.config.labels) (*reply->mutable_labels())[k] = v;
+    for (const auto& [k, v] : DeviceLabels(s)) (*reply->mutable_labels())[k] = v;
     return grpc::Status::OK;
   });
 }
@@ -255,6 +261,12 @@ grpc::Status CompleteEnroll(AgentContext& s,
   });
 }
 
+grpc::Status Apply(AgentContext& s, Call<v1::ApplyRequest, v1::ApplyReply>& call) {
+  return Authorized(s, call, [&](const Caller& who) {
+    return rpc::ToGrpc(HandleApply(s, who, call.req, &call.reply));
+  });
+}
+
 const Method<v1::InfoRequest, v1::InfoReply> kInfo{method::kInfo, &A::RequestInfo, &Info, false};
 const Method<v1::FactsRequest, v1::FactsReply> kFacts{method::kFacts, &A::RequestFacts, &Facts,
                                                       false};
@@ -268,6 +280,8 @@ const Method<v1::BeginEnrollRequest, v1::BeginEnrollReply> kBeginEnroll{
     method::kBeginEnroll, &A::RequestBeginEnroll, &BeginEnroll, true};
 const Method<v1::CompleteEnrollRequest, v1::CompleteEnrollReply> kCompleteEnroll{
     method::kCompleteEnroll, &A::RequestCompleteEnroll, &CompleteEnroll, true};
+const Method<v1::ApplyRequest, v1::ApplyReply> kApply{method::kApply, &A::RequestApply, &Apply,
+                                                      true};
 
 }  // namespace
 
@@ -283,6 +297,7 @@ void AgentService::Arm(rpc::CallQueue& q) {
   Call<v1::SetRevocationsRequest, v1::SetRevocationsReply>::Arm(q, async_, c_, kSetRevocations);
   Call<v1::BeginEnrollRequest, v1::BeginEnrollReply>::Arm(q, async_, c_, kBeginEnroll);
   Call<v1::CompleteEnrollRequest, v1::CompleteEnrollReply>::Arm(q, async_, c_, kCompleteEnroll);
+  Call<v1::ApplyRequest, v1::ApplyReply>::Arm(q, async_, c_, kApply);
   ArmExecCall(q, async_, c_);
   ArmPutFileCall(q, async_, c_);
 }

@@ -125,6 +125,7 @@ struct AgentServer::Impl {
   std::unique_ptr<Authorizer> authz;
   Account run_as, agent_account;
   std::unique_ptr<AgentContext> context;  // what the services' calls share
+  std::unique_ptr<LabelStore> labels;     // operators' labels (herd apply)
   std::unique_ptr<AppStore> apps;
   std::unique_ptr<AppDb> app_db;
   std::unique_ptr<Supervisor> supervisor;
@@ -329,6 +330,8 @@ Status AgentServer::BuildGrpc() {
   impl_->context.reset(new AgentContext{
       c, impl_->runner, impl_->metrics, *impl_->authz, impl_->audit, impl_->enrollment.get(),
       impl_->run_as, impl_->agent_account, [] { ::kill(::getpid(), SIGHUP); }, AppChecks()});
+  if (!impl_->labels) impl_->labels = std::make_unique<LabelStore>(c.state_dir);
+  impl_->context->labels = impl_->labels.get();
   impl_->server = std::make_unique<rpc::Server>(&impl_->rpc_metrics);
 
   // One line per service.

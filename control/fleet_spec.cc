@@ -99,9 +99,10 @@ class SpecReader {
   }
 
   Status File(const YAML::Node& n, SpecFile* f) const {
-    if (Status s =
-            Keys(n, {"path", "content", "source", "template", "secret", "mode", "owner", "group"},
-                 "a file");
+    if (Status s = Keys(
+            n,
+            {"path", "content", "source", "template", "secret", "mode", "owner", "group", "root"},
+            "a file");
         !s.ok()) {
       return s;
     }
@@ -112,6 +113,7 @@ class SpecReader {
     if (s.ok()) s = Text(n["source"], "source", &f->source);
     if (s.ok()) s = Bool(n["template"], "template", &f->templated);
     if (s.ok()) s = Bool(n["secret"], "secret", &f->secret);
+    if (s.ok()) s = Bool(n["root"], "root", &f->root);
     if (s.ok()) s = Mode(n["mode"], &f->mode);
     if (s.ok()) s = Account(n["owner"], "owner", &f->owner);
     if (s.ok()) s = Account(n["group"], "group", &f->group);
@@ -132,13 +134,16 @@ class SpecReader {
   }
 
   Status Directory(const YAML::Node& n, SpecDirectory* d) const {
-    if (Status s = Keys(n, {"path", "mode", "owner", "group"}, "a directory"); !s.ok()) return s;
+    if (Status s = Keys(n, {"path", "mode", "owner", "group", "root"}, "a directory"); !s.ok()) {
+      return s;
+    }
     d->line = n.Mark().line + 1;
     if (!n["path"]) return Error(n, "a directory needs a path");
     Status s = Path(n["path"], "path", &d->path);
     if (s.ok()) s = Mode(n["mode"], &d->mode);
     if (s.ok()) s = Account(n["owner"], "owner", &d->owner);
     if (s.ok()) s = Account(n["group"], "group", &d->group);
+    if (s.ok()) s = Bool(n["root"], "root", &d->root);
     return s;
   }
 
@@ -296,15 +301,17 @@ Result<FleetSpec> LoadFleetSpec(const std::string& path) {
 
 Result<std::map<std::string, HostPlan>> PlanHosts(const FleetSpec& spec, const Inventory& inv) {
   std::map<std::string, HostPlan> plans;
+  // Later selectors see the labels earlier entries give.
+  Inventory view = inv;
   for (const auto& e : spec.entries) {
-    auto picked = e.selector->Evaluate(inv);
+    auto picked = e.selector->Evaluate(view);
     if (!picked.ok()) {
       return Status::Invalid(spec.source + ":" + std::to_string(e.line) + ": hosts '" + e.hosts +
                              "': " + picked.status().message());
     }
     for (size_t i : *picked) {
-      HostPlan& p = plans[inv.hosts[i].name];
-      for (const auto& [k, v] : e.labels) p.labels[k] = v;
+      HostPlan& p = plans[view.hosts[i].name];
+      for (const auto& [k, v] : e.labels) p.labels[k] = view.hosts[i].labels[k] = v;
       for (const auto& f : e.files) p.files[f.path] = f;
       for (const auto& d : e.directories) p.directories[d.path] = d;
       for (const auto& a : e.apps) p.apps[a.name] = a;
@@ -320,43 +327,6 @@ Result<std::map<std::string, HostPlan>> PlanHosts(const FleetSpec& spec, const I
     }
   }
   return plans;
-}
-
-Result<std::string> RenderTemplate(const std::string& text, const TemplateVars& vars,
-                                   const std::string& where) {
-  std::string out;
-  size_t at = 0;
-  while (true) {
-    const size_t open = text.find("{{", at);
-    if (open == std::string::npos) break;
-    const size_t close = text.find("}}", open + 2);
-    if (close == std::string::npos) {
-      return Status::Invalid(where + ": '{{' without '}}'");
-    }
-    out.append(text, at, open - at);
-    std::string name = text.substr(open + 2, close - open - 2);
-    name.erase(0, name.find_first_not_of(' '));
-    name.erase(name.find_last_not_of(' ') + 1);
-    const auto dot = name.find('.');
-    const std::string kind = name.substr(0, dot);
-    const std::string key = dot == std::string::npos ? "" : name.substr(dot + 1);
-    const std::map<std::string, std::string>* map = kind == "labels"  ? &vars.labels
-                                                    : kind == "facts" ? &vars.facts
-                                                                      : nullptr;
-    if (name == "host.name") {
-      out += vars.name;
-    } else if (name == "host.address") {
-      out += vars.address;
-    } else if (map && map->count(key)) {
-      out += map->at(key);
-    } else {
-      return Status::Invalid(where + ": unknown variable '{{ " + Excerpt(name) +
-                             " }}' (host.name, host.address, labels.KEY, facts.KEY)");
-    }
-    at = close + 2;
-  }
-  out.append(text, at, std::string::npos);
-  return out;
 }
 
 }  // namespace herd::control

@@ -1,14 +1,15 @@
 // The fleet spec (fleet.yaml; configs/fleet.yaml is the sample): what each
 // part of the fleet should have, as an ordered list of entries, each a
 // selector (control/selector.h) and its items: labels, files, directories,
-// guarded commands and app versions. `herd apply` (to come) makes hosts
-// match it; this is its model, parsed and checked strictly, and the merge
-// of the entries that select a host into that host's plan.
+// guarded commands and app versions. `herd apply` (control/apply.h) makes
+// hosts match it; this is its model, parsed and checked strictly, and the
+// merge of the entries that select a host into that host's plan.
 //
 // Merge rule: entries apply in file order; for one host, a later entry's
 // item replaces an earlier one's with the same key (a label by name, a file
 // or directory by path, a command by name, an app by name); commands run
-// in the order they first appear.
+// in the order they first appear. A selector sees the labels that entries
+// before it gave (beside the inventory's).
 //
 // Every check happens at parse time, local `source` files read included,
 // so that an invalid spec is refused before any host is touched. Errors
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/template.h"
 #include "control/inventory.h"
 #include "control/selector.h"
 
@@ -33,11 +35,13 @@ struct SpecFile {
   bool templated = false;          // {{ host.name }}, {{ labels.K }}, {{ facts.K }} substituted
   bool secret = false;             // never printed (--diff shows that it differs, not how)
   std::string mode, owner, group;  // "" keeps what is there (a new file: 0644, the writer)
+  bool root = false;               // written as root (the device must allow it)
   int line = 0;
 };
 
 struct SpecDirectory {
   std::string path, mode, owner, group;
+  bool root = false;
   int line = 0;
 };
 
@@ -97,15 +101,5 @@ struct HostPlan {
 // entry whose selector names an unknown host or group is an error naming
 // its line.
 Result<std::map<std::string, HostPlan>> PlanHosts(const FleetSpec& spec, const Inventory& inv);
-
-// The documented substitution of a templated file: {{ host.name }},
-// {{ host.address }}, {{ labels.KEY }}, {{ facts.KEY }} (spaces inside the
-// braces optional). An unknown variable is an error naming it and `where`.
-struct TemplateVars {
-  std::string name, address;
-  std::map<std::string, std::string> labels, facts;
-};
-Result<std::string> RenderTemplate(const std::string& text, const TemplateVars& vars,
-                                   const std::string& where);
 
 }  // namespace herd::control

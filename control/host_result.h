@@ -54,6 +54,7 @@ enum class ExitCode : int {
   kHostFailed = 2,            // some host failed (non-zero exit, timeout, refused request)
   kNotRunning = 3,            // mux status: no mux is running
   kHostUnreachable = 4,       // some host unreachable
+  kChangesPending = 5,        // apply --check, drift: every host answered, and some differ
   kFailedAndUnreachable = 6,  // both 2 and 4
   kInterrupted = 130,         // Ctrl-C
 };

@@ -96,6 +96,13 @@ int RunOnTargets(const Globals& g, const std::string& target,
                  bool catch_up_revocations, bool cancel_on_interrupt) {
   auto targets = control::SelectTargets(g.inventory, target, true, false, g.allow_empty);
   if (!targets.ok()) return Fail(targets.status().message());
+  return RunOnHosts(g, std::move(*targets), default_timeout, prepare, catch_up_revocations,
+                    cancel_on_interrupt);
+}
+
+int RunOnHosts(const Globals& g, control::Targets targets,
+               std::chrono::milliseconds default_timeout, const Prepare& prepare,
+               bool catch_up_revocations, bool cancel_on_interrupt) {
   auto timeout = control::ResolveTimeout(g.timeout, default_timeout);
   if (!timeout.ok()) return Fail(timeout.status().message());
   auto run = prepare(*timeout);
@@ -110,9 +117,9 @@ int RunOnTargets(const Globals& g, const std::string& target,
   eo.interrupted = cancel_on_interrupt ? &g_interrupted : nullptr;
   control::LocalExecutor executor(**factory, eo);
   auto reporter = control::MakeReporter(Output(g));
-  const auto results = (*run)(executor, targets->hosts, *reporter);
+  const auto results = (*run)(executor, targets.hosts, *reporter);
   if (catch_up_revocations && !g.plaintext && !g_interrupted.load()) {
-    CatchUpRevocations(g, executor, targets->hosts, results, *timeout);
+    CatchUpRevocations(g, executor, targets.hosts, results, *timeout);
   }
   return static_cast<int>(control::ComputeExitCode(results));
 }

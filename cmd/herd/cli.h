@@ -17,6 +17,7 @@
 
 #include "control/executor.h"
 #include "control/output.h"
+#include "control/session.h"
 #include "control/task.h"
 #include "proto/rpc/grpc_runtime.h"
 
@@ -67,6 +68,10 @@ using Prepare = std::function<Result<Operate>(std::chrono::milliseconds timeout)
 int RunOnTargets(const Globals& g, const std::string& target,
                  std::chrono::milliseconds default_timeout, const Prepare& prepare,
                  bool catch_up_revocations = true, bool cancel_on_interrupt = true);
+// The same on hosts selected already (`targets`).
+int RunOnHosts(const Globals& g, control::Targets targets,
+               std::chrono::milliseconds default_timeout, const Prepare& prepare,
+               bool catch_up_revocations = true, bool cancel_on_interrupt = true);
 // The same for a task made once the timeout is known.
 int RunTaskOnTargets(const Globals& g, const std::string& target,
                      std::chrono::milliseconds default_timeout,
@@ -96,6 +101,8 @@ std::unique_ptr<CommandGroup> MuxCommands(Globals& g);        // mux start|stop|
 std::unique_ptr<CommandGroup> AppCommands(
     Globals& g);  // app keygen|pack|sign|inspect|install, apps
 std::unique_ptr<CommandGroup> RolloutCommand(Globals& g);  // rollout
-std::unique_ptr<CommandGroup> CatalogCommand(Globals& g);  // catalog init|add|list|show|serve
+std::unique_ptr<CommandGroup> CatalogCommand(Globals& g);
+std::unique_ptr<CommandGroup> ApplyCommands(
+    Globals& g);  // apply drift provision  // catalog init|add|list|show|serve
 
 }  // namespace herd::cli

@@ -24,8 +24,8 @@ const char* kSelectorHelp = R"(TARGET selects hosts from the inventory:
 
 const char* kExitHelp =
     R"(Exit codes: 0 all hosts ok, 1 herd's own error (flags, inventory, selector),
-2 some host failed, 3 no mux running (mux status), 4 some host unreachable, 6 both 2 and 4,
-130 interrupted.)";
+2 some host failed, 3 no mux running (mux status), 4 some host unreachable,
+5 changes pending (apply --check, drift), 6 both 2 and 4, 130 interrupted.)";
 
 // The first word on the command line that is neither an option nor an
 // option's value: what the user meant as the command.
@@ -108,6 +108,7 @@ int Main(int argc, char** argv) {
   groups.push_back(AppCommands(g));
   groups.push_back(RolloutCommand(g));
   groups.push_back(CatalogCommand(g));
+  groups.push_back(ApplyCommands(g));
   for (auto& group : groups) group->Add(app);
 
   // Footers are set last: CLI11 copies the parent's footer into subcommands

@@ -13,6 +13,7 @@ inline constexpr char kReadAudit[] = "/herd.v1.Agent/ReadAudit";
 inline constexpr char kSetRevocations[] = "/herd.v1.Agent/SetRevocations";
 inline constexpr char kBeginEnroll[] = "/herd.v1.Agent/BeginEnroll";
 inline constexpr char kCompleteEnroll[] = "/herd.v1.Agent/CompleteEnroll";
+inline constexpr char kApply[] = "/herd.v1.Agent/Apply";
 
 // Trailing metadata of every Agent reply: the version of the revocation
 // list the agent holds (decimal).
