@@ -266,3 +266,46 @@ TEST_CASE(
       HttpGet("http://" + f.agents[0]->metrics_address() + "/metrics"),
       Catch::Contains("herd_app_rollout_steps_total{app=\"notes\",outcome=\"rolled-back\"} 1"));
 }
+
+TEST_CASE(
+    "herd apply rolls an app entry out from the catalogue, and the next apply changes nothing",
+    "[integration][app][apply][catalog]") {
+  if (!apps::CanRunApps()) return;
+  ScopedTempDir cdir;
+  const std::string cat = cdir / "catalog";
+  REQUIRE(RunHerd({"catalog", "init", cat}).exit_code == 0);
+  ServedCatalog served(cat);
+  std::map<int, std::string> extra;
+  for (int k = 0; k < 2; ++k) {
+    extra[k] = "  catalogs:\n    - url: " + served.url() + "\n      key: " + cat + "/catalog.pub\n";
+  }
+  Fleet f(2, extra);
+  for (const char* v : {"1.0", "1.1"}) {
+    REQUIRE(RunHerd({"catalog", "add", cat, f.notes.Bundle(v), "--publisher",
+                     f.notes.dir / "publisher.pub"})
+                .exit_code == 0);
+  }
+  REQUIRE(apps::Herd(f.inv, {"app", "install", "all", "notes@1.0"}).exit_code == 0);
+  REQUIRE(apps::Herd(f.inv, {"app", "activate", "all", "notes", "1.0"}).exit_code == 0);
+  const std::string spec = cdir / "fleet.yaml";
+  WriteFile(spec,
+            "entries:\n  - hosts: all\n    apps:\n      - {name: notes, version: \"1.1\", "
+            "canary: 1, batch: \"1\"}\n");
+
+  auto check = apps::Herd(f.inv, {"apply", spec, "--check"});
+  INFO(check.out << check.err);
+  CHECK(check.exit_code == 5);
+  CHECK_THAT(check.out, Catch::Contains("node1: changed app notes: 1.0 -> 1.1"));
+  CHECK(f.Versions("notes") == All(2, "1.0"));
+
+  auto applied = apps::Herd(f.inv, {"-o", "json", "apply", spec});
+  INFO(applied.out << applied.err);
+  CHECK(applied.exit_code == 0);
+  CHECK_THAT(applied.out, Catch::Contains("\"event\":\"rollout_started\""));
+  CHECK(f.Versions("notes") == All(2, "1.1"));
+
+  auto again = apps::Herd(f.inv, {"-o", "json", "apply", spec});
+  CHECK(again.exit_code == 0);
+  CHECK(again.out.find("rollout_started") == std::string::npos);
+  CHECK(apps::Herd(f.inv, {"drift", spec}).exit_code == 0);
+}
