@@ -127,3 +127,16 @@ TEST_CASE("templates substitute host, labels and facts, and name an unknown vari
   CHECK_THAT(RenderTemplate("{{ host.name", v, "f").status().message(),
              Catch::Contains("'{{' without '}}'"));
 }
+
+TEST_CASE("a selector sees the labels that earlier entries give", "[control][fleet_spec]") {
+  auto spec = ParseFleetSpec(
+      "entries:\n"
+      "  - hosts: web1\n    labels: {canary: \"yes\"}\n"
+      "  - hosts: canary=yes\n    directories: [{path: /srv/canary}]\n",
+      "fleet.yaml", ".");
+  REQUIRE(spec.ok());
+  auto plans = PlanHosts(*spec, Fleet());
+  REQUIRE(plans.ok());
+  CHECK(plans->at("web1").directories.count("/srv/canary") == 1);
+  CHECK(plans->count("web2") == 0);
+}
