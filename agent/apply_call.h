@@ -1,5 +1,5 @@
 // Apply (herd apply): the handler of herd.v1.Agent/Apply, on the slow-work
-// thread: one at a time per device, on record in the audit trail. The work
+// thread (so one after another per device), on record in the audit trail. The work
 // itself is agent/apply/apply.h.
 #pragma once
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end: installs what is missing, builds, starts a local
 # fleet of N agents (default 20) on loopback and drives it with the real CLI:
-# ping, run with --fold, health, a metrics scrape. The fleet stays up
+# ping, run with --fold, health, a metrics scrape, a fleet spec applied, apps
+# from a catalogue rolled out. The fleet stays up
 # afterwards so you can keep going; scripts/fleet.sh down stops it.
 # Usage: scripts/demo.sh [N]
 set -euo pipefail
@@ -41,6 +42,35 @@ show herd health all --fold
 first=$("$herd" -o json inventory node01 | sed -n 's/.*"metrics":"\([^"]*\)".*/\1/p')
 printf '\n\033[1m$ curl -s http://%s/metrics | grep -E "^herd_(build_info|grpc_requests_total|exec_total|agent_resident)"\033[0m\n' "$first"
 curl -s "http://$first/metrics" | grep -E '^herd_(build_info|grpc_requests_total|exec_total|agent_resident)'
+
+# Provisioning: a fleet spec (docs/provisioning.md) checked, applied, applied
+# again (nothing changes), then a hand edit found by herd drift and put back.
+# The agents share this machine, so the spec's files are shared too: they
+# hold no per-host text. The agents write as exec.run_as (herd-run).
+prov=/tmp/herd-demo-provisioned
+rm -rf "$prov" && mkdir -p "$prov" && chmod 0777 "$prov"
+cat >.fleet/fleet.yaml <<SPEC
+entries:
+  - hosts: all
+    labels: {managed-by: herd}
+    directories:
+      - {path: $prov/cache, mode: "0755"}
+    files:
+      - path: $prov/motd
+        content: "managed by herd, on {{ facts.os }}\n"
+        template: true
+  - hosts: role=web
+    files:
+      - {path: $prov/web.conf, content: "listen 8080\nworkers 2\n", mode: "0644"}
+    commands:
+      - {name: stamp, run: [touch, $prov/stamp], creates: $prov/stamp}
+SPEC
+show herd --fold apply .fleet/fleet.yaml --check --diff
+show herd --fold apply .fleet/fleet.yaml
+show herd --fold apply .fleet/fleet.yaml
+echo "workers 64" >"$prov/web.conf"
+show herd drift .fleet/fleet.yaml 'node0[1-4]'
+show herd --fold apply .fleet/fleet.yaml 'node0[1-4]' --diff
 
 # Apps through the fleet's catalogue: the sample app (examples/notes), signed
 # with the fleet's publisher key, added to the catalogue (.fleet/catalog,
