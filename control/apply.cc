@@ -113,7 +113,7 @@ Task ApplyTask(const std::map<std::string, v1::ApplyRequest>& requests, const Ap
     op.request_for[host] = std::make_shared<const std::string>(req.SerializeAsString());
   }
   const bool check = o.check;
-  return UnaryTask<v1::ApplyReply>(
+  Task task = UnaryTask<v1::ApplyReply>(
       std::move(op),
       [check](const v1::ApplyReply& r, const CallEnd&) {
         json items = json::array();
@@ -133,6 +133,9 @@ Task ApplyTask(const std::map<std::string, v1::ApplyRequest>& requests, const Ap
           if (!i.diff().empty()) out(false, i.diff());
         }
       });
+  // Kept for --fold (live text prints the lines as they come).
+  task.collect_output_bytes = 1 << 20;
+  return task;
 }
 
 void ApplyApps(Executor& executor, const std::vector<const Host*>& hosts,
