@@ -160,6 +160,8 @@ TEST_CASE(
   CHECK(diff.out.find("s3cret") == std::string::npos);
   CHECK(diff.out.find("other") == std::string::npos);
   CHECK(ReadFile(s.root + "/node2/motd") == "edited by hand\n");  // --check wrote nothing
+  auto folded = s.Herd({"--fold", "apply", spec, "--check"});
+  CHECK_THAT(folded.out, Catch::Contains("changed file " + s.root + "/node2/motd: content"));
   // Apply puts it back on node2 alone.
   auto fix = s.Herd({"-o", "json", "apply", spec});
   CHECK(fix.exit_code == 0);
