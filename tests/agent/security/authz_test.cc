@@ -27,6 +27,7 @@ TEST_CASE("each Agent method needs the documented role, by full method name", "[
       {"/herd.v1.Agent/ReadAudit", Role::kViewer},
       {"/herd.v1.Agent/Exec", Role::kOperator},
       {"/herd.v1.Agent/PutFile", Role::kOperator},
+      {"/herd.v1.Agent/Apply", Role::kOperator},
       {"/herd.v1.Agent/SetRevocations", Role::kViewer},
       {"/herd.v1.Agent/BeginEnroll", Role::kAdmin},
       {"/herd.v1.Agent/CompleteEnroll", Role::kAdmin},
