@@ -40,7 +40,6 @@ struct AgentContext {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::atomic<int> uploads{0};   // PutFile calls holding a temporary (config.files.max_concurrent)
   LabelStore* labels = nullptr;  // the labels operators gave (herd apply); set by the server
-  std::atomic<bool> applying{false};  // an Apply runs (one at a time)
 };
 
 // The labels Info and Facts report: the owner's (agent config) over those

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <future>
 
 #include "agent/apply/apply.h"
@@ -53,20 +54,21 @@ Status HandleApply(AgentContext& c, const Caller& who, const v1::ApplyRequest& r
   e.args = fmt::format("{} labels, {} directories, {} files, {} commands{}", req.labels_size(),
                        req.directories_size(), req.files_size(), req.commands_size(),
                        req.check() ? ", check" : "");
-  Status s = CheckApplyRequest(req);
-  if (s.ok() && c.applying.exchange(true)) {
-    s = Status(StatusCode::kFailedPrecondition,
-               "this device is busy with another apply; try again once it has ended");
-  } else if (s.ok()) {
+  // On the one slow-work thread: applies on a device run one after another.
+  const Status s = CheckApplyRequest(req);
+  if (s.ok()) {
     ApplyEnv env;
     env.account = [&c](bool root) { return ActingAccount(c, root); };
     env.run = [&c](const ExecSpec& spec) { return RunAndWait(c.runner, spec); };
     env.labels = c.labels;
     env.owner_labels = &c.config.labels;
-    env.facts = TemplateFacts(c.config.state_dir);
+    // The host's facts only for a spec that templates files.
+    if (std::any_of(req.files().begin(), req.files().end(),
+                    [](const v1::ApplyFile& f) { return f.template_(); })) {
+      env.facts = TemplateFacts(c.config.state_dir);
+    }
     env.command_timeout = c.config.exec.default_timeout;
     RunApply(req, env, reply);
-    c.applying = false;
   }
   if (!s.ok()) {
     e.result = "refused: " + s.message();

@@ -309,8 +309,10 @@ class Applier {
     return env_.run(spec);
   }
 
-  TemplateVars Vars() const {
-    TemplateVars v;
+  // Made once, after the labels: the same for every templated file.
+  const TemplateVars& Vars() {
+    if (vars_) return *vars_;
+    TemplateVars& v = vars_.emplace();
     v.name = req_.host_name();
     v.address = req_.host_address();
     v.labels = env_.labels->Merged(*env_.owner_labels);
@@ -323,6 +325,7 @@ class Applier {
   ApplyEnv& env_;
   v1::ApplyReply* reply_;
   bool failed_ = false;
+  std::optional<TemplateVars> vars_;
 };
 
 }  // namespace

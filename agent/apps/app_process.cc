@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <sstream>
 #include <vector>
@@ -76,6 +77,21 @@ std::vector<std::pair<pid_t, uid_t>> ProcessesOf(const std::set<uid_t>& uids,
   }
   ::closedir(d);
   return out;
+}
+
+std::vector<std::pair<pid_t, uid_t>> KillProcessesOf(const std::set<uid_t>& uids,
+                                                     std::chrono::milliseconds wait, size_t* left) {
+  const auto killed = ProcessesOf(uids);
+  for (const auto& p : killed) ::kill(p.first, SIGKILL);
+  auto still = killed;
+  // Gone within moments (SIGKILL); polled every 10 ms, bounded.
+  for (auto waited = std::chrono::milliseconds(0); !still.empty() && waited < wait;
+       waited += std::chrono::milliseconds(10)) {
+    ::usleep(10'000);
+    still = ProcessesOf(uids);
+  }
+  *left = still.size();
+  return killed;
 }
 
 ProcUsage UsageOf(pid_t pid) {

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <set>
@@ -26,6 +27,11 @@ int64_t ProcStartTime(pid_t pid);
 // `uids`, by scanning `proc` (/proc; tests pass a folder of their own).
 std::vector<std::pair<pid_t, uid_t>> ProcessesOf(const std::set<uid_t>& uids,
                                                  const std::string& proc = "/proc");
+
+// SIGKILLs the processes of `uids` and waits up to `wait` until they are
+// gone. Returns those it killed; `*left` how many still ran at the end.
+std::vector<std::pair<pid_t, uid_t>> KillProcessesOf(const std::set<uid_t>& uids,
+                                                     std::chrono::milliseconds wait, size_t* left);
 
 // Resident memory (bytes) and CPU time used (seconds) of process `pid`.
 struct ProcUsage {

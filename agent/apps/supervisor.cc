@@ -77,21 +77,14 @@ void Supervisor::KillStrays(const std::vector<AppRecord>& apps) {
       app_of[*uid] = r.name;
     }
   }
-  auto strays = ProcessesOf(uids);
-  if (strays.empty()) return;
-  for (const auto& [pid, uid] : strays) {
+  size_t left = 0;
+  for (const auto& [pid, uid] : KillProcessesOf(uids, ms(5'000), &left)) {
     spdlog::warn(
         "apps: {}: pid {} runs as its uid {} but no record names it (a herdd ended "
         "between starting it and writing it down): killed",
         app_of[uid], pid, uid);
-    ::kill(pid, SIGKILL);
   }
-  // Gone within moments (SIGKILL); bounded, and logged if not.
-  for (int i = 0; i < 500 && !strays.empty(); ++i) {
-    ::usleep(10'000);
-    strays = ProcessesOf(uids);
-  }
-  if (!strays.empty()) spdlog::error("apps: {} stray processes did not end", strays.size());
+  if (left) spdlog::error("apps: {} stray processes did not end", left);
 }
 
 void Supervisor::Open(const std::set<std::string>& held) {

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "common/hash.h"
 #include "tests/integration/app_test_support.h"
@@ -208,30 +209,50 @@ TEST_CASE("a bundle listed under another app's name is refused, whoever signed t
   CHECK(FirstLine(apps)["data"]["apps"].empty());
 }
 
+namespace {
+
+// `n` agents of the sample app (Fleet) whose config names a served
+// catalogue holding `versions` of notes, all on 1.0 installed from it.
+struct CatalogFleet {
+  ScopedTempDir cdir;
+  std::string cat = cdir / "catalog";
+  // The catalogue is served before the agents start (their config names it)
+  // and filled once the sample app's bundles exist.
+  ServedCatalog served{Init(cat)};
+  Fleet f;
+  CatalogFleet(int n, const std::vector<std::string>& versions)
+      : f(n, Extra(n, served.url(), cat)) {
+    for (const auto& v : versions) {
+      auto add = RunHerd(
+          {"catalog", "add", cat, f.notes.Bundle(v), "--publisher", f.notes.dir / "publisher.pub"});
+      INFO(add.err);
+      REQUIRE(add.exit_code == 0);
+    }
+    REQUIRE(apps::Herd(f.inv, {"app", "install", "all", "notes@1.0"}).exit_code == 0);
+    REQUIRE(apps::Herd(f.inv, {"app", "activate", "all", "notes", "1.0"}).exit_code == 0);
+  }
+  static std::string Init(const std::string& cat) {
+    REQUIRE(RunHerd({"catalog", "init", cat}).exit_code == 0);
+    return cat;
+  }
+  static std::map<int, std::string> Extra(int n, const std::string& url, const std::string& cat) {
+    std::map<int, std::string> extra;
+    for (int k = 0; k < n; ++k) {
+      extra[k] = "  catalogs:\n    - url: " + url + "\n      key: " + cat + "/catalog.pub\n";
+    }
+    return extra;
+  }
+};
+
+}  // namespace
+
 TEST_CASE(
     "a rollout from a catalogue: every host fetches NAME@VERSION itself, and a broken "
     "version halts at its canary",
     "[integration][app][rollout][catalog]") {
   if (!apps::CanRunApps()) return;
-  // The catalogue is served before the agents start (their config names it)
-  // and filled once the sample app's bundles exist.
-  ScopedTempDir cdir;
-  const std::string cat = cdir / "catalog";
-  REQUIRE(RunHerd({"catalog", "init", cat}).exit_code == 0);
-  ServedCatalog served(cat);
-  std::map<int, std::string> extra;
-  for (int k = 0; k < 3; ++k) {
-    extra[k] = "  catalogs:\n    - url: " + served.url() + "\n      key: " + cat + "/catalog.pub\n";
-  }
-  Fleet f(3, extra);
-  for (const char* v : {"1.0", "1.1", "1.2"}) {
-    auto add = RunHerd(
-        {"catalog", "add", cat, f.notes.Bundle(v), "--publisher", f.notes.dir / "publisher.pub"});
-    INFO(add.err);
-    REQUIRE(add.exit_code == 0);
-  }
-  REQUIRE(apps::Herd(f.inv, {"app", "install", "all", "notes@1.0"}).exit_code == 0);
-  REQUIRE(apps::Herd(f.inv, {"app", "activate", "all", "notes", "1.0"}).exit_code == 0);
+  CatalogFleet c(3, {"1.0", "1.1", "1.2"});
+  Fleet& f = c.f;
 
   auto good = RunRollout(f, {"notes@1.1", "all", "--batch", "1", "--yes"});
   CHECK(good.exit_code == 0);
@@ -256,7 +277,7 @@ TEST_CASE(
   CHECK_FALSE(f.Installed("node3", "notes", 3));
 
   // Each host fetched each version it installed once: 3 + 3 + the canary's 1.2.
-  CHECK_THAT(HttpGet(served.url() + "metrics"),
+  CHECK_THAT(HttpGet(c.served.url() + "metrics"),
              Catch::Contains("herd_catalog_bundles_served_total 7"));
   // The devices count the rollout's steps.
   CHECK_THAT(
@@ -271,23 +292,9 @@ TEST_CASE(
     "herd apply rolls an app entry out from the catalogue, and the next apply changes nothing",
     "[integration][app][apply][catalog]") {
   if (!apps::CanRunApps()) return;
-  ScopedTempDir cdir;
-  const std::string cat = cdir / "catalog";
-  REQUIRE(RunHerd({"catalog", "init", cat}).exit_code == 0);
-  ServedCatalog served(cat);
-  std::map<int, std::string> extra;
-  for (int k = 0; k < 2; ++k) {
-    extra[k] = "  catalogs:\n    - url: " + served.url() + "\n      key: " + cat + "/catalog.pub\n";
-  }
-  Fleet f(2, extra);
-  for (const char* v : {"1.0", "1.1"}) {
-    REQUIRE(RunHerd({"catalog", "add", cat, f.notes.Bundle(v), "--publisher",
-                     f.notes.dir / "publisher.pub"})
-                .exit_code == 0);
-  }
-  REQUIRE(apps::Herd(f.inv, {"app", "install", "all", "notes@1.0"}).exit_code == 0);
-  REQUIRE(apps::Herd(f.inv, {"app", "activate", "all", "notes", "1.0"}).exit_code == 0);
-  const std::string spec = cdir / "fleet.yaml";
+  CatalogFleet c(2, {"1.0", "1.1"});
+  Fleet& f = c.f;
+  const std::string spec = c.cdir / "fleet.yaml";
   WriteFile(spec,
             "entries:\n  - hosts: all\n    apps:\n      - {name: notes, version: \"1.1\", "
             "canary: 1, batch: \"1\"}\n");
